@@ -1,0 +1,216 @@
+//! A bounded pool of Whisper worker threads shared by every meeting in the process.
+//!
+//! Queue policy when busy: final-quality decodes run first, in arrival order, and are dropped
+//! only when a newer one for the same utterance (more audio) replaces it; a stream has at most one
+//! waiting partial, and a newer partial (or that stream's final) replaces it; past
+//! `max_partials` waiting in all, the oldest partial is dropped. Finals are bounded by their
+//! producers, which stop reading media while too many of their finals are outstanding.
+
+use super::whisper::{DecodeKind, Decoder, EngineConfig, EngineError, Hypothesis, WhisperModel};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// A decode request. `stream` identifies one speaker in one meeting; `utterance` the utterance.
+#[derive(Debug)]
+pub struct Job {
+    pub stream: u64,
+    pub utterance: u64,
+    pub end: u64,
+    pub kind: DecodeKind,
+    pub samples: Vec<f32>,
+    pub prompt: Option<String>,
+    pub reply: UnboundedSender<JobDone>,
+}
+
+#[derive(Debug)]
+pub struct JobDone {
+    pub stream: u64,
+    pub utterance: u64,
+    pub end: u64,
+    pub kind: DecodeKind,
+    pub audio_ms: u64,
+    pub result: Result<Hypothesis, String>,
+    pub waited: Duration,
+    pub decoding: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct PoolStats {
+    pub finals: AtomicU64,
+    pub partials: AtomicU64,
+    pub partials_dropped: AtomicU64,
+    /// Speculative final decodes replaced by a newer one for the same utterance before they ran.
+    pub finals_superseded: AtomicU64,
+    pub final_micros: AtomicU64,
+    pub partial_micros: AtomicU64,
+}
+
+struct Queued {
+    job: Job,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Queue {
+    finals: VecDeque<Queued>,
+    partials: VecDeque<Queued>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    stats: PoolStats,
+    max_partials: usize,
+}
+
+pub struct AsrPool {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for AsrPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsrPool")
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+impl AsrPool {
+    /// Starts `workers` threads, each with its own decoder state on the shared model.
+    pub fn start(
+        model: &WhisperModel,
+        workers: usize,
+        engine: EngineConfig,
+    ) -> Result<Self, EngineError> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            ready: Condvar::new(),
+            stats: PoolStats::default(),
+            max_partials: workers.max(1) * 4,
+        });
+        let mut handles = Vec::new();
+        for i in 0..workers.max(1) {
+            let decoder = model.decoder(engine.clone())?;
+            let shared = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(format!("whisper-{i}"))
+                .spawn(move || worker(decoder, &shared))
+                .map_err(|e| EngineError::Decode(format!("cannot start a worker thread: {e}")))?;
+            handles.push(handle);
+        }
+        Ok(Self {
+            shared,
+            workers: handles,
+        })
+    }
+
+    pub fn stats(&self) -> &PoolStats {
+        &self.shared.stats
+    }
+
+    pub fn submit(&self, job: Job) {
+        let mut q = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (stream, utterance) = (job.stream, job.utterance);
+        let before = q.partials.len();
+        q.partials.retain(|p| p.job.stream != stream);
+        let mut dropped = (before - q.partials.len()) as u64;
+        if job.kind != DecodeKind::Partial {
+            let before = q.finals.len();
+            q.finals
+                .retain(|f| (f.job.stream, f.job.utterance) != (stream, utterance));
+            self.shared
+                .stats
+                .finals_superseded
+                .fetch_add((before - q.finals.len()) as u64, Ordering::Relaxed);
+        }
+        let queued = Queued {
+            job,
+            at: Instant::now(),
+        };
+        match queued.job.kind {
+            DecodeKind::Final | DecodeKind::Whole => q.finals.push_back(queued),
+            DecodeKind::Partial => {
+                q.partials.push_back(queued);
+                while q.partials.len() > self.shared.max_partials {
+                    q.partials.pop_front();
+                    dropped += 1;
+                }
+            }
+        }
+        self.shared
+            .stats
+            .partials_dropped
+            .fetch_add(dropped, Ordering::Relaxed);
+        drop(q);
+        self.shared.ready.notify_one();
+    }
+}
+
+impl Drop for AsrPool {
+    fn drop(&mut self) {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+        self.shared.ready.notify_all();
+        for h in self.workers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn worker(mut decoder: Decoder, shared: &Shared) {
+    loop {
+        let next = {
+            let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if let Some(j) = q.finals.pop_front().or_else(|| q.partials.pop_front()) {
+                    break Some(j);
+                }
+                if q.closed {
+                    break None;
+                }
+                q = shared.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let Some(Queued { job, at }) = next else {
+            return;
+        };
+        let waited = at.elapsed();
+        let started = Instant::now();
+        let result = decoder
+            .decode(&job.samples, job.kind, job.prompt.as_deref())
+            .map_err(|e| e.to_string());
+        let decoding = started.elapsed();
+        let (count, micros) = match job.kind {
+            DecodeKind::Partial => (&shared.stats.partials, &shared.stats.partial_micros),
+            DecodeKind::Final | DecodeKind::Whole => {
+                (&shared.stats.finals, &shared.stats.final_micros)
+            }
+        };
+        count.fetch_add(1, Ordering::Relaxed);
+        micros.fetch_add(decoding.as_micros() as u64, Ordering::Relaxed);
+        // The meeting may have ended meanwhile; nobody to tell then.
+        let _ = job.reply.send(JobDone {
+            stream: job.stream,
+            utterance: job.utterance,
+            end: job.end,
+            kind: job.kind,
+            audio_ms: job.samples.len() as u64 / 16,
+            result,
+            waited,
+            decoding,
+        });
+    }
+}

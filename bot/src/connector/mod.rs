@@ -1,0 +1,64 @@
+//! How a bot meets a meeting: the [`MeetingConnector`] trait every platform implements, and the
+//! events it yields. Connectors deliver media as they receive it (RTP Opus, or PCM for platforms
+//! that send raw audio); the pipeline does the rest the same way for all of them.
+
+pub mod replay;
+
+use crate::audio::jitter::RtpPacket;
+use parley_shared::{Speaker, SpeakerKey};
+
+/// Media of one participant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Media {
+    /// An Opus RTP packet.
+    Rtp(RtpPacket),
+    /// PCM at `rate`, starting `pos` samples (at that rate) after the meeting clock's zero.
+    Pcm {
+        rate: u32,
+        pos: u64,
+        samples: Vec<f32>,
+    },
+}
+
+/// What happens in a meeting, as the bot sees it. `at_ms` is the bot's meeting clock: milliseconds
+/// since the connector started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConnectorEvent {
+    Joined {
+        speaker: Speaker,
+        at_ms: u64,
+    },
+    Media {
+        key: SpeakerKey,
+        at_ms: u64,
+        media: Media,
+    },
+    /// The participant's track ended (left, unpublished, or the file ended).
+    Left {
+        key: SpeakerKey,
+        at_ms: u64,
+        reason: Option<String>,
+    },
+    /// The meeting is over for the bot.
+    Ended {
+        at_ms: u64,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("connection lost: {0}")]
+    Lost(String),
+}
+
+/// A live (or replayed) meeting. `next_event` returns `Ok(None)` once nothing more will come.
+pub trait MeetingConnector: Send {
+    fn next_event(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<ConnectorEvent>, ConnectorError>> + Send;
+    /// Leaves the meeting; later `next_event` calls return `Ok(None)`.
+    fn leave(&mut self) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,271 @@
+//! Scoring transcripts against a reference (`reference.json`: who said what, when): word error
+//! rate per speaker and overall, and whether each word landed under the right speaker.
+
+use crate::asr::text::normalized_words;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Reference {
+    #[serde(default)]
+    pub meeting: String,
+    pub duration_ms: u64,
+    pub speakers: Vec<RefSpeaker>,
+    pub utterances: Vec<RefUtterance>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RefSpeaker {
+    pub key: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RefUtterance {
+    pub speaker: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
+impl Reference {
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a reference file: {e}", path.display()))
+    }
+}
+
+/// A hypothesis segment to score: speaker key, times, text.
+#[derive(Debug, Clone)]
+pub struct HypSegment {
+    pub speaker: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub text: String,
+}
+
+/// Word errors against a reference word count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WordErrors {
+    pub errors: usize,
+    pub words: usize,
+}
+
+impl WordErrors {
+    pub fn rate(&self) -> f64 {
+        if self.words == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.words as f64
+        }
+    }
+
+    fn add(&mut self, other: WordErrors) {
+        self.errors += other.errors;
+        self.words += other.words;
+    }
+}
+
+/// Levenshtein distance over normalised words.
+pub fn word_errors(reference: &str, hypothesis: &str) -> WordErrors {
+    let r = normalized_words(reference);
+    let h = normalized_words(hypothesis);
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    let mut cur = vec![0; h.len() + 1];
+    for (i, rw) in r.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, hw) in h.iter().enumerate() {
+            let sub = prev[j] + usize::from(rw != hw);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    WordErrors {
+        errors: prev[h.len()],
+        words: r.len(),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Score {
+    pub per_speaker: BTreeMap<String, WordErrors>,
+    pub overall: WordErrors,
+    /// Hypothesis words whose segment overlaps most with a reference utterance of the same
+    /// speaker, over all hypothesis words.
+    pub attributed: usize,
+    pub hyp_words: usize,
+}
+
+impl Score {
+    pub fn attribution(&self) -> f64 {
+        if self.hyp_words == 0 {
+            1.0
+        } else {
+            self.attributed as f64 / self.hyp_words as f64
+        }
+    }
+}
+
+pub fn score(reference: &Reference, hyps: &[HypSegment]) -> Score {
+    let mut out = Score::default();
+    for sp in &reference.speakers {
+        let mut refs: Vec<&RefUtterance> = reference
+            .utterances
+            .iter()
+            .filter(|u| u.speaker == sp.key)
+            .collect();
+        refs.sort_by_key(|u| u.start_ms);
+        let mut mine: Vec<&HypSegment> = hyps.iter().filter(|h| h.speaker == sp.key).collect();
+        mine.sort_by_key(|h| h.start_ms);
+        let r = refs
+            .iter()
+            .map(|u| u.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let h = mine
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let e = word_errors(&r, &h);
+        out.per_speaker.insert(sp.key.clone(), e);
+        out.overall.add(e);
+    }
+    // Words under a speaker the reference does not know are errors too.
+    for h in hyps
+        .iter()
+        .filter(|h| !reference.speakers.iter().any(|s| s.key == h.speaker))
+    {
+        out.overall.errors += normalized_words(&h.text).len();
+    }
+    for h in hyps {
+        let words = normalized_words(&h.text).len();
+        out.hyp_words += words;
+        let best = reference
+            .utterances
+            .iter()
+            .map(|u| {
+                (
+                    u.end_ms
+                        .min(h.end_ms)
+                        .saturating_sub(u.start_ms.max(h.start_ms)),
+                    u,
+                )
+            })
+            .filter(|(overlap, _)| *overlap > 0)
+            .max_by_key(|(overlap, _)| *overlap);
+        if best.is_some_and(|(_, u)| u.speaker == h.speaker) {
+            out.attributed += words;
+        }
+    }
+    out
+}
+
+/// Percentile (0-100) of a sample, nearest rank; `None` when empty.
+pub fn percentile(values: &[f64], p: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+    v.get(rank - 1).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_substitutions_insertions_deletions() {
+        assert_eq!(
+            word_errors("the cat sat", "the cat sat"),
+            WordErrors {
+                errors: 0,
+                words: 3
+            }
+        );
+        assert_eq!(
+            word_errors("the cat sat", "the bat sat down"),
+            WordErrors {
+                errors: 2,
+                words: 3
+            }
+        );
+        assert_eq!(
+            word_errors("the cat sat", ""),
+            WordErrors {
+                errors: 3,
+                words: 3
+            }
+        );
+        assert_eq!(
+            word_errors("It moved 4,200 accounts.", "it moved 4200 accounts"),
+            WordErrors {
+                errors: 0,
+                words: 4
+            }
+        );
+    }
+
+    #[test]
+    fn words_under_the_wrong_speaker_count_against_both() {
+        let reference = Reference {
+            meeting: String::new(),
+            duration_ms: 4000,
+            speakers: vec![
+                RefSpeaker {
+                    key: "a".into(),
+                    name: "A".into(),
+                },
+                RefSpeaker {
+                    key: "b".into(),
+                    name: "B".into(),
+                },
+            ],
+            utterances: vec![
+                RefUtterance {
+                    speaker: "a".into(),
+                    start_ms: 0,
+                    end_ms: 1000,
+                    text: "hello there".into(),
+                },
+                RefUtterance {
+                    speaker: "b".into(),
+                    start_ms: 2000,
+                    end_ms: 3000,
+                    text: "general kenobi".into(),
+                },
+            ],
+        };
+        let hyp = |speaker: &str, start_ms, text: &str| HypSegment {
+            speaker: speaker.into(),
+            start_ms,
+            end_ms: start_ms + 1000,
+            text: text.into(),
+        };
+        let right = score(
+            &reference,
+            &[hyp("a", 0, "hello there"), hyp("b", 2000, "general kenobi")],
+        );
+        assert_eq!(right.overall.errors, 0);
+        assert_eq!(right.attribution(), 1.0);
+        let wrong = score(
+            &reference,
+            &[hyp("a", 0, "hello there"), hyp("a", 2000, "general kenobi")],
+        );
+        assert_eq!(wrong.overall.errors, 4);
+        assert_eq!(wrong.attribution(), 0.5);
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
+        assert_eq!(percentile(&v, 50.0), Some(5.0));
+        assert_eq!(percentile(&v, 95.0), Some(10.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+}

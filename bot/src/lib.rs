@@ -1,0 +1,11 @@
+//! Parley's meeting bot: joins a meeting through a connector, turns each participant's track into
+//! live transcript segments with Whisper, and publishes them as events.
+
+pub mod asr;
+pub mod audio;
+pub mod connector;
+pub mod eval;
+pub mod local_run;
+pub mod models;
+pub mod pipeline;
+pub mod sink;

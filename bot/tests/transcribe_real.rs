@@ -1,0 +1,152 @@
+//! The whole live path on real recordings with the real Whisper model: replayed Opus tracks
+//! through reorder, decode, voice gate, streaming transcription and the event sink.
+//! Needs the tiny.en model installed (`parley models install tiny.en`; CI does it first).
+
+use parley_bot::asr::pool::AsrPool;
+use parley_bot::asr::transcriber::TranscriberConfig;
+use parley_bot::asr::whisper::{EngineConfig, WhisperModel};
+use parley_bot::connector::replay::{Pace, ReplayConnector};
+use parley_bot::eval::{HypSegment, Reference, score};
+use parley_bot::local_run::{LocalRun, Progress, run_replay};
+use parley_bot::pipeline::PipelineConfig;
+use parley_shared::EventBody;
+use std::path::{Path, PathBuf};
+
+fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(rel)
+}
+
+fn model() -> WhisperModel {
+    let dir = std::env::var_os("PARLEY_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dirs_cache().join("parley/models"));
+    let path = dir.join("ggml-tiny.en.bin");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `parley models install tiny.en` first (CI does)",
+        path.display()
+    );
+    WhisperModel::load(&path).expect("model loads")
+}
+
+fn dirs_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        })
+}
+
+fn finals(run: &LocalRun) -> Vec<HypSegment> {
+    run.events
+        .iter()
+        .filter_map(|e| match &e.event.body {
+            EventBody::Segment(s) if s.is_final => Some(HypSegment {
+                speaker: s.speaker.key.to_string(),
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                text: s.text.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn transcribe(dir: &Path, config: PipelineConfig, pace: Pace) -> (Reference, LocalRun) {
+    let reference = Reference::load(&dir.join("reference.json")).expect("reference");
+    let model = model();
+    let pool = AsrPool::start(&model, 1, EngineConfig::default()).expect("pool");
+    let tracks = ReplayConnector::discover(&[dir.to_path_buf()]).expect("tracks");
+    let run = run_replay(tracks, &pool, pace, config, Progress::default())
+        .await
+        .expect("run");
+    (reference, run)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dev_meeting_lands_under_the_right_names() {
+    let offline = PipelineConfig {
+        transcriber: TranscriberConfig::offline(),
+        ..PipelineConfig::default()
+    };
+    let (reference, run) = transcribe(&testdata("meeting-dev"), offline, Pace::Unpaced).await;
+    let s = score(&reference, &finals(&run));
+    eprintln!(
+        "WER {:.1} % ({:?}), attribution {:.1} %",
+        s.overall.rate() * 100.0,
+        s.per_speaker,
+        s.attribution() * 100.0
+    );
+    assert!(
+        s.overall.rate() <= 0.18,
+        "WER {:.1} %",
+        s.overall.rate() * 100.0
+    );
+    assert_eq!(s.attribution(), 1.0);
+    let transcript = run.transcript();
+    let names: std::collections::BTreeSet<_> = transcript
+        .segments
+        .iter()
+        .map(|l| l.speaker.as_str())
+        .collect();
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        vec!["Maria Santos", "Priya Shah", "Tom Becker"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_speech_is_transcribed_accurately() {
+    let offline = PipelineConfig {
+        transcriber: TranscriberConfig::offline(),
+        ..PipelineConfig::default()
+    };
+    let (reference, run) = transcribe(&testdata("jfk"), offline, Pace::Unpaced).await;
+    let s = score(&reference, &finals(&run));
+    assert!(
+        s.overall.rate() <= 0.05,
+        "JFK WER {:.1} %: {:?}",
+        s.overall.rate() * 100.0,
+        run.transcript()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_emits_stable_partials_then_one_final_per_segment() {
+    // Four times real time: the live path with partials, but a shorter test.
+    let (reference, run) = transcribe(
+        &testdata("sample"),
+        PipelineConfig::default(),
+        Pace::Speed(4.0),
+    )
+    .await;
+    let s = score(&reference, &finals(&run));
+    assert!(
+        s.overall.rate() <= 0.25,
+        "sample WER {:.1} %",
+        s.overall.rate() * 100.0
+    );
+    let mut partials = 0;
+    let mut finals_seen = std::collections::HashSet::new();
+    for e in &run.events {
+        if let EventBody::Segment(seg) = &e.event.body {
+            assert!(
+                !finals_seen.contains(&seg.segment_id),
+                "an event for {} came after its final",
+                seg.segment_id
+            );
+            if seg.is_final {
+                finals_seen.insert(seg.segment_id);
+            } else {
+                partials += 1;
+            }
+        }
+    }
+    assert!(partials > 0, "no partials in real-time replay");
+    // Sequence numbers are dense and increasing.
+    for (i, e) in run.events.iter().enumerate() {
+        assert_eq!(e.event.seq, i as u64);
+    }
+}

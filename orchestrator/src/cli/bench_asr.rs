@@ -1,0 +1,281 @@
+//! `parley bench asr`: word error rate, speaker attribution, latency and cost of transcription on
+//! a folder of per-speaker tracks with a `reference.json`, printed as a table. Three ways are
+//! compared on the same audio: each whole track in one Whisper call (the offline baseline), the
+//! pipeline unpaced with finals only, and the live pipeline replayed in real time.
+
+use super::asr::AsrArgs;
+use super::procstat;
+use clap::Args;
+use parley_bot::asr::whisper::DecodeKind;
+use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
+use parley_bot::eval::{HypSegment, Reference, Score, percentile, score};
+use parley_bot::local_run::{LocalRun, Progress, run_replay};
+use parley_bot::pipeline::PipelineConfig;
+use parley_shared::EventBody;
+use std::path::PathBuf;
+
+/// Longest track the whole-track baseline decodes in memory.
+const MAX_WHOLE_MS: u64 = 30 * 60 * 1000;
+
+#[derive(Debug, Args)]
+pub struct BenchAsrArgs {
+    /// Folder with one audio file per speaker and a reference.json.
+    dir: PathBuf,
+    /// Replay speed of the streaming run (1 = real time, which the latency figures assume).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Skip the whole-track baseline.
+    #[arg(long)]
+    skip_whole: bool,
+    /// Skip the streaming run (accuracy only).
+    #[arg(long)]
+    skip_streaming: bool,
+    #[command(flatten)]
+    asr: AsrArgs,
+}
+
+struct Row {
+    name: &'static str,
+    score: Score,
+    /// Whole tracks have no segment times to check attribution with.
+    timed: bool,
+    wall_s: f64,
+    cpu_s: f64,
+}
+
+pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
+    let reference =
+        Reference::load(&args.dir.join("reference.json")).map_err(anyhow::Error::msg)?;
+    let tracks = ReplayConnector::discover(std::slice::from_ref(&args.dir))?;
+    let (model, path) = args.asr.load().await?;
+    let pool = args.asr.pool(&model)?;
+    let audio_s = reference.duration_ms as f64 / 1000.0;
+    let n_tracks = tracks.len() as f64;
+    let mut rows = Vec::new();
+
+    if !args.skip_whole {
+        eprintln!(
+            "whole-track baseline: {} tracks, one Whisper call each...",
+            tracks.len()
+        );
+        let (cpu0, t0) = (
+            procstat::cpu_seconds().unwrap_or(0.0),
+            std::time::Instant::now(),
+        );
+        let hyps = whole_tracks(&model, &args.asr, &tracks).await?;
+        rows.push(Row {
+            name: "whole-track",
+            score: score(&reference, &hyps),
+            timed: false,
+            wall_s: t0.elapsed().as_secs_f64(),
+            cpu_s: procstat::cpu_seconds().unwrap_or(0.0) - cpu0,
+        });
+    }
+
+    eprintln!("pipeline, unpaced, finals only...");
+    let (cpu0, t0) = (
+        procstat::cpu_seconds().unwrap_or(0.0),
+        std::time::Instant::now(),
+    );
+    let offline = PipelineConfig {
+        transcriber: args.asr.transcriber(false),
+        ..PipelineConfig::default()
+    };
+    let run = run_replay(
+        tracks.clone(),
+        &pool,
+        Pace::Unpaced,
+        offline,
+        Progress::default(),
+    )
+    .await?;
+    rows.push(Row {
+        name: "vad-offline",
+        score: score(&reference, &finals(&run)),
+        timed: true,
+        wall_s: t0.elapsed().as_secs_f64(),
+        cpu_s: procstat::cpu_seconds().unwrap_or(0.0) - cpu0,
+    });
+
+    let mut streaming = None;
+    if !args.skip_streaming {
+        eprintln!(
+            "streaming: replaying {audio_s:.0} s at {}x real time...",
+            args.speed
+        );
+        let (cpu0, t0) = (
+            procstat::cpu_seconds().unwrap_or(0.0),
+            std::time::Instant::now(),
+        );
+        let live = PipelineConfig {
+            transcriber: args.asr.transcriber(true),
+            ..PipelineConfig::default()
+        };
+        let run = run_replay(
+            tracks.clone(),
+            &pool,
+            Pace::Speed(args.speed),
+            live,
+            Progress::default(),
+        )
+        .await?;
+        rows.push(Row {
+            name: "streaming",
+            score: score(&reference, &finals(&run)),
+            timed: true,
+            wall_s: t0.elapsed().as_secs_f64(),
+            cpu_s: procstat::cpu_seconds().unwrap_or(0.0) - cpu0,
+        });
+        streaming = Some(run);
+    }
+
+    let stats = pool.stats();
+    println!();
+    println!(
+        "parley bench asr: {} ({} tracks, {:.1} s)",
+        reference.meeting,
+        tracks.len(),
+        audio_s
+    );
+    println!(
+        "model {} | {} worker(s) x {} thread(s) | final beam {} | encoder window: partials {:?}, finals {:?} | end silence {} ms | prompt {:?}",
+        path.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        args.asr.workers,
+        args.asr.threads,
+        args.asr.beam,
+        args.asr.partial_ctx,
+        args.asr.final_ctx,
+        args.asr.end_silence_ms,
+        args.asr.prompt
+    );
+    println!();
+    let keys: Vec<String> = reference.speakers.iter().map(|s| s.key.clone()).collect();
+    print!("{:<13}", "WER");
+    for k in &keys {
+        print!("{k:>9}");
+    }
+    println!(
+        "{:>9}{:>13}{:>10}{:>14}",
+        "overall", "attribution", "wall s", "CPU s/audio s"
+    );
+    for row in &rows {
+        print!("{:<13}", row.name);
+        for k in &keys {
+            let rate = row.score.per_speaker.get(k).map_or(0.0, |e| e.rate());
+            print!("{:>8.1}%", rate * 100.0);
+        }
+        let attribution = if row.timed {
+            format!("{:.1}%", row.score.attribution() * 100.0)
+        } else {
+            "-".to_owned()
+        };
+        println!(
+            "{:>8.1}%{:>13}{:>10.1}{:>14.3}",
+            row.score.overall.rate() * 100.0,
+            attribution,
+            row.wall_s,
+            row.cpu_s / (audio_s * n_tracks)
+        );
+    }
+    println!("(CPU s/audio s: process CPU seconds per second of audio per speaker track)");
+    if let Some(run) = &streaming {
+        let (partial, fin) = latencies(run);
+        let fmt =
+            |v: &[f64], p: f64| percentile(v, p).map_or("-".to_owned(), |x| format!("{x:.2} s"));
+        println!();
+        println!("streaming, real-time replay x{}", args.speed);
+        println!(
+            "  final latency    p50 {:>8}  p95 {:>8}  ({} finals)",
+            fmt(&fin, 50.0),
+            fmt(&fin, 95.0),
+            fin.len()
+        );
+        println!(
+            "  partial latency  p50 {:>8}  p95 {:>8}  ({} partials)",
+            fmt(&partial, 50.0),
+            fmt(&partial, 95.0),
+            partial.len()
+        );
+        println!("  (audio time at end of the segment's speech -> event published)");
+    }
+    println!();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let mean_ms = |micros: u64, n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            micros as f64 / n as f64 / 1000.0
+        }
+    };
+    println!(
+        "decodes (all runs): {} finals, mean {:.0} ms; {} partials, mean {:.0} ms; {} stale partials dropped",
+        load(&stats.finals),
+        mean_ms(load(&stats.final_micros), load(&stats.finals)),
+        load(&stats.partials),
+        mean_ms(load(&stats.partial_micros), load(&stats.partials)),
+        load(&stats.partials_dropped),
+    );
+    if let Some(rss) = procstat::peak_rss_bytes() {
+        println!("peak RSS {:.0} MB", rss as f64 / 1e6);
+    }
+    Ok(())
+}
+
+fn finals(run: &LocalRun) -> Vec<HypSegment> {
+    run.events
+        .iter()
+        .filter_map(|e| match &e.event.body {
+            EventBody::Segment(s) if s.is_final => Some(HypSegment {
+                speaker: s.speaker.key.to_string(),
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                text: s.text.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Seconds from the end of each segment's speech (audio time) to its event (wall time, same
+/// zero), for partials and finals.
+fn latencies(run: &LocalRun) -> (Vec<f64>, Vec<f64>) {
+    let (mut partial, mut fin) = (Vec::new(), Vec::new());
+    for e in &run.events {
+        if let EventBody::Segment(s) = &e.event.body {
+            let lag = e.at.as_secs_f64() - s.end_ms as f64 / 1000.0;
+            if s.is_final {
+                fin.push(lag)
+            } else {
+                partial.push(lag)
+            }
+        }
+    }
+    (partial, fin)
+}
+
+async fn whole_tracks(
+    model: &parley_bot::asr::whisper::WhisperModel,
+    asr: &AsrArgs,
+    tracks: &[ReplayTrack],
+) -> anyhow::Result<Vec<HypSegment>> {
+    let mut decoder = model.decoder(asr.engine())?;
+    let tracks = tracks.to_vec();
+    let hyps = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<HypSegment>> {
+        let mut out = Vec::new();
+        for t in tracks {
+            let samples = parley_bot::audio::file::read_16k(&t.path, MAX_WHOLE_MS)?;
+            let h = decoder.decode(&samples, DecodeKind::Whole, None)?;
+            out.push(HypSegment {
+                speaker: t.speaker.key.to_string(),
+                start_ms: 0,
+                end_ms: samples.len() as u64 / 16,
+                text: h.text,
+            });
+        }
+        Ok(out)
+    })
+    .await??;
+    Ok(hyps)
+}

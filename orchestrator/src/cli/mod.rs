@@ -1,0 +1,49 @@
+//! Command-line interface: argument definitions and dispatch to each subcommand.
+
+mod asr;
+mod bench_asr;
+mod models;
+mod procstat;
+mod transcribe;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "parley",
+    version,
+    about = "Self-hosted meeting assistant: live per-speaker transcripts with Whisper"
+)]
+pub struct Cli {
+    /// More log output on stderr (-v: progress details, -vv: debug). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install or list Whisper models (ggml files in the model cache).
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Transcribe recorded meetings: one audio file per speaker (Ogg/Opus or WAV), speaker = file stem.
+    Transcribe(transcribe::TranscribeArgs),
+    /// Benchmarks that print a table.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Accuracy, latency and cost of transcription on a folder of per-speaker tracks with a reference.json.
+    Asr(bench_asr::BenchAsrArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Models(cmd) => models::run(cmd).await,
+        Command::Transcribe(args) => transcribe::run(args).await,
+        Command::Bench(BenchCommand::Asr(args)) => bench_asr::run(args).await,
+    }
+}

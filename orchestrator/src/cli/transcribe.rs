@@ -1,0 +1,104 @@
+//! `parley transcribe`: recorded per-speaker tracks to a transcript, through the same streaming
+//! pipeline a live meeting uses.
+
+use super::asr::AsrArgs;
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use parley_bot::connector::replay::{Pace, ReplayConnector};
+use parley_bot::local_run::{Progress, run_replay};
+use parley_bot::pipeline::PipelineConfig;
+use parley_shared::transcript::TranscriptFormat;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct TranscribeArgs {
+    /// Folders of per-speaker files, or the files themselves. Speaker names come from a
+    /// speakers.json or reference.json beside them ({"speakers":[{"key","name"}]}), else the stem.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, default_value = "txt", value_parser = parse_format)]
+    format: TranscriptFormat,
+    /// Write the transcript here instead of standard output.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// Replay in real time, as a live meeting (partials and finals as they would be shown).
+    #[arg(long)]
+    realtime: bool,
+    /// Replay at N × real time (implies the live path with partials).
+    #[arg(long, conflicts_with = "realtime")]
+    speed: Option<f64>,
+    #[command(flatten)]
+    asr: AsrArgs,
+}
+
+fn parse_format(s: &str) -> Result<TranscriptFormat, String> {
+    s.parse()
+}
+
+pub async fn run(args: TranscribeArgs) -> anyhow::Result<()> {
+    let tracks = ReplayConnector::discover(&args.inputs)?;
+    let (model, path) = args.asr.load().await?;
+    tracing::info!(model = %path.display(), tracks = tracks.len(), "transcribing");
+    let pool = args.asr.pool(&model)?;
+    let (pace, transcriber) = match (args.realtime, args.speed) {
+        (true, _) => (Pace::Speed(1.0), args.asr.transcriber(true)),
+        (false, Some(speed)) if speed > 0.0 => (Pace::Speed(speed), args.asr.transcriber(true)),
+        (false, Some(speed)) => anyhow::bail!("--speed must be positive, got {speed}"),
+        (false, None) => (Pace::Unpaced, args.asr.transcriber(false)),
+    };
+    let config = PipelineConfig {
+        transcriber,
+        ..PipelineConfig::default()
+    };
+
+    let progress = Progress::default();
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} s audio, {elapsed} elapsed",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("transcribing {} tracks", tracks.len()));
+    let ticker = {
+        let (bar, progress) = (bar.clone(), progress.clone());
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(progress.position_ms() / 1000);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let total_ms = tracks
+        .iter()
+        .filter_map(|t| {
+            parley_bot::audio::file::AudioFile::open(&t.path)
+                .ok()?
+                .duration_ms()
+        })
+        .max()
+        .unwrap_or(0);
+    bar.set_length(total_ms.div_ceil(1000));
+    let result = run_replay(tracks, &pool, pace, config, progress).await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let run = result?;
+    let text = run.transcript().render(args.format);
+    match &args.output {
+        Some(path) => std::fs::write(path, &text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    eprintln!(
+        "{} segments from {} speakers, {:.1} s of audio in {:.1} s",
+        run.transcript().segments.len(),
+        run.report.speakers,
+        run.duration_ms as f64 / 1000.0,
+        run.wall.as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Parley domain types shared by the bot and the orchestrator: ids, speakers, the versioned event
+//! schema and transcript formats.
+//!
+//! **Architecture Invariant:** this crate depends on neither tokio, sqlx, redis nor webrtc, so every
+//! other crate can use it and the wire format has one definition.
+
+pub mod event;
+pub mod ids;
+pub mod transcript;
+
+pub use event::{BotState, EVENT_VERSION, Event, EventBody, Segment, Speaker};
+pub use ids::{MeetingId, SegmentId, SpeakerKey};
