@@ -79,13 +79,15 @@ impl MeetingConnector for Watched {
     }
 }
 
-/// Replays `tracks` through the live pipeline and waits for every final.
+/// Replays `tracks` through the live pipeline and waits for every final. Each event is also sent
+/// to `tap`, when given, as it is published.
 pub async fn run_replay(
     tracks: Vec<ReplayTrack>,
     pool: &AsrPool,
     pace: Pace,
     config: PipelineConfig,
     progress: Progress,
+    tap: Option<mpsc::UnboundedSender<TimedEvent>>,
 ) -> Result<LocalRun, PipelineError> {
     let meeting = MeetingId::new_random();
     let connector = ReplayConnector::start(tracks, pace)?;
@@ -95,10 +97,15 @@ pub async fn run_replay(
     let collector = tokio::spawn(async move {
         let mut events = Vec::new();
         while let Some(event) = rx.recv().await {
-            events.push(TimedEvent {
+            let timed = TimedEvent {
                 event,
                 at: started.elapsed(),
-            });
+            };
+            if let Some(tap) = &tap {
+                // A closed tap only means nobody is watching any more.
+                let _ = tap.send(timed.clone());
+            }
+            events.push(timed);
         }
         events
     });

@@ -5,6 +5,7 @@
 use crate::asr::pool::{AsrPool, Job, JobDone};
 use crate::asr::transcriber::{Transcriber, TranscriberConfig};
 use crate::audio::jitter::JitterConfig;
+use crate::audio::samples_to_ms;
 use crate::audio::track::{AudioChunk, PcmTrack, RtpOpusTrack, TrackError};
 use crate::connector::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
 use crate::sink::{EventSink, SinkError};
@@ -60,7 +61,7 @@ pub struct RunReport {
 
 enum TrackDecoder {
     Rtp(Box<RtpOpusTrack>),
-    Pcm(PcmTrack),
+    Pcm(Box<PcmTrack>),
 }
 
 struct Track {
@@ -83,6 +84,8 @@ struct Run<'a, S> {
     in_meeting: bool,
     /// Events other than segments, waiting to be published in order.
     pending_bodies: Vec<EventBody>,
+    /// 16 kHz samples fed to the transcriber, all tracks.
+    audio_samples: u64,
     report: RunReport,
 }
 
@@ -110,6 +113,7 @@ pub async fn run_meeting<C: MeetingConnector, S: EventSink>(
         reply,
         in_meeting: false,
         pending_bodies: Vec::new(),
+        audio_samples: 0,
         report: RunReport::default(),
     };
     run.status(BotState::Joining, None, 0).await?;
@@ -256,7 +260,7 @@ impl<S: EventSink> Run<'_, S> {
             (Media::Pcm { rate, pos, samples }, slot) => {
                 let rebuild = !matches!(slot, Some(TrackDecoder::Pcm(p)) if p.rate() == rate);
                 if rebuild {
-                    *slot = Some(TrackDecoder::Pcm(PcmTrack::new(rate)?));
+                    *slot = Some(TrackDecoder::Pcm(Box::new(PcmTrack::new(rate)?)));
                 }
                 if let Some(TrackDecoder::Pcm(dec)) = slot {
                     dec.push(pos, &samples, &mut self.chunks)?;
@@ -270,9 +274,10 @@ impl<S: EventSink> Run<'_, S> {
 
     fn feed(&mut self, stream: usize) {
         for chunk in self.chunks.drain(..) {
-            self.report.audio_ms += chunk.samples.len() as u64 / 16;
+            self.audio_samples += chunk.samples.len() as u64;
             self.transcriber.push_audio(stream, &chunk);
         }
+        self.report.audio_ms = samples_to_ms(self.audio_samples);
     }
 
     /// Lets reorder buffers declare losses when packets stop coming.

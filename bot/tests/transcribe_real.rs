@@ -59,7 +59,7 @@ async fn transcribe(dir: &Path, config: PipelineConfig, pace: Pace) -> (Referenc
     let model = model();
     let pool = AsrPool::start(&model, 1, EngineConfig::default()).expect("pool");
     let tracks = ReplayConnector::discover(&[dir.to_path_buf()]).expect("tracks");
-    let run = run_replay(tracks, &pool, pace, config, Progress::default())
+    let run = run_replay(tracks, &pool, pace, config, Progress::default(), None)
         .await
         .expect("run");
     (reference, run)

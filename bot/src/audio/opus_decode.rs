@@ -76,12 +76,13 @@ impl OpusTrackDecoder {
     pub fn conceal(&mut self, fec: Option<&[u8]>) -> &[f32] {
         self.concealed += 1;
         let n = self.last_frame;
-        if let Some(next) = fec {
-            if let Ok(got) = self.decoder.decode_float(next, &mut self.out[..n], true) {
-                if got == n {
-                    return &self.out[..n];
-                }
-            }
+        if let Some(next) = fec
+            && self
+                .decoder
+                .decode_float(next, &mut self.out[..n], true)
+                .is_ok_and(|got| got == n)
+        {
+            return &self.out[..n];
         }
         match self.decoder.decode_float(&[], &mut self.out[..n], false) {
             Ok(got) if got > 0 => &self.out[..got],

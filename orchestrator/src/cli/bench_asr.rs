@@ -87,6 +87,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         Pace::Unpaced,
         offline,
         Progress::default(),
+        None,
     )
     .await?;
     rows.push(Row {
@@ -117,6 +118,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
             Pace::Speed(args.speed),
             live,
             Progress::default(),
+            None,
         )
         .await?;
         rows.push(Row {

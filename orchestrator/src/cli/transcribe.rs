@@ -6,8 +6,9 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use parley_bot::connector::replay::{Pace, ReplayConnector};
-use parley_bot::local_run::{Progress, run_replay};
+use parley_bot::local_run::{Progress, TimedEvent, run_replay};
 use parley_bot::pipeline::PipelineConfig;
+use parley_shared::EventBody;
 use parley_shared::transcript::TranscriptFormat;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,7 +84,35 @@ pub async fn run(args: TranscribeArgs) -> anyhow::Result<()> {
         .max()
         .unwrap_or(0);
     bar.set_length(total_ms.div_ceil(1000));
-    let result = run_replay(tracks, &pool, pace, config, progress).await;
+    // Paced replays show each caption as it is finalised, as a live meeting would.
+    let (tap, mut captions) = tokio::sync::mpsc::unbounded_channel::<TimedEvent>();
+    let live = !matches!(pace, Pace::Unpaced);
+    let printer = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            while let Some(e) = captions.recv().await {
+                if let EventBody::Segment(s) = &e.event.body
+                    && s.is_final
+                    && !s.text.is_empty()
+                {
+                    let line = format!(
+                        "[{:>6.1} s] {}: {}",
+                        s.start_ms as f64 / 1000.0,
+                        s.speaker.name,
+                        s.text
+                    );
+                    // A hidden bar (output not a terminal) swallows println.
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                }
+            }
+        })
+    };
+    let result = run_replay(tracks, &pool, pace, config, progress, live.then_some(tap)).await;
+    let _ = printer.await;
     ticker.abort();
     bar.finish_and_clear();
     let run = result?;

@@ -1,0 +1,105 @@
+//! A three-hour silent track: an empty transcript, in bounded memory and without handing
+//! anything to Whisper. Its own test binary, so the peak memory it reads is its own.
+
+use parley_bot::asr::pool::AsrPool;
+use parley_bot::asr::transcriber::TranscriberConfig;
+use parley_bot::asr::whisper::{EngineConfig, WhisperModel};
+use parley_bot::connector::replay::{Pace, ReplayConnector};
+use parley_bot::local_run::{Progress, run_replay};
+use parley_bot::pipeline::PipelineConfig;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+const HOURS: u64 = 3;
+
+/// Writes an Ogg/Opus file of `frames` silent 20 ms frames without holding it in memory.
+fn write_silent_opus(path: &std::path::Path, frames: u64) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    let mut w = ogg::writing::PacketWriter::new(file);
+    let serial = 0x5eed;
+    let mut head = b"OpusHead".to_vec();
+    head.extend_from_slice(&[1, 1]);
+    head.extend_from_slice(&312u16.to_le_bytes());
+    head.extend_from_slice(&48_000u32.to_le_bytes());
+    head.extend_from_slice(&[0, 0, 0]);
+    w.write_packet(head, serial, ogg::writing::PacketWriteEndInfo::EndPage, 0)
+        .expect("head");
+    let mut tags = b"OpusTags".to_vec();
+    tags.extend_from_slice(&6u32.to_le_bytes());
+    tags.extend_from_slice(b"parley");
+    tags.extend_from_slice(&0u32.to_le_bytes());
+    w.write_packet(tags, serial, ogg::writing::PacketWriteEndInfo::EndPage, 0)
+        .expect("tags");
+    let mut enc =
+        opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).expect("encoder");
+    let silent = enc.encode_vec_float(&[0.0; 960], 400).expect("encode");
+    for i in 0..frames {
+        let end = if i + 1 == frames {
+            ogg::writing::PacketWriteEndInfo::EndStream
+        } else if i % 50 == 49 {
+            ogg::writing::PacketWriteEndInfo::EndPage
+        } else {
+            ogg::writing::PacketWriteEndInfo::NormalPacket
+        };
+        w.write_packet(silent.clone(), serial, end, (i + 1) * 960)
+            .expect("packet");
+    }
+}
+
+fn peak_rss_mb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .expect("kB")
+        / 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hours_of_silence_give_an_empty_transcript_in_bounded_memory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("quiet.opus");
+    write_silent_opus(&path, HOURS * 3600 * 50);
+    let model_dir = std::env::var_os("PARLEY_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/parley/models")
+        });
+    let model_path = model_dir.join("ggml-tiny.en.bin");
+    assert!(
+        model_path.is_file(),
+        "{} missing: run `parley models install tiny.en`",
+        model_path.display()
+    );
+    let model = WhisperModel::load(&model_path).expect("model");
+    let pool = AsrPool::start(&model, 1, EngineConfig::default()).expect("pool");
+    let tracks = ReplayConnector::discover(&[path]).expect("tracks");
+    let config = PipelineConfig {
+        transcriber: TranscriberConfig::offline(),
+        ..PipelineConfig::default()
+    };
+    let run = run_replay(
+        tracks,
+        &pool,
+        Pace::Unpaced,
+        config,
+        Progress::default(),
+        None,
+    )
+    .await
+    .expect("run");
+    assert!(run.transcript().segments.is_empty());
+    assert_eq!(run.report.audio_ms / 1000, HOURS * 3600);
+    assert_eq!(
+        pool.stats().finals.load(Ordering::Relaxed),
+        0,
+        "silence reached Whisper"
+    );
+    // Three hours at 16 kHz would be 690 MB as samples; the model and runtime need about 150.
+    let peak = peak_rss_mb();
+    assert!(peak < 400, "peak RSS {peak} MB");
+}
