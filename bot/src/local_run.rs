@@ -4,6 +4,7 @@
 use crate::asr::pool::AsrPool;
 use crate::connector::replay::{Pace, ReplayConnector, ReplayTrack};
 use crate::connector::{ConnectorError, ConnectorEvent, MeetingConnector};
+use crate::eval::HypSegment;
 use crate::pipeline::{PipelineConfig, PipelineError, RunReport, run_meeting};
 use crate::sink::channel::ChannelSink;
 use parley_shared::transcript::{Transcript, TranscriptLine};
@@ -29,6 +30,22 @@ pub struct LocalRun {
 }
 
 impl LocalRun {
+    /// The final segments, by speaker key, for scoring.
+    pub fn final_segments(&self) -> Vec<HypSegment> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.event.body {
+                EventBody::Segment(s) if s.is_final => Some(HypSegment {
+                    speaker: s.speaker.key.to_string(),
+                    start_ms: s.start_ms,
+                    end_ms: s.end_ms,
+                    text: s.text.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The final segments as a transcript, with display names.
     pub fn transcript(&self) -> Transcript {
         Transcript::from_lines(

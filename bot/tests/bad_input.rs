@@ -2,20 +2,12 @@
 //! garbage, unsupported sample formats, empty files. A truncated file still yields what came
 //! before the cut.
 
-use parley_bot::asr::pool::AsrPool;
-use parley_bot::asr::transcriber::TranscriberConfig;
-use parley_bot::asr::whisper::{EngineConfig, WhisperModel};
 use parley_bot::audio::file::{AudioFile, FileFrame};
 use parley_bot::connector::replay::{Pace, ReplayConnector};
-use parley_bot::local_run::{Progress, run_replay};
-use parley_bot::pipeline::PipelineConfig;
-use std::path::{Path, PathBuf};
 
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata")
-        .join(rel)
-}
+mod common;
+
+use common::testdata;
 
 fn open_err(bytes: &[u8], name: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -93,34 +85,12 @@ async fn a_truncated_track_still_transcribes_what_came_before_the_cut() {
     let bytes = std::fs::read(testdata("meeting-dev/maria.opus")).expect("read");
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("maria.opus"), &bytes[..bytes.len() / 4]).expect("write");
-    let model_dir = std::env::var_os("PARLEY_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/parley/models")
-        });
-    let model_path = model_dir.join("ggml-tiny.en.bin");
-    assert!(
-        model_path.is_file(),
-        "{} missing: run `parley models install tiny.en`",
-        model_path.display()
-    );
-    let model = WhisperModel::load(&model_path).expect("model");
-    let pool = AsrPool::start(&model, 1, EngineConfig::default()).expect("pool");
-    let tracks = ReplayConnector::discover(&[dir.path().to_path_buf()]).expect("tracks");
-    let config = PipelineConfig {
-        transcriber: TranscriberConfig::offline(),
-        ..PipelineConfig::default()
-    };
-    let run = run_replay(
-        tracks,
-        &pool,
+    let (run, _pool) = common::replay(
+        &[dir.path().to_path_buf()],
         Pace::Unpaced,
-        config,
-        Progress::default(),
-        None,
+        common::offline(),
     )
-    .await
-    .expect("run");
+    .await;
     let text = run
         .transcript()
         .render(parley_shared::transcript::TranscriptFormat::Txt)

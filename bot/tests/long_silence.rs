@@ -1,13 +1,9 @@
 //! A three-hour silent track: an empty transcript, in bounded memory and without handing
 //! anything to Whisper. Its own test binary, so the peak memory it reads is its own.
 
-use parley_bot::asr::pool::AsrPool;
-use parley_bot::asr::transcriber::TranscriberConfig;
-use parley_bot::asr::whisper::{EngineConfig, WhisperModel};
-use parley_bot::connector::replay::{Pace, ReplayConnector};
-use parley_bot::local_run::{Progress, run_replay};
-use parley_bot::pipeline::PipelineConfig;
-use std::path::PathBuf;
+mod common;
+
+use parley_bot::connector::replay::Pace;
 use std::sync::atomic::Ordering;
 
 const HOURS: u64 = 3;
@@ -64,34 +60,7 @@ async fn three_hours_of_silence_give_an_empty_transcript_in_bounded_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("quiet.opus");
     write_silent_opus(&path, HOURS * 3600 * 50);
-    let model_dir = std::env::var_os("PARLEY_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/parley/models")
-        });
-    let model_path = model_dir.join("ggml-tiny.en.bin");
-    assert!(
-        model_path.is_file(),
-        "{} missing: run `parley models install tiny.en`",
-        model_path.display()
-    );
-    let model = WhisperModel::load(&model_path).expect("model");
-    let pool = AsrPool::start(&model, 1, EngineConfig::default()).expect("pool");
-    let tracks = ReplayConnector::discover(&[path]).expect("tracks");
-    let config = PipelineConfig {
-        transcriber: TranscriberConfig::offline(),
-        ..PipelineConfig::default()
-    };
-    let run = run_replay(
-        tracks,
-        &pool,
-        Pace::Unpaced,
-        config,
-        Progress::default(),
-        None,
-    )
-    .await
-    .expect("run");
+    let (run, pool) = common::replay(&[path], Pace::Unpaced, common::offline()).await;
     assert!(run.transcript().segments.is_empty());
     assert_eq!(run.report.audio_ms / 1000, HOURS * 3600);
     assert_eq!(

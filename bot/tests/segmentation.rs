@@ -8,13 +8,10 @@ use parley_bot::audio::jitter::{JitterConfig, RtpPacket};
 use parley_bot::audio::track::{AudioChunk, RtpOpusTrack};
 use parley_bot::audio::vad::VadConfig;
 use parley_bot::eval::Reference;
-use std::path::{Path, PathBuf};
 
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata")
-        .join(rel)
-}
+mod common;
+
+use common::{chunked, testdata};
 
 fn finals(chunks: &[AudioChunk], config: SegmenterConfig) -> Vec<UtteranceAudio> {
     let mut seg = Segmenter::new(config, VadConfig::default());
@@ -34,17 +31,6 @@ fn finals(chunks: &[AudioChunk], config: SegmenterConfig) -> Vec<UtteranceAudio>
         }
     }
     out
-}
-
-fn chunked(samples: &[f32]) -> Vec<AudioChunk> {
-    samples
-        .chunks(320)
-        .enumerate()
-        .map(|(i, c)| AudioChunk {
-            start: i as u64 * 320,
-            samples: c.to_vec(),
-        })
-        .collect()
 }
 
 /// Every reference utterance is covered by the audio handed to Whisper (all but the pauses between

@@ -2,57 +2,16 @@
 //! through reorder, decode, voice gate, streaming transcription and the event sink.
 //! Needs the tiny.en model installed (`parley models install tiny.en`; CI does it first).
 
-use parley_bot::asr::pool::AsrPool;
+mod common;
+
+use common::testdata;
 use parley_bot::asr::transcriber::TranscriberConfig;
-use parley_bot::asr::whisper::{EngineConfig, WhisperModel};
-use parley_bot::connector::replay::{Pace, ReplayConnector};
-use parley_bot::eval::{HypSegment, Reference, score};
-use parley_bot::local_run::{LocalRun, Progress, run_replay};
+use parley_bot::connector::replay::Pace;
+use parley_bot::eval::{Reference, score};
+use parley_bot::local_run::LocalRun;
 use parley_bot::pipeline::PipelineConfig;
 use parley_shared::EventBody;
-use std::path::{Path, PathBuf};
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata")
-        .join(rel)
-}
-
-fn model() -> WhisperModel {
-    let dir = std::env::var_os("PARLEY_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| dirs_cache().join("parley/models"));
-    let path = dir.join("ggml-tiny.en.bin");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `parley models install tiny.en` first (CI does)",
-        path.display()
-    );
-    WhisperModel::load(&path).expect("model loads")
-}
-
-fn dirs_cache() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-        })
-}
-
-fn finals(run: &LocalRun) -> Vec<HypSegment> {
-    run.events
-        .iter()
-        .filter_map(|e| match &e.event.body {
-            EventBody::Segment(s) if s.is_final => Some(HypSegment {
-                speaker: s.speaker.key.to_string(),
-                start_ms: s.start_ms,
-                end_ms: s.end_ms,
-                text: s.text.clone(),
-            }),
-            _ => None,
-        })
-        .collect()
-}
+use std::path::Path;
 
 /// The tests in this file take turns: each loads the model and keeps both cores busy, and the
 /// live test's partials only appear when decodes keep up with the audio.
@@ -61,12 +20,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 async fn transcribe(dir: &Path, config: PipelineConfig, pace: Pace) -> (Reference, LocalRun) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let reference = Reference::load(&dir.join("reference.json")).expect("reference");
-    let model = model();
-    let pool = AsrPool::start(&model, 1, EngineConfig::default()).expect("pool");
-    let tracks = ReplayConnector::discover(&[dir.to_path_buf()]).expect("tracks");
-    let run = run_replay(tracks, &pool, pace, config, Progress::default(), None)
-        .await
-        .expect("run");
+    let (run, _pool) = common::replay(&[dir.to_path_buf()], pace, config).await;
     (reference, run)
 }
 
@@ -77,7 +31,7 @@ async fn the_dev_meeting_lands_under_the_right_names() {
         ..PipelineConfig::default()
     };
     let (reference, run) = transcribe(&testdata("meeting-dev"), offline, Pace::Unpaced).await;
-    let s = score(&reference, &finals(&run));
+    let s = score(&reference, &run.final_segments());
     eprintln!(
         "WER {:.1} % ({:?}), attribution {:.1} %",
         s.overall.rate() * 100.0,
@@ -109,7 +63,7 @@ async fn real_speech_is_transcribed_accurately() {
         ..PipelineConfig::default()
     };
     let (reference, run) = transcribe(&testdata("jfk"), offline, Pace::Unpaced).await;
-    let s = score(&reference, &finals(&run));
+    let s = score(&reference, &run.final_segments());
     assert!(
         s.overall.rate() <= 0.05,
         "JFK WER {:.1} %: {:?}",
@@ -127,7 +81,7 @@ async fn streaming_emits_stable_partials_then_one_final_per_segment() {
         Pace::Speed(2.0),
     )
     .await;
-    let s = score(&reference, &finals(&run));
+    let s = score(&reference, &run.final_segments());
     assert!(
         s.overall.rate() <= 0.25,
         "sample WER {:.1} %",

@@ -9,7 +9,10 @@ use parley_bot::audio::file::read_16k;
 use parley_bot::audio::track::AudioChunk;
 use parley_shared::{MeetingId, Segment, Speaker, SpeakerKey};
 use std::collections::HashMap;
-use std::path::Path;
+
+mod common;
+
+use common::{chunked, testdata};
 
 fn speaker(key: &str) -> Speaker {
     Speaker {
@@ -73,18 +76,7 @@ impl Harness {
 }
 
 fn track(name: &str) -> Vec<AudioChunk> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/sample")
-        .join(name);
-    let samples = read_16k(&path, 120_000).expect("decode");
-    samples
-        .chunks(320)
-        .enumerate()
-        .map(|(i, c)| AudioChunk {
-            start: i as u64 * 320,
-            samples: c.to_vec(),
-        })
-        .collect()
+    chunked(&read_16k(&testdata(&format!("sample/{name}")), 120_000).expect("decode"))
 }
 
 #[test]

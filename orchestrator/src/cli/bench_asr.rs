@@ -92,7 +92,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     .await?;
     rows.push(Row {
         name: "vad-offline",
-        score: score(&reference, &finals(&run)),
+        score: score(&reference, &run.final_segments()),
         timed: true,
         wall_s: t0.elapsed().as_secs_f64(),
         cpu_s: procstat::cpu_seconds().unwrap_or(0.0) - cpu0,
@@ -123,7 +123,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         .await?;
         rows.push(Row {
             name: "streaming",
-            score: score(&reference, &finals(&run)),
+            score: score(&reference, &run.final_segments()),
             timed: true,
             wall_s: t0.elapsed().as_secs_f64(),
             cpu_s: procstat::cpu_seconds().unwrap_or(0.0) - cpu0,
@@ -223,21 +223,6 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         println!("peak RSS {:.0} MB", rss as f64 / 1e6);
     }
     Ok(())
-}
-
-fn finals(run: &LocalRun) -> Vec<HypSegment> {
-    run.events
-        .iter()
-        .filter_map(|e| match &e.event.body {
-            EventBody::Segment(s) if s.is_final => Some(HypSegment {
-                speaker: s.speaker.key.to_string(),
-                start_ms: s.start_ms,
-                end_ms: s.end_ms,
-                text: s.text.clone(),
-            }),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Seconds from the end of each segment's speech (audio time) to its event (wall time, same

@@ -1,0 +1,64 @@
+//! Helpers shared by the integration tests: test data, the installed model, chunking.
+
+#![allow(dead_code)] // Each test binary uses its own subset.
+
+use parley_bot::asr::whisper::WhisperModel;
+use parley_bot::audio::track::AudioChunk;
+use parley_bot::models::{ModelName, default_model_dir, find_installed};
+use std::path::{Path, PathBuf};
+
+pub fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(rel)
+}
+
+/// The installed tiny.en model; fails with what to do when it is missing.
+pub fn tiny_model() -> WhisperModel {
+    let dir = default_model_dir();
+    let installed = find_installed(ModelName::TinyEn, &dir).unwrap_or_else(|e| {
+        panic!("tiny.en is not installed in {}: {e}; run `parley models install tiny.en` (scripts/test does)", dir.display())
+    });
+    WhisperModel::load(&installed.path).expect("model loads")
+}
+
+/// 16 kHz samples cut into 20 ms chunks positioned from zero, as a track decoder emits them.
+pub fn chunked(samples: &[f32]) -> Vec<AudioChunk> {
+    samples
+        .chunks(320)
+        .enumerate()
+        .map(|(i, c)| AudioChunk {
+            start: i as u64 * 320,
+            samples: c.to_vec(),
+        })
+        .collect()
+}
+
+/// Replays `inputs` through the pipeline with the tiny.en model on one worker.
+pub async fn replay(
+    inputs: &[PathBuf],
+    pace: parley_bot::connector::replay::Pace,
+    config: parley_bot::pipeline::PipelineConfig,
+) -> (
+    parley_bot::local_run::LocalRun,
+    parley_bot::asr::pool::AsrPool,
+) {
+    use parley_bot::asr::pool::AsrPool;
+    use parley_bot::asr::whisper::EngineConfig;
+    use parley_bot::connector::replay::ReplayConnector;
+    use parley_bot::local_run::{Progress, run_replay};
+    let pool = AsrPool::start(&tiny_model(), 1, EngineConfig::default()).expect("pool");
+    let tracks = ReplayConnector::discover(inputs).expect("tracks");
+    let run = run_replay(tracks, &pool, pace, config, Progress::default(), None)
+        .await
+        .expect("run");
+    (run, pool)
+}
+
+/// Offline transcription settings: finals only.
+pub fn offline() -> parley_bot::pipeline::PipelineConfig {
+    parley_bot::pipeline::PipelineConfig {
+        transcriber: parley_bot::asr::transcriber::TranscriberConfig::offline(),
+        ..Default::default()
+    }
+}
