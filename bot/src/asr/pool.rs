@@ -61,6 +61,41 @@ struct Queue {
     closed: bool,
 }
 
+impl Queue {
+    /// Queues a job by the policy above; returns (partials dropped, finals superseded).
+    fn push(&mut self, job: Job, at: Instant, max_partials: usize) -> (u64, u64) {
+        let (stream, utterance) = (job.stream, job.utterance);
+        let before = self.partials.len();
+        self.partials.retain(|p| p.job.stream != stream);
+        let mut dropped = (before - self.partials.len()) as u64;
+        let mut superseded = 0;
+        let queued = Queued { job, at };
+        match queued.job.kind {
+            DecodeKind::Final | DecodeKind::Whole => {
+                let before = self.finals.len();
+                self.finals
+                    .retain(|f| (f.job.stream, f.job.utterance) != (stream, utterance));
+                superseded = (before - self.finals.len()) as u64;
+                self.finals.push_back(queued);
+            }
+            DecodeKind::Partial => {
+                self.partials.push_back(queued);
+                while self.partials.len() > max_partials {
+                    self.partials.pop_front();
+                    dropped += 1;
+                }
+            }
+        }
+        (dropped, superseded)
+    }
+
+    fn pop(&mut self) -> Option<Queued> {
+        self.finals
+            .pop_front()
+            .or_else(|| self.partials.pop_front())
+    }
+}
+
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
@@ -120,38 +155,13 @@ impl AsrPool {
             .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let (stream, utterance) = (job.stream, job.utterance);
-        let before = q.partials.len();
-        q.partials.retain(|p| p.job.stream != stream);
-        let mut dropped = (before - q.partials.len()) as u64;
-        if job.kind != DecodeKind::Partial {
-            let before = q.finals.len();
-            q.finals
-                .retain(|f| (f.job.stream, f.job.utterance) != (stream, utterance));
-            self.shared
-                .stats
-                .finals_superseded
-                .fetch_add((before - q.finals.len()) as u64, Ordering::Relaxed);
-        }
-        let queued = Queued {
-            job,
-            at: Instant::now(),
-        };
-        match queued.job.kind {
-            DecodeKind::Final | DecodeKind::Whole => q.finals.push_back(queued),
-            DecodeKind::Partial => {
-                q.partials.push_back(queued);
-                while q.partials.len() > self.shared.max_partials {
-                    q.partials.pop_front();
-                    dropped += 1;
-                }
-            }
-        }
-        self.shared
-            .stats
-            .partials_dropped
-            .fetch_add(dropped, Ordering::Relaxed);
+        let (dropped, superseded) = q.push(job, Instant::now(), self.shared.max_partials);
         drop(q);
+        let stats = &self.shared.stats;
+        stats.partials_dropped.fetch_add(dropped, Ordering::Relaxed);
+        stats
+            .finals_superseded
+            .fetch_add(superseded, Ordering::Relaxed);
         self.shared.ready.notify_one();
     }
 }
@@ -175,7 +185,7 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
         let next = {
             let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
-                if let Some(j) = q.finals.pop_front().or_else(|| q.partials.pop_front()) {
+                if let Some(j) = q.pop() {
                     break Some(j);
                 }
                 if q.closed {
@@ -212,5 +222,86 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
             waited,
             decoding,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(stream: u64, utterance: u64, kind: DecodeKind, reply: &UnboundedSender<JobDone>) -> Job {
+        Job {
+            stream,
+            utterance,
+            end: 0,
+            kind,
+            samples: Vec::new(),
+            prompt: None,
+            reply: reply.clone(),
+        }
+    }
+
+    fn order(q: &mut Queue) -> Vec<(u64, u64, DecodeKind)> {
+        std::iter::from_fn(|| q.pop())
+            .map(|j| (j.job.stream, j.job.utterance, j.job.kind))
+            .collect()
+    }
+
+    #[test]
+    fn finals_first_and_never_dropped_stale_partials_replaced() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut q = Queue::default();
+        let now = Instant::now();
+        assert_eq!(q.push(job(1, 10, DecodeKind::Partial, &tx), now, 2), (0, 0));
+        assert_eq!(
+            q.push(job(1, 10, DecodeKind::Partial, &tx), now, 2),
+            (1, 0),
+            "newer partial replaces"
+        );
+        assert_eq!(q.push(job(2, 20, DecodeKind::Partial, &tx), now, 2), (0, 0));
+        assert_eq!(
+            q.push(job(3, 30, DecodeKind::Partial, &tx), now, 2),
+            (1, 0),
+            "over the cap: oldest goes"
+        );
+        for i in 0..50 {
+            assert_eq!(
+                q.push(job(4 + i, 1, DecodeKind::Final, &tx), now, 2),
+                (0, 0)
+            );
+        }
+        let out = order(&mut q);
+        assert_eq!(out.len(), 52);
+        assert!(
+            out[..50].iter().all(|(_, _, k)| *k == DecodeKind::Final),
+            "finals run first"
+        );
+        assert_eq!(
+            &out[50..],
+            &[(2, 20, DecodeKind::Partial), (3, 30, DecodeKind::Partial)]
+        );
+    }
+
+    #[test]
+    fn a_newer_final_for_the_same_utterance_supersedes_and_clears_its_partial() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut q = Queue::default();
+        let now = Instant::now();
+        q.push(job(1, 10, DecodeKind::Final, &tx), now, 4);
+        q.push(job(1, 10, DecodeKind::Partial, &tx), now, 4);
+        assert_eq!(
+            q.push(job(1, 11, DecodeKind::Final, &tx), now, 4),
+            (1, 0),
+            "a final clears its stream's partial"
+        );
+        assert_eq!(
+            q.push(job(1, 10, DecodeKind::Final, &tx), now, 4),
+            (0, 1),
+            "more audio supersedes"
+        );
+        assert_eq!(
+            order(&mut q),
+            vec![(1, 11, DecodeKind::Final), (1, 10, DecodeKind::Final)]
+        );
     }
 }

@@ -159,8 +159,8 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         print!("{k:>9}");
     }
     println!(
-        "{:>9}{:>13}{:>10}{:>14}",
-        "overall", "attribution", "wall s", "CPU s/audio s"
+        "{:>9}{:>13}{:>9}{:>7}{:>8}{:>14}",
+        "overall", "attribution", "wall s", "RTF", "CPU s", "CPU s/audio s"
     );
     for row in &rows {
         print!("{:<13}", row.name);
@@ -174,14 +174,19 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
             "-".to_owned()
         };
         println!(
-            "{:>8.1}%{:>13}{:>10.1}{:>14.3}",
+            "{:>8.1}%{:>13}{:>9.1}{:>7.3}{:>8.1}{:>14.3}",
             row.score.overall.rate() * 100.0,
             attribution,
             row.wall_s,
+            row.wall_s / audio_s,
+            row.cpu_s,
             row.cpu_s / (audio_s * n_tracks)
         );
     }
-    println!("(CPU s/audio s: process CPU seconds per second of audio per speaker track)");
+    println!(
+        "(RTF: wall time / meeting length; the streaming run is paced, so its RTF is the pace."
+    );
+    println!(" CPU s/audio s: process CPU seconds per second of audio per speaker track)");
     if let Some(run) = &streaming {
         let (partial, fin) = latencies(run);
         let fmt =
