@@ -19,7 +19,7 @@ pub struct TranscribeArgs {
     /// speakers.json or reference.json beside them ({"speakers":[{"key","name"}]}), else the stem.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
-    /// Output format.
+    /// Output format: txt ("[mm:ss.mmm] Name: text"), json ({"segments":[…]}), srt or vtt.
     #[arg(long, default_value = "txt", value_parser = parse_format)]
     format: TranscriptFormat,
     /// Write the transcript here instead of standard output.
