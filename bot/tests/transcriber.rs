@@ -44,7 +44,11 @@ struct Harness {
 }
 
 impl Harness {
-    fn new(config: TranscriberConfig) -> Self {
+    fn new(mut config: TranscriberConfig) -> Self {
+        // The fake decoder's words stand for audio length, not content, so the previous
+        // utterance's words cannot be found and stripped in front of the next; acoustic context
+        // has its own test with real text.
+        config.acoustic_context = false;
         let meeting = MeetingId::from_uuid(uuid::Uuid::nil());
         Self {
             t: Transcriber::new(meeting, config),

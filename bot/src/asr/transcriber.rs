@@ -3,7 +3,7 @@
 //! sockets, so tests drive it faster than real time.
 
 use super::agreement::LocalAgreement;
-use super::text::clean_transcript;
+use super::text::{clean_transcript, normalize_word};
 use super::utterance::{Segmenter, SegmenterConfig, SegmenterOutput, UtteranceAudio};
 use super::whisper::{DecodeKind, Hypothesis};
 use crate::audio::samples_to_ms;
@@ -14,6 +14,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Characters of a speaker's previous final given to Whisper as context for the next one.
 const PROMPT_CHARS: usize = 200;
+/// The previous utterance is context only if it ended at most this long before (16 kHz samples).
+const CONTEXT_MAX_GAP: u64 = 30 * 16_000;
+/// Context plus utterance must fit Whisper's 30 s window with room to spare.
+const CONTEXT_MAX_SAMPLES: usize = 24 * 16_000;
+/// Silence between the context and the utterance.
+const CONTEXT_GAP_SAMPLES: usize = 16_000 * 3 / 10;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TranscriberConfig {
@@ -25,6 +31,8 @@ pub struct TranscriberConfig {
     pub logprob_threshold: f32,
     /// What Whisper is told came before an utterance it finalises.
     pub prompt: PromptContext,
+    /// Decode each final after the speaker's previous utterance (see [`AcousticContext`]).
+    pub acoustic_context: bool,
 }
 
 /// Text given to Whisper as the words spoken before the utterance: isolated short utterances are
@@ -60,6 +68,7 @@ impl Default for TranscriberConfig {
             no_speech_threshold: 0.6,
             logprob_threshold: -1.0,
             prompt: PromptContext::Meeting,
+            acoustic_context: true,
         }
     }
 }
@@ -95,6 +104,20 @@ struct Utterance {
     decoding_end: Option<u64>,
     /// A final-quality result that came back before the utterance was closed.
     early: Option<Result<Hypothesis, String>>,
+    /// The audio of the latest final-quality request, without context, kept to be the next
+    /// utterance's context.
+    final_audio: Vec<f32>,
+    /// Words of the context decoded before this utterance's own, to strip from the result.
+    strip: Option<String>,
+}
+
+/// The speaker's previous utterance: decoded again in front of the next one, Whisper hears the
+/// voice and the sentence before, which it otherwise lacks on short isolated utterances.
+#[derive(Debug)]
+struct AcousticContext {
+    samples: Vec<f32>,
+    text: String,
+    end: u64,
 }
 
 #[derive(Debug)]
@@ -103,6 +126,7 @@ struct Stream {
     segmenter: Segmenter,
     open: BTreeMap<u64, Utterance>,
     last_final: String,
+    context: Option<AcousticContext>,
 }
 
 #[derive(Debug)]
@@ -146,6 +170,7 @@ impl Transcriber {
             segmenter: Segmenter::new(self.config.segmenter, self.config.vad),
             open: BTreeMap::new(),
             last_final: String::new(),
+            context: None,
         });
         i
     }
@@ -192,6 +217,7 @@ impl Transcriber {
 
     fn collect(&mut self, stream: usize) {
         let mode = self.config.prompt;
+        let acoustic_context = self.config.acoustic_context;
         let s = &mut self.streams[stream];
         while let Some(out) = s.segmenter.poll() {
             let (
@@ -220,16 +246,34 @@ impl Transcriber {
                     continue;
                 }
             }
+            let mut samples = samples;
+            let mut prompt_allowed = true;
             if kind == DecodeKind::Final {
                 utt.decoding_end = Some(end);
                 utt.early = None;
+                utt.final_audio = samples.clone();
+                let usable = s.context.as_ref().filter(|c| {
+                    acoustic_context
+                        && start.saturating_sub(c.end) <= CONTEXT_MAX_GAP
+                        && c.samples.len() + samples.len() <= CONTEXT_MAX_SAMPLES
+                });
+                if let Some(c) = usable {
+                    let mut joined = c.samples.clone();
+                    joined.extend(std::iter::repeat_n(0.0, CONTEXT_GAP_SAMPLES));
+                    joined.extend_from_slice(&samples);
+                    samples = joined;
+                    utt.strip = Some(c.text.clone());
+                    prompt_allowed = false;
+                } else {
+                    utt.strip = None;
+                }
             }
             let context = match mode {
                 PromptContext::None => "",
                 PromptContext::Speaker => s.last_final.as_str(),
                 PromptContext::Meeting => self.recent.as_str(),
             };
-            let prompt = (kind == DecodeKind::Final && !context.is_empty())
+            let prompt = (kind == DecodeKind::Final && prompt_allowed && !context.is_empty())
                 .then(|| tail(context, PROMPT_CHARS));
             self.requests.push_back(DecodeRequest {
                 stream,
@@ -271,12 +315,20 @@ impl Transcriber {
             Ok(h) => clean_transcript(&h.text),
             Err(_) => String::new(),
         };
+        let text = match (&utt.strip, kind) {
+            (Some(prefix), DecodeKind::Final) => strip_context(prefix, &text),
+            _ => text,
+        };
         let is_final =
             kind != DecodeKind::Partial && utt.final_requested && utt.decoding_end == Some(end);
         if !is_final {
-            if kind != DecodeKind::Partial && utt.decoding_end == Some(end) {
+            if kind != DecodeKind::Partial {
                 // Speculative result, utterance still open: keep it for when the pause ends it.
-                utt.early = Some(result);
+                // It is not shown: decoded with context, it is not comparable with partials.
+                if utt.decoding_end == Some(end) {
+                    utt.early = Some(result);
+                }
+                return;
             }
             if utt.final_requested || text.is_empty() {
                 return;
@@ -302,9 +354,40 @@ impl Transcriber {
             s.last_final = tail(&format!("{} {text}", s.last_final), PROMPT_CHARS);
             self.recent = tail(&format!("{} {text}", self.recent), PROMPT_CHARS);
         }
+        if !text.is_empty() && result.is_ok() {
+            s.context = Some(AcousticContext {
+                samples: utt.final_audio,
+                text: text.clone(),
+                end: utt.end,
+            });
+        }
         let seg = segment(meeting, &s.speaker, utterance, utt.end, text, true);
         self.segments.push_back(seg);
     }
+}
+
+/// Removes the words of `prefix` (the context's text, as decoded before) from the front of
+/// `text`: the cut is where the words so far best match the prefix (edit distance over
+/// normalised words), so a context word Whisper now hears differently does not leak through.
+fn strip_context(prefix: &str, text: &str) -> String {
+    let p: Vec<String> = prefix.split_whitespace().map(normalize_word).collect();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let w: Vec<String> = words.iter().map(|x| normalize_word(x)).collect();
+    // row[k] = edit distance between all of p and the first k words of w.
+    let mut row: Vec<usize> = (0..=w.len()).collect();
+    for pw in &p {
+        let mut next = vec![row[0] + 1; w.len() + 1];
+        for k in 1..=w.len() {
+            next[k] = (row[k - 1] + usize::from(*pw != w[k - 1]))
+                .min(row[k] + 1)
+                .min(next[k - 1] + 1);
+        }
+        row = next;
+    }
+    let cut = (0..=w.len())
+        .min_by_key(|&k| (row[k], std::cmp::Reverse(k)))
+        .unwrap_or(0);
+    words[cut..].join(" ")
 }
 
 fn segment(
@@ -335,5 +418,30 @@ fn tail(s: &str, n: usize) -> String {
     match cut.split_once(' ') {
         Some((_, rest)) => rest.trim().to_owned(),
         None => cut.trim().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_context;
+
+    #[test]
+    fn strips_the_context_even_when_heard_a_little_differently() {
+        assert_eq!(
+            strip_context(
+                "Good morning, everyone.",
+                "Good morning everyone. Let's start."
+            ),
+            "Let's start."
+        );
+        assert_eq!(
+            strip_context(
+                "Nice work. Did anything fail?",
+                "Nice work, did any thing fail? Only three."
+            ),
+            "Only three."
+        );
+        assert_eq!(strip_context("", "Hello there."), "Hello there.");
+        assert_eq!(strip_context("Hello there.", "Hello there."), "");
     }
 }

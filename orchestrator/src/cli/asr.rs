@@ -47,6 +47,9 @@ pub struct AsrArgs {
     /// sentence splits, more context per decode.
     #[arg(long, default_value_t = SegmenterConfig::default().end_silence_ms)]
     pub end_silence_ms: u64,
+    /// Decode each final on its own, without the speaker's previous utterance in front of it.
+    #[arg(long)]
+    pub no_acoustic_context: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -79,6 +82,7 @@ impl AsrArgs {
         };
         c.prompt = self.prompt;
         c.segmenter.end_silence_ms = self.end_silence_ms;
+        c.acoustic_context = !self.no_acoustic_context;
         c
     }
 
