@@ -26,7 +26,8 @@ pub struct SegmenterConfig {
     pub tail_ms: u64,
     /// Silence after which the utterance as it stands is decoded speculatively: if the pause
     /// turns out to end the utterance, its final is ready (or nearly) when the pause is long
-    /// enough to say so. 0 disables it.
+    /// enough to say so. The default is the tail: the earliest moment the final's audio is
+    /// complete. 0 disables it.
     pub speculate_after_ms: u64,
 }
 
@@ -41,7 +42,7 @@ impl Default for SegmenterConfig {
             split_silence_ms: 160,
             max_ms: 20_000,
             tail_ms: 160,
-            speculate_after_ms: 240,
+            speculate_after_ms: 160,
         }
     }
 }
