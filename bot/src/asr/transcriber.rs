@@ -68,7 +68,8 @@ impl Default for TranscriberConfig {
             no_speech_threshold: 0.6,
             logprob_threshold: -1.0,
             prompt: PromptContext::Meeting,
-            acoustic_context: true,
+            // Measured on the dev meeting it did not clearly pay for its extra decode time.
+            acoustic_context: false,
         }
     }
 }

@@ -47,9 +47,10 @@ pub struct AsrArgs {
     /// sentence splits, more context per decode.
     #[arg(long, default_value_t = SegmenterConfig::default().end_silence_ms)]
     pub end_silence_ms: u64,
-    /// Decode each final on its own, without the speaker's previous utterance in front of it.
+    /// Decode each final with the speaker's previous utterance in front of it (more context for
+    /// Whisper; slower finals, more CPU).
     #[arg(long)]
-    pub no_acoustic_context: bool,
+    pub acoustic_context: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,7 +83,7 @@ impl AsrArgs {
         };
         c.prompt = self.prompt;
         c.segmenter.end_silence_ms = self.end_silence_ms;
-        c.acoustic_context = !self.no_acoustic_context;
+        c.acoustic_context = self.acoustic_context;
         c
     }
 
