@@ -68,6 +68,20 @@ impl Harness {
         }
     }
 
+    /// Plays one speaker's sample track, answering every decode as soon as it is asked for, as
+    /// a fast worker would.
+    fn run_answering_at_once(&mut self, key: &str) {
+        let stream = self.t.add_speaker(speaker(key));
+        for c in &track(&format!("{key}.opus")) {
+            self.t.push_audio(stream, c);
+            self.drain();
+            self.answer_all(&|r| Ok(fake_decode(r)));
+        }
+        self.t.finish_stream(stream);
+        self.drain();
+        self.answer_all(&|r| Ok(fake_decode(r)));
+    }
+
     /// Answers every waiting request, in order, with the fake decoder (or `answer`).
     fn answer_all(&mut self, answer: &dyn Fn(&DecodeRequest) -> Result<Hypothesis, String>) {
         let pending: Vec<DecodeRequest> = std::mem::take(&mut self.requests);
@@ -145,17 +159,7 @@ fn every_utterance_gets_partials_then_exactly_one_final() {
 #[test]
 fn a_speculative_decode_becomes_the_final_without_a_second_decode() {
     let mut h = Harness::new(TranscriberConfig::offline());
-    let ana = h.t.add_speaker(speaker("ana"));
-    let chunks = track("ana.opus");
-    for c in &chunks {
-        h.t.push_audio(ana, c);
-        h.drain();
-        // Answer speculative decodes as soon as they are asked for, as a fast worker would.
-        h.answer_all(&|r| Ok(fake_decode(r)));
-    }
-    h.t.finish_stream(ana);
-    h.drain();
-    h.answer_all(&|r| Ok(fake_decode(r)));
+    h.run_answering_at_once("ana");
     let finals: Vec<&Segment> = h.segments.iter().filter(|s| s.is_final).collect();
     assert_eq!(finals.len(), 3);
     for f in finals {
@@ -238,15 +242,7 @@ fn a_failed_final_keeps_what_the_partials_committed_and_late_partials_are_ignore
 fn segment_ids_are_the_same_on_a_second_run() {
     let run = || {
         let mut h = Harness::new(TranscriberConfig::offline());
-        let ben = h.t.add_speaker(speaker("ben"));
-        for c in &track("ben.opus") {
-            h.t.push_audio(ben, c);
-            h.drain();
-            h.answer_all(&|r| Ok(fake_decode(r)));
-        }
-        h.t.finish_stream(ben);
-        h.drain();
-        h.answer_all(&|r| Ok(fake_decode(r)));
+        h.run_answering_at_once("ben");
         h.segments
             .iter()
             .filter(|s| s.is_final)

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc::UnboundedSender;
 
 /// A decode request. `stream` identifies one speaker in one meeting; `utterance` the utterance.
@@ -32,10 +32,7 @@ pub struct JobDone {
     pub utterance: u64,
     pub end: u64,
     pub kind: DecodeKind,
-    pub audio_ms: u64,
     pub result: Result<Hypothesis, String>,
-    pub waited: Duration,
-    pub decoding: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +44,8 @@ pub struct PoolStats {
     pub finals_superseded: AtomicU64,
     pub final_micros: AtomicU64,
     pub partial_micros: AtomicU64,
+    /// Time final-quality jobs waited in the queue: how much of caption latency is contention.
+    pub final_wait_micros: AtomicU64,
 }
 
 struct Queued {
@@ -197,7 +196,13 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
         let Some(Queued { job, at }) = next else {
             return;
         };
-        let waited = at.elapsed();
+        if job.kind != DecodeKind::Partial {
+            let waited = at.elapsed().as_micros() as u64;
+            shared
+                .stats
+                .final_wait_micros
+                .fetch_add(waited, Ordering::Relaxed);
+        }
         let started = Instant::now();
         let result = decoder
             .decode(&job.samples, job.kind, job.prompt.as_deref())
@@ -217,10 +222,7 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
             utterance: job.utterance,
             end: job.end,
             kind: job.kind,
-            audio_ms: job.samples.len() as u64 / 16,
             result,
-            waited,
-            decoding,
         });
     }
 }

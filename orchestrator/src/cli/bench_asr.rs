@@ -224,6 +224,11 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         mean_ms(load(&stats.partial_micros), load(&stats.partials)),
         load(&stats.partials_dropped),
     );
+    println!(
+        "final-quality decodes waited {:.0} ms on average in the queue; {} were superseded by newer audio before running",
+        mean_ms(load(&stats.final_wait_micros), load(&stats.finals)),
+        load(&stats.finals_superseded),
+    );
     if let Some(rss) = procstat::peak_rss_bytes() {
         println!("peak RSS {:.0} MB", rss as f64 / 1e6);
     }
