@@ -8,7 +8,7 @@ use crate::eval::HypSegment;
 use crate::pipeline::{PipelineConfig, PipelineError, RunReport, run_meeting};
 use crate::sink::channel::ChannelSink;
 use parley_shared::transcript::{Transcript, TranscriptLine};
-use parley_shared::{Event, EventBody, MeetingId};
+use parley_shared::{Event, EventBody, MeetingId, Segment};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,37 +30,36 @@ pub struct LocalRun {
 }
 
 impl LocalRun {
+    /// The final segments, in the order they were published.
+    fn finals(&self) -> impl Iterator<Item = &Segment> {
+        self.events.iter().filter_map(|e| match &e.event.body {
+            EventBody::Segment(s) if s.is_final => Some(s),
+            _ => None,
+        })
+    }
+
     /// The final segments, by speaker key, for scoring.
     pub fn final_segments(&self) -> Vec<HypSegment> {
-        self.events
-            .iter()
-            .filter_map(|e| match &e.event.body {
-                EventBody::Segment(s) if s.is_final => Some(HypSegment {
-                    speaker: s.speaker.key.to_string(),
-                    start_ms: s.start_ms,
-                    end_ms: s.end_ms,
-                    text: s.text.clone(),
-                }),
-                _ => None,
+        self.finals()
+            .map(|s| HypSegment {
+                speaker: s.speaker.key.to_string(),
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                text: s.text.clone(),
             })
             .collect()
     }
 
-    /// The final segments as a transcript, with display names.
+    /// The final segments with words in them as a transcript, with display names.
     pub fn transcript(&self) -> Transcript {
         Transcript::from_lines(
-            self.events
-                .iter()
-                .filter_map(|e| match &e.event.body {
-                    EventBody::Segment(s) if s.is_final && !s.text.is_empty() => {
-                        Some(TranscriptLine {
-                            speaker: s.speaker.name.clone(),
-                            start_ms: s.start_ms,
-                            end_ms: s.end_ms,
-                            text: s.text.clone(),
-                        })
-                    }
-                    _ => None,
+            self.finals()
+                .filter(|s| !s.text.is_empty())
+                .map(|s| TranscriptLine {
+                    speaker: s.speaker.name.clone(),
+                    start_ms: s.start_ms,
+                    end_ms: s.end_ms,
+                    text: s.text.clone(),
                 })
                 .collect(),
         )

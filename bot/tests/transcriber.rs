@@ -210,16 +210,7 @@ fn a_failed_final_keeps_what_the_partials_committed_and_late_partials_are_ignore
     }
     h.t.finish_stream(ana);
     h.drain();
-    for r in std::mem::take(&mut h.requests) {
-        h.t.on_result(
-            r.stream,
-            r.utterance,
-            r.end,
-            r.kind,
-            Err("decoder crashed".into()),
-        );
-        h.drain();
-    }
+    h.answer_all(&|_| Err("decoder crashed".into()));
     // The very first partial, answered after its utterance's final: ignored.
     let before = h.segments.len();
     for r in held {
