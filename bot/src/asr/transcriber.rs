@@ -75,10 +75,14 @@ impl Default for TranscriberConfig {
 }
 
 impl TranscriberConfig {
-    /// Offline transcription: no partials, finals only.
+    /// Offline transcription: finals only, and the same transcript on every run. Speculative
+    /// decodes only buy latency, and the meeting prompt would depend on which other finals
+    /// happen to be decoded first.
     pub fn offline() -> Self {
         let mut c = Self::default();
         c.segmenter.partial_every_ms = 0;
+        c.segmenter.speculate_after_ms = 0;
+        c.prompt = PromptContext::None;
         c
     }
 }
@@ -105,8 +109,8 @@ struct Utterance {
     decoding_end: Option<u64>,
     /// A final-quality result that came back before the utterance was closed.
     early: Option<Result<Hypothesis, String>>,
-    /// The audio of the latest final-quality request, without context, kept to be the next
-    /// utterance's context.
+    /// With acoustic context on: the audio of the latest final-quality request, without
+    /// context, kept to be the next utterance's context.
     final_audio: Vec<f32>,
     /// Words of the context decoded before this utterance's own, to strip from the result.
     strip: Option<String>,
@@ -252,7 +256,9 @@ impl Transcriber {
             if kind == DecodeKind::Final {
                 utt.decoding_end = Some(end);
                 utt.early = None;
-                utt.final_audio = samples.clone();
+                if acoustic_context {
+                    utt.final_audio = samples.clone();
+                }
                 let usable = s.context.as_ref().filter(|c| {
                     acoustic_context
                         && start.saturating_sub(c.end) <= CONTEXT_MAX_GAP
@@ -305,6 +311,7 @@ impl Transcriber {
             self.config.logprob_threshold,
         );
         let meeting = self.meeting;
+        let acoustic_context = self.config.acoustic_context;
         let Some(s) = self.streams.get_mut(stream) else {
             return;
         };
@@ -355,7 +362,7 @@ impl Transcriber {
             s.last_final = tail(&format!("{} {text}", s.last_final), PROMPT_CHARS);
             self.recent = tail(&format!("{} {text}", self.recent), PROMPT_CHARS);
         }
-        if !text.is_empty() && result.is_ok() {
+        if acoustic_context && !text.is_empty() && result.is_ok() {
             s.context = Some(AcousticContext {
                 samples: utt.final_audio,
                 text: text.clone(),

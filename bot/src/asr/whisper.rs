@@ -115,6 +115,7 @@ impl WhisperModel {
             Some("en".into())
         };
         Ok(Decoder {
+            ctx: Arc::clone(&self.ctx),
             state,
             config,
             language,
@@ -125,6 +126,7 @@ impl WhisperModel {
 
 /// One worker's decoder state.
 pub struct Decoder {
+    ctx: Arc<WhisperContext>,
     state: WhisperState,
     config: EngineConfig,
     language: Option<String>,
@@ -162,6 +164,7 @@ impl Decoder {
             }
             _ => SamplingStrategy::Greedy { best_of: 1 },
         };
+        let beam_search = matches!(strategy, SamplingStrategy::BeamSearch { .. });
         let mut params = FullParams::new(strategy);
         params.set_n_threads(self.config.threads.max(1) as i32);
         params.set_language(self.language.as_deref());
@@ -195,6 +198,15 @@ impl Decoder {
         }
         if let Some(p) = prompt.filter(|p| !p.is_empty()) {
             params.set_initial_prompt(p);
+        }
+        if beam_search {
+            // whisper.cpp's beam search leaves state behind in a reused decoder state: the same
+            // audio then decodes differently depending on what was decoded before it. A fresh
+            // state per beam-search decode keeps finals repeatable.
+            self.state = self
+                .ctx
+                .create_state()
+                .map_err(|e| EngineError::Decode(e.to_string()))?;
         }
         self.state
             .full(params, &audio)
