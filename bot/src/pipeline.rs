@@ -84,6 +84,9 @@ struct Run<'a, S> {
     in_meeting: bool,
     /// Events other than segments, waiting to be published in order.
     pending_bodies: Vec<EventBody>,
+    /// Set when the platform ended the meeting; published after the last final, so whoever
+    /// acts on the end (the summary) sees the whole transcript.
+    ended_at_ms: Option<u64>,
     /// 16 kHz samples fed to the transcriber, all tracks.
     audio_samples: u64,
     report: RunReport,
@@ -113,6 +116,7 @@ pub async fn run_meeting<C: MeetingConnector, S: EventSink>(
         reply,
         in_meeting: false,
         pending_bodies: Vec::new(),
+        ended_at_ms: None,
         audio_samples: 0,
         report: RunReport::default(),
     };
@@ -151,6 +155,9 @@ pub async fn run_meeting<C: MeetingConnector, S: EventSink>(
         if !connected && run.transcriber.pending_finals() == 0 {
             break;
         }
+    }
+    if let Some(at_ms) = run.ended_at_ms {
+        run.emit(EventBody::MeetingEnded { at_ms }).await?;
     }
     run.status(BotState::Left, None, last_at_ms).await?;
     run.sink.flush().await?;
@@ -211,7 +218,7 @@ impl<S: EventSink> Run<'_, S> {
             }
             ConnectorEvent::Ended { at_ms, .. } => {
                 self.finish_all()?;
-                self.pending_bodies.push(EventBody::MeetingEnded { at_ms });
+                self.ended_at_ms = Some(at_ms);
             }
         }
         Ok(())

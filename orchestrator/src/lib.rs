@@ -1,5 +1,16 @@
-//! Parley's orchestrator and command line: model management, offline and streaming
-//! transcription of recorded meetings, and benchmarks.
+//! Parley's orchestrator and command line: the server (accounts, meetings, event ingest,
+//! in-process bots), model management, offline transcription of recorded meetings, and
+//! benchmarks.
 
+pub mod api;
+pub mod app;
+pub mod auth;
 pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod dev_servers;
+pub mod ingest;
+pub mod launcher;
+pub mod metrics;
+pub mod store;
 pub mod telemetry;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = parley_orchestrator::cli::Cli::parse();
-    parley_orchestrator::telemetry::init(cli.verbose);
+    parley_orchestrator::telemetry::init(cli.log_verbosity());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

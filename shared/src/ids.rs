@@ -89,6 +89,10 @@ impl SegmentId {
         let name = format!("{}/{}/{}", meeting.0, speaker.0, start_ms);
         Self(Uuid::new_v5(&SEGMENT_NAMESPACE, name.as_bytes()))
     }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
 }
 
 impl fmt::Display for SegmentId {

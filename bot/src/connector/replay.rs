@@ -39,6 +39,9 @@ pub struct ReplayConnector {
     stop: Arc<AtomicBool>,
     duration_ms: u64,
     started: Instant,
+    /// The latest meeting time seen, for the `Ended` event.
+    last_at_ms: u64,
+    ended: bool,
 }
 
 impl ReplayConnector {
@@ -137,6 +140,8 @@ impl ReplayConnector {
             stop,
             duration_ms,
             started,
+            last_at_ms: 0,
+            ended: false,
         })
     }
 
@@ -158,8 +163,27 @@ impl Drop for ReplayConnector {
 }
 
 impl MeetingConnector for ReplayConnector {
+    /// When every track has played to its end, the recorded meeting is over: one `Ended`, then
+    /// nothing. A bot that left early sees no `Ended` (the meeting went on without it).
     async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
-        Ok(self.events.recv().await)
+        match self.events.recv().await {
+            Some(event) => {
+                if let ConnectorEvent::Media { at_ms, .. } | ConnectorEvent::Left { at_ms, .. } =
+                    &event
+                {
+                    self.last_at_ms = self.last_at_ms.max(*at_ms);
+                }
+                Ok(Some(event))
+            }
+            None if !self.ended && !self.stop.load(Ordering::Relaxed) => {
+                self.ended = true;
+                Ok(Some(ConnectorEvent::Ended {
+                    at_ms: self.last_at_ms,
+                    reason: "the recording ended".to_owned(),
+                }))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn leave(&mut self) {

@@ -545,7 +545,7 @@ fn make_readable(file: &File) -> io::Result<()> {
     Ok(())
 }
 
-type Progress<'a> = &'a dyn Fn(&str);
+type Progress<'a> = &'a (dyn Fn(&str) + Sync);
 
 /// Runs blocking work (pip, unzipping, converting, hashing) off the async executor and relays
 /// its progress lines to the caller's callback.
@@ -574,7 +574,7 @@ where
 pub async fn install(
     name: ModelName,
     opts: &InstallOptions,
-    progress: &dyn Fn(&str),
+    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<InstalledModel, ModelError> {
     let dir = opts.dir.clone();
     tokio::fs::create_dir_all(&dir)

@@ -125,13 +125,14 @@ async fn installs_from_a_local_file_once() -> TestResult {
 
     // The second call must not touch the source: remove it to prove that.
     fs::remove_file(&src)?;
-    let lines = std::cell::RefCell::new(Vec::new());
-    let record = |l: &str| lines.borrow_mut().push(l.to_owned());
+    let lines = std::sync::Mutex::new(Vec::new());
+    let record = |l: &str| lines.lock().expect("not poisoned").push(l.to_owned());
     let again = install(ModelName::TinyEn, &opts, &record).await?;
     assert_eq!(again, installed);
     assert!(
         lines
-            .borrow()
+            .lock()
+            .expect("not poisoned")
             .iter()
             .any(|l| l.contains("already installed"))
     );

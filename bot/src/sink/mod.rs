@@ -1,8 +1,9 @@
 //! Where a bot's events go: the [`EventSink`] trait, an in-process channel (embedded mode and
-//! the CLI) and a JSON-lines file (standalone bots).
+//! the CLI), the Redis stream (production) and a JSON-lines file (standalone bots).
 
 pub mod channel;
 pub mod jsonl;
+pub mod redis;
 
 use parley_shared::Event;
 
@@ -12,6 +13,8 @@ pub enum SinkError {
     Closed,
     #[error("cannot write events: {0}")]
     Io(#[from] std::io::Error),
+    #[error("redis: {0}")]
+    Redis(String),
 }
 
 pub trait EventSink: Send {

@@ -1,9 +1,11 @@
 //! Command-line interface: argument definitions and dispatch to each subcommand.
 
-mod asr;
+pub mod asr;
 mod bench_asr;
+mod demo;
 mod models;
 mod procstat;
+pub mod serve;
 mod transcribe;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +26,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the server: API, event ingest, in-process bots. Embedded (SQLite, in-process bus) unless
+    /// DATABASE_URL and REDIS_URL are set.
+    Serve(serve::ServeArgs),
+    /// Start the embedded server, replay the bundled sample meeting through a bot, print the
+    /// transcript as it is stored.
+    Demo(demo::DemoArgs),
     /// Install or list Whisper models (ggml files in the model cache).
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -40,8 +48,20 @@ enum BenchCommand {
     Asr(bench_asr::BenchAsrArgs),
 }
 
+impl Cli {
+    /// Log verbosity: a server logs its requests (info) by default; commands only warnings.
+    pub fn log_verbosity(&self) -> u8 {
+        match self.command {
+            Command::Serve(_) => self.verbose.max(1),
+            _ => self.verbose,
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Models(cmd) => models::run(cmd).await,
         Command::Transcribe(args) => transcribe::run(args).await,
         Command::Bench(BenchCommand::Asr(args)) => bench_asr::run(args).await,

@@ -1,0 +1,178 @@
+//! `POST /register/user`, `POST /register/login`, `POST /logout`, `GET /me`.
+//!
+//! Registration and login never tell whether an address has an account: registering a taken
+//! address answers like a success (with an id that logs nobody in), and every failed login says
+//! the same thing after the same amount of work.
+
+use super::error::ApiJson;
+use super::session::RawToken;
+use super::{ApiError, AppState, AuthUser};
+use crate::auth::{BearerToken, password};
+use crate::clock::now_ms;
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use parley_shared::EmailAddress;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    email: String,
+    name: String,
+    password: String,
+}
+
+pub const MAX_NAME_LEN: usize = 200;
+
+pub fn check_name(name: &str, what: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "{what} must be 1 to {MAX_NAME_LEN} characters without control characters"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(e.into()))
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Register>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let email =
+        EmailAddress::parse(&body.email).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let name = check_name(&body.name, "name")?;
+    password::check_policy(&body.password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let hash = hash_password(body.password).await?;
+    let user_id = match state
+        .store
+        .create_user(&email, &name, &hash, now_ms())
+        .await?
+    {
+        Some(user) => {
+            tracing::info!(user_id = %user.user_id, role = user.role.as_str(), "account created");
+            user.user_id
+        }
+        None => {
+            tracing::info!("registration for an address that already has an account");
+            Uuid::new_v4()
+        }
+    };
+    Ok((StatusCode::CREATED, Json(json!({ "user_id": user_id }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Login {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+pub struct LoginReply {
+    token: String,
+    expires_at: String,
+    user_id: Uuid,
+    role: &'static str,
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<Login>,
+) -> Result<Json<LoginReply>, ApiError> {
+    let account = body.email.trim().to_lowercase();
+    let ip = peer.ip();
+    if let Some(wait) = state.limiter.check(&account, ip, Instant::now()) {
+        state.metrics.logins_throttled.fetch_add(1, Relaxed);
+        return Err(ApiError::TooManyRequests(wait));
+    }
+    let credentials = match EmailAddress::parse(&body.email) {
+        Ok(email) => state.store.user_credentials(&email).await?,
+        Err(_) => None,
+    };
+    let password = body.password;
+    let user = tokio::task::spawn_blocking(move || match credentials {
+        Some((user, hash)) => password::verify(&password, &hash).then_some(user),
+        None => {
+            password::verify_against_dummy(&password);
+            None
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let Some(user) = user else {
+        state.limiter.record_failure(&account, ip, Instant::now());
+        state.metrics.logins_failed.fetch_add(1, Relaxed);
+        return Err(ApiError::Unauthorized);
+    };
+    state.limiter.record_success(&account);
+    let token = BearerToken::generate().map_err(|e| ApiError::Internal(e.into()))?;
+    let now = now_ms();
+    let expires = now + state.token_ttl.as_millis() as u64;
+    state
+        .store
+        .create_session(token.hash().as_str(), user.user_id, now, expires)
+        .await?;
+    tracing::info!(user_id = %user.user_id, "login");
+    Ok(Json(LoginReply {
+        token: token.expose().to_owned(),
+        expires_at: rfc3339(expires),
+        user_id: user.user_id,
+        role: user.role.as_str(),
+    }))
+}
+
+pub async fn logout(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    RawToken(token): RawToken,
+) -> Result<StatusCode, ApiError> {
+    state.store.delete_session(token.hash().as_str()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(user: AuthUser) -> Json<Value> {
+    let u = user.0;
+    Json(json!({
+        "user_id": u.user_id,
+        "email": u.email,
+        "name": u.name,
+        "role": u.role,
+        "created_at": rfc3339(u.created_at_ms),
+    }))
+}
+
+/// Milliseconds since the epoch as RFC 3339 (UTC).
+pub fn rfc3339(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// RFC 3339 to milliseconds since the epoch.
+pub fn parse_rfc3339(s: &str) -> Result<u64, ApiError> {
+    let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "start_time must be an RFC 3339 time such as 2026-11-25T15:00:00Z, not {s:?}"
+        ))
+    })?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| ApiError::BadRequest("start_time is before 1970".to_owned()))
+}

@@ -1,0 +1,325 @@
+//! Meetings: create, list, get, end, transcript, summary; and the seed's `POST /meeting/started`
+//! and `GET /meeting/summary`. A caller sees only meetings they own or took part in; anything
+//! else is 404, exactly as a meeting that does not exist.
+
+use super::accounts::{check_name, parse_rfc3339, rfc3339};
+use super::error::{ApiJson, ApiQuery};
+use super::{ApiError, AppState, AuthUser};
+use crate::clock::now_ms;
+use crate::store::{Meeting, MeetingStatus, NewMeeting, Participant, Role};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use parley_shared::transcript::{Transcript, TranscriptFormat};
+use parley_shared::{EmailAddress, MeetingId, MeetingUrl, Platform};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+pub const MAX_PARTICIPANTS: usize = 500;
+
+#[derive(Serialize)]
+pub struct MeetingView {
+    meeting_id: MeetingId,
+    title: String,
+    url: String,
+    platform: Platform,
+    status: MeetingStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_reason: Option<String>,
+    owner_id: uuid::Uuid,
+    start_time: Option<String>,
+    end_time: Option<String>,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    participants: Option<Vec<Participant>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invitees: Option<Vec<EmailAddress>>,
+}
+
+impl MeetingView {
+    fn new(m: Meeting) -> Self {
+        Self {
+            meeting_id: m.meeting_id,
+            title: m.title,
+            url: m.url.to_string(),
+            platform: m.platform,
+            status: m.status,
+            status_reason: m.status_reason,
+            owner_id: m.owner_id,
+            start_time: m.start_time_ms.map(rfc3339),
+            end_time: m.end_time_ms.map(rfc3339),
+            created_at: rfc3339(m.created_at_ms),
+            participants: None,
+            invitees: None,
+        }
+    }
+}
+
+fn meeting_id(raw: &str) -> Result<MeetingId, ApiError> {
+    MeetingId::parse(raw).map_err(|_| ApiError::NotFound("no such meeting"))
+}
+
+async fn visible(state: &AppState, user: &AuthUser, id: MeetingId) -> Result<Meeting, ApiError> {
+    state
+        .store
+        .visible_meeting(user.0.user_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("no such meeting"))
+}
+
+/// Visible and owned by the caller (or the caller is an admin).
+async fn owned(state: &AppState, user: &AuthUser, id: MeetingId) -> Result<Meeting, ApiError> {
+    let meeting = visible(state, user, id).await?;
+    if meeting.owner_id != user.0.user_id && user.0.role != Role::Admin {
+        return Err(ApiError::Forbidden("only the meeting's owner can do this"));
+    }
+    Ok(meeting)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMeeting {
+    title: String,
+    url: String,
+    start_time: Option<String>,
+    participants: Option<Vec<String>>,
+}
+
+fn new_meeting(user: &AuthUser, body: CreateMeeting) -> Result<NewMeeting, ApiError> {
+    let title = check_name(&body.title, "title")?;
+    let url = MeetingUrl::parse(&body.url).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if url.platform() == Platform::Replay && user.0.role != Role::Admin {
+        // A replay link makes the server read audio files from its own disk.
+        return Err(ApiError::Forbidden(
+            "replay: meetings read files on the server and need the admin role",
+        ));
+    }
+    let start_time_ms = body.start_time.as_deref().map(parse_rfc3339).transpose()?;
+    let raw = body.participants.unwrap_or_default();
+    if raw.len() > MAX_PARTICIPANTS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_PARTICIPANTS} participants"
+        )));
+    }
+    let invitees = raw
+        .iter()
+        .map(|e| {
+            EmailAddress::parse(e).map_err(|_| {
+                ApiError::BadRequest(format!("participant {e:?} is not a valid email address"))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(NewMeeting {
+        owner_id: user.0.user_id,
+        title,
+        url,
+        start_time_ms,
+        invitees,
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<CreateMeeting>,
+) -> Result<(StatusCode, Json<MeetingView>), ApiError> {
+    let new = new_meeting(&user, body)?;
+    let meeting = state.store.create_meeting(new, now_ms()).await?;
+    tracing::info!(meeting_id = %meeting.meeting_id, platform = meeting.platform.as_str(), "meeting created");
+    state.dispatch.notify_one();
+    Ok((StatusCode::CREATED, Json(MeetingView::new(meeting))))
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    limit: Option<u32>,
+    offset: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = page.limit.unwrap_or(50).clamp(1, 200);
+    let meetings = state
+        .store
+        .visible_meetings(user.0.user_id, limit, page.offset.unwrap_or(0))
+        .await?;
+    let views: Vec<MeetingView> = meetings.into_iter().map(MeetingView::new).collect();
+    Ok(Json(json!({ "meetings": views })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<MeetingView>, ApiError> {
+    let meeting = visible(&state, &user, meeting_id(&id)?).await?;
+    let id = meeting.meeting_id;
+    let is_owner = meeting.owner_id == user.0.user_id;
+    let mut view = MeetingView::new(meeting);
+    view.participants = Some(state.store.participants(id).await?);
+    if is_owner {
+        view.invitees = Some(state.store.invitees(id).await?);
+    }
+    Ok(Json(view))
+}
+
+pub async fn end(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<MeetingView>, ApiError> {
+    let meeting = owned(&state, &user, meeting_id(&id)?).await?;
+    let id = meeting.meeting_id;
+    state
+        .store
+        .set_meeting_status(id, MeetingStatus::Ended, None, now_ms())
+        .await?;
+    if state.launcher.stop(id) {
+        tracing::info!(meeting_id = %id, "asked the bot to leave");
+    }
+    let meeting = state
+        .store
+        .meeting(id)
+        .await?
+        .ok_or(ApiError::NotFound("no such meeting"))?;
+    Ok(Json(MeetingView::new(meeting)))
+}
+
+#[derive(Deserialize)]
+pub struct TranscriptQuery {
+    format: Option<String>,
+}
+
+pub async fn transcript(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<TranscriptQuery>,
+) -> Result<Response, ApiError> {
+    let format: TranscriptFormat = q
+        .format
+        .as_deref()
+        .unwrap_or("json")
+        .parse()
+        .map_err(ApiError::BadRequest)?;
+    let meeting = visible(&state, &user, meeting_id(&id)?).await?;
+    let segments = state.store.segments(meeting.meeting_id, false).await?;
+    let transcript = Transcript::from_lines(segments.iter().map(|s| s.line()).collect());
+    let content_type = match format {
+        TranscriptFormat::Json => "application/json",
+        TranscriptFormat::Srt => "application/x-subrip; charset=utf-8",
+        TranscriptFormat::Vtt => "text/vtt; charset=utf-8",
+        TranscriptFormat::Txt => "text/plain; charset=utf-8",
+    };
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        transcript.render(format),
+    )
+        .into_response())
+}
+
+async fn summary_of(
+    state: &AppState,
+    user: &AuthUser,
+    id: MeetingId,
+) -> Result<Json<Value>, ApiError> {
+    let meeting = visible(state, user, id).await?;
+    let summary = state
+        .store
+        .summary(meeting.meeting_id)
+        .await?
+        .ok_or(ApiError::NotFound(
+            "no summary yet: it is made when the meeting ends",
+        ))?;
+    Ok(Json(json!({
+        "meeting_id": meeting.meeting_id,
+        "generated_at": rfc3339(summary.generated_at_ms),
+        "summary": summary.summary_text,
+        "highlights": summary.highlights,
+        "action_items": summary.action_items,
+        "model": summary.model,
+    })))
+}
+
+pub async fn summary(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    summary_of(&state, &user, meeting_id(&id)?).await
+}
+
+#[derive(Deserialize)]
+pub struct SummaryQuery {
+    meeting_id: String,
+}
+
+/// The seed's `GET /meeting/summary?meeting_id=…`.
+pub async fn summary_by_query(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiQuery(q): ApiQuery<SummaryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    summary_of(&state, &user, meeting_id(&q.meeting_id)?).await
+}
+
+/// The seed's `POST /meeting/started`: a meeting is starting now, send the bot. Either names an
+/// existing meeting (`meeting_id`) or describes a new one (`title`, `url`, `participants`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Started {
+    meeting_id: Option<String>,
+    title: Option<String>,
+    url: Option<String>,
+    participants: Option<Vec<String>>,
+}
+
+pub async fn started(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(body): ApiJson<Started>,
+) -> Result<(StatusCode, Json<MeetingView>), ApiError> {
+    let now = now_ms();
+    let (status, meeting) = match (body.meeting_id, body.url) {
+        (Some(id), None) => {
+            let meeting = owned(&state, &user, meeting_id(&id)?).await?;
+            (StatusCode::OK, meeting)
+        }
+        (None, Some(url)) => {
+            let new = new_meeting(
+                &user,
+                CreateMeeting {
+                    title: body.title.unwrap_or_else(|| "Meeting".to_owned()),
+                    url,
+                    start_time: Some(rfc3339(now)),
+                    participants: body.participants,
+                },
+            )?;
+            (
+                StatusCode::CREATED,
+                state.store.create_meeting(new, now).await?,
+            )
+        }
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either meeting_id, or url (with an optional title and participants)"
+                    .to_owned(),
+            ));
+        }
+    };
+    if meeting.status == MeetingStatus::Scheduled
+        && state.store.claim_meeting(meeting.meeting_id).await?
+    {
+        state.launcher.launch(&meeting).await;
+    }
+    let meeting = state
+        .store
+        .meeting(meeting.meeting_id)
+        .await?
+        .ok_or(ApiError::NotFound("no such meeting"))?;
+    Ok((status, Json(MeetingView::new(meeting))))
+}

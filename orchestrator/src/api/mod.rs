@@ -1,0 +1,89 @@
+//! The HTTP API (axum): accounts, meetings, transcripts, operations endpoints.
+
+mod accounts;
+mod admin;
+pub mod error;
+mod meetings;
+mod ops;
+mod session;
+
+pub use error::ApiError;
+pub use session::AuthUser;
+
+use crate::auth::LoginLimiter;
+use crate::launcher::Launcher;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub limiter: Arc<LoginLimiter>,
+    pub launcher: Arc<Launcher>,
+    /// Wakes the dispatcher when a meeting is created or started.
+    pub dispatch: Arc<Notify>,
+    pub redis: Option<redis::aio::ConnectionManager>,
+    pub token_ttl: Duration,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+pub fn router(state: AppState, body_limit: usize) -> Router {
+    Router::new()
+        .route("/register/user", post(accounts::register))
+        .route("/register/login", post(accounts::login))
+        .route("/logout", post(accounts::logout))
+        .route("/me", get(accounts::me))
+        .route("/meetings", post(meetings::create).get(meetings::list))
+        .route("/meetings/{id}", get(meetings::get))
+        .route("/meetings/{id}/end", post(meetings::end))
+        .route("/meetings/{id}/transcript", get(meetings::transcript))
+        .route("/meetings/{id}/summary", get(meetings::summary))
+        .route("/meeting/started", post(meetings::started))
+        .route("/meeting/summary", get(meetings::summary_by_query))
+        .route("/admin/users", get(admin::users))
+        .route("/admin/users/{id}/role", put(admin::set_role))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
+        .with_state(state)
+}
+
+/// Logs each request by its route template, never the raw path or query (they can hold share
+/// tokens and ids), and counts responses by status class.
+async fn log_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    state.metrics.http_status(status);
+    tracing::info!(
+        %method,
+        route,
+        status,
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,162 @@
+//! The server: wires the store, the event bus and its ingest, the bot launcher, the dispatcher and
+//! the HTTP API, and shuts them down in order.
+
+use crate::api::{self, AppState};
+use crate::auth::LoginLimiter;
+use crate::clock::now_ms;
+use crate::config::ServerConfig;
+use crate::ingest::{
+    self,
+    channel::ChannelSource,
+    redis_source::{RedisIngestConfig, RedisSource},
+};
+use crate::launcher::{Bus, Launcher};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+
+/// Runs until `shutdown` resolves, then stops accepting requests, asks bots to leave, lets the
+/// ingest store what they published, and returns.
+pub async fn run(
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let store = Store::open(&config.database_url())
+        .await
+        .context("cannot open the database")?;
+    let metrics = Arc::new(Metrics::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let (bus, ingest_task, redis) = match &config.redis_url {
+        Some(url) => {
+            let url = url.expose().to_owned();
+            let mut ingest_config = RedisIngestConfig::new(&url, &config.consumer);
+            ingest_config.stream = config.events_stream.clone();
+            ingest_config.claim_idle = config.claim_idle;
+            let source = RedisSource::connect(ingest_config).await?;
+            let client = redis::Client::open(url.as_str())?;
+            let conn = redis::aio::ConnectionManager::new(client)
+                .await
+                .context("cannot connect to redis")?;
+            let task = tokio::spawn(ingest::run(
+                source,
+                store.clone(),
+                Arc::clone(&metrics),
+                stopped(stop_rx.clone()),
+            ));
+            let bus = Bus::Redis {
+                url,
+                stream: config.events_stream.clone(),
+            };
+            (bus, task, Some(conn))
+        }
+        None => {
+            let (tx, rx) = mpsc::channel(ingest::channel::CAPACITY);
+            // The in-process ingest ends when the last bot drops its sender, so it stores
+            // everything bots published before they left.
+            let task = tokio::spawn(ingest::run(
+                ChannelSource::new(rx),
+                store.clone(),
+                Arc::clone(&metrics),
+                std::future::pending(),
+            ));
+            (Bus::Channel(tx), task, None)
+        }
+    };
+
+    let launcher = Arc::new(Launcher::new(
+        bus,
+        config.asr.clone(),
+        config.replay_speed,
+        Arc::clone(&metrics),
+    ));
+    let dispatch = Arc::new(Notify::new());
+    let state = AppState {
+        store: store.clone(),
+        metrics: Arc::clone(&metrics),
+        limiter: Arc::new(LoginLimiter::new(config.login_limits)),
+        launcher: Arc::clone(&launcher),
+        dispatch: Arc::clone(&dispatch),
+        redis,
+        token_ttl: config.token_ttl,
+    };
+    let dispatcher = tokio::spawn(dispatch_loop(
+        store.clone(),
+        Arc::clone(&launcher),
+        dispatch,
+        config.dispatch_lead,
+        stopped(stop_rx.clone()),
+    ));
+
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, mode = config.mode(), "parley serving");
+    let app =
+        api::router(state, config.body_limit).into_make_service_with_connect_info::<SocketAddr>();
+    let mut http_stop = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let _ = dispatcher.await;
+    launcher.shutdown().await;
+    drop(launcher);
+    match tokio::time::timeout(Duration::from_secs(10), server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("http server stopped"),
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server ended with an error"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "http server task failed"),
+        Err(_) => tracing::warn!("http server did not stop within 10 s"),
+    }
+    match tokio::time::timeout(Duration::from_secs(10), ingest_task).await {
+        Ok(_) => tracing::info!("ingest stopped"),
+        Err(_) => tracing::warn!("ingest did not drain within 10 s"),
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Sends a bot to every meeting that is due (start within `lead`, or no start time), waking on
+/// each new meeting and at least every second. Claiming in the database makes it safe with
+/// several replicas.
+async fn dispatch_loop(
+    store: Store,
+    launcher: Arc<Launcher>,
+    wake: Arc<Notify>,
+    lead: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        match store.due_meetings(now_ms() + lead.as_millis() as u64).await {
+            Ok(due) => {
+                for meeting in due {
+                    match store.claim_meeting(meeting.meeting_id).await {
+                        Ok(true) => launcher.launch(&meeting).await,
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot claim meeting"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read due meetings"),
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}

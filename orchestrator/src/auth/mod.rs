@@ -1,0 +1,9 @@
+//! Accounts and sessions: argon2id password hashes, opaque expiring bearer tokens, and the login
+//! rate limit.
+
+pub mod password;
+pub mod rate_limit;
+pub mod token;
+
+pub use rate_limit::LoginLimiter;
+pub use token::{BearerToken, TokenHash};

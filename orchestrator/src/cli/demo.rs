@@ -1,0 +1,200 @@
+//! `parley demo`: the embedded server with one meeting — the bundled sample, replayed through an
+//! in-process bot as if live — printing its transcript as it is stored, then the whole of it.
+
+use super::serve::{ServeArgs, bind};
+use crate::auth::password;
+use crate::clock::now_ms;
+use crate::store::{Role, Store};
+use anyhow::{Context, bail};
+use clap::Args;
+use parley_shared::EmailAddress;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder of per-speaker tracks to replay as the meeting [default: the bundled testdata/sample].
+    #[arg(long)]
+    meeting: Option<PathBuf>,
+    /// Keep the server running after the meeting ends (Ctrl-C stops it).
+    #[arg(long)]
+    keep_serving: bool,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+fn sample_dir() -> PathBuf {
+    let here = PathBuf::from("testdata/sample");
+    if here.is_dir() {
+        return here;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/sample")
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!(
+                "GET {path}: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(r)
+    }
+}
+
+pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let meeting_dir = args.meeting.clone().unwrap_or_else(sample_dir);
+    let meeting_dir = meeting_dir
+        .canonicalize()
+        .with_context(|| format!("no meeting folder at {}", meeting_dir.display()))?;
+    let temp;
+    if args.serve.data_dir.is_none() {
+        temp = tempfile::Builder::new().prefix("parley-demo-").tempdir()?;
+        args.serve.data_dir = Some(temp.path().to_owned());
+    }
+    let config = args.serve.config()?;
+    // Install the model before the server starts, so its progress shows here.
+    args.serve.asr.model_path().await?;
+
+    let store = Store::open(&config.database_url()).await?;
+    let email = EmailAddress::parse(&format!("demo-{}@parley.invalid", now_ms()))?;
+    let mut secret = [0u8; 16];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let pw: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let hash = password::hash(&pw)?;
+    let user = store
+        .create_user(&email, "Demo", &hash, now_ms())
+        .await?
+        .context("demo account exists")?;
+    // Replaying files from the server's disk needs the admin role.
+    store.set_role(user.user_id, Role::Admin).await?;
+    store.close().await;
+
+    let listener = bind(&args.serve.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::app::run(config.clone(), listener, async move {
+        let _ = stop_rx.await;
+    }));
+    eprintln!(
+        "parley demo: embedded server on {base} (data in {})",
+        config.data_dir.display()
+    );
+
+    let outcome = drive(&base, &email, &pw, &meeting_dir).await;
+    if args.keep_serving && outcome.is_ok() {
+        eprintln!("server still running on {base}; Ctrl-C stops it");
+        super::serve::shutdown_signal().await;
+    }
+    let _ = stop_tx.send(());
+    server.await.context("server task failed")??;
+    outcome
+}
+
+async fn drive(base: &str, email: &EmailAddress, pw: &str, dir: &Path) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{base}/register/login"))
+        .json(&json!({ "email": email, "password": pw }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = login["token"]
+        .as_str()
+        .context("no token in login reply")?
+        .to_owned();
+    let created: Value = http
+        .post(format!("{base}/meetings"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "title": "Parley sample meeting",
+            "url": format!("replay:{}", dir.display()),
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let id = created["meeting_id"]
+        .as_str()
+        .context("no meeting id")?
+        .to_owned();
+    let client = Client {
+        http,
+        base: base.to_owned(),
+        token,
+    };
+    eprintln!(
+        "meeting {id}: a bot is replaying {} as a live meeting",
+        dir.display()
+    );
+    eprintln!("transcript: {base}/meetings/{id}/transcript?format=txt");
+    eprintln!(
+        "            (send the header \"Authorization: Bearer {}\")",
+        client.token
+    );
+    eprintln!();
+
+    let mut shown = HashSet::new();
+    let status = loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let meeting: Value = client.get(&format!("/meetings/{id}")).await?.json().await?;
+        let transcript: Value = client
+            .get(&format!("/meetings/{id}/transcript?format=json"))
+            .await?
+            .json()
+            .await?;
+        for seg in transcript["segments"].as_array().into_iter().flatten() {
+            let key = (seg["speaker"].to_string(), seg["start_ms"].as_u64());
+            if shown.insert(key) {
+                let ms = seg["start_ms"].as_u64().unwrap_or(0);
+                eprintln!(
+                    "  [{:02}:{:02}] {}: {}",
+                    ms / 60_000,
+                    ms / 1000 % 60,
+                    seg["speaker"].as_str().unwrap_or("?"),
+                    seg["text"].as_str().unwrap_or("")
+                );
+            }
+        }
+        let status = meeting["status"].as_str().unwrap_or("").to_owned();
+        if status == "ended" || status == "failed" {
+            if status == "failed" {
+                bail!(
+                    "the meeting failed: {}",
+                    meeting["status_reason"]
+                        .as_str()
+                        .unwrap_or("no reason given")
+                );
+            }
+            break status;
+        }
+    };
+    let text = client
+        .get(&format!("/meetings/{id}/transcript?format=txt"))
+        .await?
+        .text()
+        .await?;
+    eprintln!("\nmeeting {status}; the stored transcript:\n");
+    print!("{text}");
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `parley serve`: the orchestrator server. With nothing configured it runs embedded (SQLite in
+//! the data dir, in-process bus and bots); with `DATABASE_URL` and `REDIS_URL`, production mode.
+
+use super::asr::AsrArgs;
+use crate::auth::rate_limit::Limits;
+use crate::config::{Secret, ServerConfig, default_consumer_name};
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "PARLEY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Where the embedded database and other local state live [default: the user's data dir,
+    /// e.g. ~/.local/share/parley].
+    #[arg(long, env = "PARLEY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Postgres URL (postgres://user:pass@host/db); unset means SQLite in the data dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis URL (redis://host:6379/); unset means the in-process event bus.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Redis stream bots publish to and the ingest consumes.
+    #[arg(long, env = "PARLEY_EVENTS_STREAM", default_value = parley_bot::sink::redis::DEFAULT_STREAM)]
+    pub events_stream: String,
+    /// This replica's consumer name in the `ingest` group [default: host-pid-random].
+    #[arg(long, env = "PARLEY_CONSUMER")]
+    pub consumer: Option<String>,
+    /// Seconds an event may stay unacknowledged by a replica before another takes it over.
+    #[arg(long, env = "PARLEY_CLAIM_IDLE_SECS", default_value_t = 30)]
+    pub claim_idle_secs: u64,
+    /// Lifetime of login tokens, in hours.
+    #[arg(long, env = "PARLEY_TOKEN_TTL_HOURS", default_value_t = 24)]
+    pub token_ttl_hours: u64,
+    /// Largest accepted request body, in KiB.
+    #[arg(long, env = "PARLEY_BODY_LIMIT_KIB", default_value_t = 64)]
+    pub body_limit_kib: usize,
+    /// Failed logins per account within 15 minutes before it is throttled.
+    #[arg(long, env = "PARLEY_LOGIN_ATTEMPTS", default_value_t = 5)]
+    pub login_attempts: usize,
+    /// Seconds before a meeting's start time that its bot is sent.
+    #[arg(long, env = "PARLEY_DISPATCH_LEAD_SECS", default_value_t = 60)]
+    pub dispatch_lead_secs: u64,
+    /// Speed of replay: meetings (1 = real time, as live; 0 = as fast as possible).
+    #[arg(long, env = "PARLEY_REPLAY_SPEED", default_value_t = 1.0)]
+    pub replay_speed: f64,
+    #[command(flatten)]
+    pub asr: AsrArgs,
+}
+
+impl ServeArgs {
+    pub fn config(&self) -> anyhow::Result<ServerConfig> {
+        let data_dir = match &self.data_dir {
+            Some(d) => d.clone(),
+            None => dirs::data_dir()
+                .context("no data dir for this user: pass --data-dir")?
+                .join("parley"),
+        };
+        if self.replay_speed < 0.0 || !self.replay_speed.is_finite() {
+            anyhow::bail!("--replay-speed must be 0 or positive");
+        }
+        if self.token_ttl_hours == 0 {
+            anyhow::bail!("--token-ttl-hours must be at least 1");
+        }
+        let nonempty = |s: &Option<String>| s.as_ref().filter(|s| !s.is_empty()).map(Secret::new);
+        let mut config = ServerConfig::embedded(data_dir, self.asr.clone());
+        config.database_url = nonempty(&self.database_url);
+        config.redis_url = nonempty(&self.redis_url);
+        config.events_stream = self.events_stream.clone();
+        config.consumer = self.consumer.clone().unwrap_or_else(default_consumer_name);
+        config.claim_idle = Duration::from_secs(self.claim_idle_secs);
+        config.token_ttl = Duration::from_secs(self.token_ttl_hours * 3600);
+        config.body_limit = self.body_limit_kib.max(1) * 1024;
+        config.login_limits = Limits {
+            per_account: self.login_attempts.max(1),
+            ..Limits::default()
+        };
+        config.dispatch_lead = Duration::from_secs(self.dispatch_lead_secs);
+        config.replay_speed = self.replay_speed;
+        Ok(config)
+    }
+}
+
+pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))
+}
+
+/// Resolves on Ctrl-C or SIGTERM (how Kubernetes stops a pod).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let listener = bind(&args.listen).await?;
+    eprintln!(
+        "parley: {} mode, listening on http://{} (data in {})",
+        config.mode(),
+        listener.local_addr()?,
+        config.data_dir.display()
+    );
+    crate::app::run(config, listener, shutdown_signal()).await
+}

@@ -1,0 +1,112 @@
+//! Server configuration, validated once at start-up. Every setting has a flag and an environment
+//! variable; with none set, `parley serve` runs the embedded default.
+
+use crate::auth::rate_limit::Limits;
+use crate::cli::asr::AsrArgs;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A value that must never reach logs: `Debug` and `Display` print a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    /// Postgres in production; `None` means SQLite in `data_dir`.
+    pub database_url: Option<Secret>,
+    /// Redis Streams bus; `None` means the in-process bus.
+    pub redis_url: Option<Secret>,
+    pub events_stream: String,
+    /// This replica's name in the consumer group.
+    pub consumer: String,
+    pub claim_idle: Duration,
+    pub token_ttl: Duration,
+    pub body_limit: usize,
+    pub login_limits: Limits,
+    /// Bots are dispatched this long before a meeting's start time.
+    pub dispatch_lead: Duration,
+    /// Whisper settings of the in-process bots.
+    pub asr: AsrArgs,
+    /// Speed of `replay:` meetings (1.0 = real time, as a live meeting).
+    pub replay_speed: f64,
+}
+
+impl ServerConfig {
+    /// Defaults for a data dir, as `parley serve` with no other settings.
+    pub fn embedded(data_dir: PathBuf, asr: AsrArgs) -> Self {
+        Self {
+            data_dir,
+            database_url: None,
+            redis_url: None,
+            events_stream: parley_bot::sink::redis::DEFAULT_STREAM.to_owned(),
+            consumer: default_consumer_name(),
+            claim_idle: Duration::from_secs(30),
+            token_ttl: Duration::from_secs(24 * 3600),
+            body_limit: 64 * 1024,
+            login_limits: Limits::default(),
+            dispatch_lead: Duration::from_secs(60),
+            asr,
+            replay_speed: 1.0,
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("parley.db").display()
+            ),
+        }
+    }
+
+    pub fn mode(&self) -> &'static str {
+        match (&self.database_url, &self.redis_url) {
+            (None, None) => "embedded",
+            (Some(_), Some(_)) => "production",
+            _ => "mixed",
+        }
+    }
+}
+
+/// `host-pid-random`: unique per process, readable in `XINFO CONSUMERS`.
+pub fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "parley".to_owned());
+    let mut r = [0u8; 3];
+    let _ = getrandom::fill(&mut r);
+    format!(
+        "{host}-{}-{:02x}{:02x}{:02x}",
+        std::process::id(),
+        r[0],
+        r[1],
+        r[2]
+    )
+}

@@ -1,0 +1,111 @@
+//! Writing a batch of bus events into the store.
+
+use crate::store::{MeetingStatus, SegmentRow, Store, StoreError};
+use parley_shared::{BotState, Event, EventBody, MeetingId};
+use std::collections::HashSet;
+
+/// Meetings known to exist, so a steady stream of segments costs no existence queries.
+#[derive(Debug, Default)]
+pub struct KnownMeetings(HashSet<MeetingId>);
+
+impl KnownMeetings {
+    const MAX: usize = 100_000;
+
+    async fn refresh(&mut self, store: &Store, events: &[&Event]) -> Result<(), StoreError> {
+        let mut unknown: Vec<MeetingId> = events
+            .iter()
+            .map(|e| e.meeting_id)
+            .filter(|id| !self.0.contains(id))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        unknown.sort();
+        unknown.dedup();
+        if self.0.len() + unknown.len() > Self::MAX {
+            self.0.clear();
+        }
+        self.0.extend(store.existing_meetings(&unknown).await?);
+        Ok(())
+    }
+}
+
+/// What a batch did; `unknown` holds the indexes of events whose meeting does not exist.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub segments: usize,
+    pub finals: usize,
+    pub unknown: Vec<usize>,
+}
+
+/// Stores segments first, in one transaction, then applies meeting and participant changes in
+/// order, so a `meeting_ended` never lands before the finals that preceded it. Every step is
+/// idempotent: a batch may be applied again after a crash before its acknowledgement.
+pub async fn apply(
+    store: &Store,
+    events: &[&Event],
+    known: &mut KnownMeetings,
+    now_ms: u64,
+) -> Result<Applied, StoreError> {
+    known.refresh(store, events).await?;
+    let mut applied = Applied::default();
+    let mut rows = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        if !known.0.contains(&event.meeting_id) {
+            applied.unknown.push(i);
+            continue;
+        }
+        if let EventBody::Segment(s) = &event.body {
+            applied.finals += usize::from(s.is_final);
+            rows.push(SegmentRow {
+                meeting_id: event.meeting_id,
+                segment_id: s.segment_id.as_uuid(),
+                speaker_key: s.speaker.key.to_string(),
+                speaker_name: s.speaker.name.clone(),
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                text: s.text.clone(),
+                is_final: s.is_final,
+                seq: event.seq,
+                received_ms: now_ms,
+            });
+        }
+    }
+    applied.segments = rows.len();
+    store.upsert_segments(&rows).await?;
+    for event in events.iter().filter(|e| known.0.contains(&e.meeting_id)) {
+        let id = event.meeting_id;
+        match &event.body {
+            EventBody::Segment(_) => {}
+            EventBody::ParticipantJoined { speaker, at_ms } => {
+                store
+                    .participant_joined(id, speaker.key.as_str(), &speaker.name, *at_ms)
+                    .await?;
+            }
+            EventBody::ParticipantLeft { speaker, at_ms } => {
+                store
+                    .participant_left(id, speaker.key.as_str(), *at_ms)
+                    .await?;
+            }
+            EventBody::BotStatus { state, reason, .. } => {
+                let status = match state {
+                    BotState::Joining => Some(MeetingStatus::Joining),
+                    BotState::InMeeting => Some(MeetingStatus::InProgress),
+                    BotState::Failed => Some(MeetingStatus::Failed),
+                    BotState::CaptureStalled | BotState::Left => None,
+                };
+                if let Some(status) = status {
+                    store
+                        .set_meeting_status(id, status, reason.as_deref(), now_ms)
+                        .await?;
+                }
+            }
+            EventBody::MeetingEnded { .. } => {
+                store
+                    .set_meeting_status(id, MeetingStatus::Ended, None, now_ms)
+                    .await?;
+            }
+        }
+    }
+    Ok(applied)
+}

@@ -1,0 +1,45 @@
+//! The in-process bus of embedded mode: bots and the ingest share a bounded channel.
+
+use super::{Entry, Source};
+use parley_shared::Event;
+use tokio::sync::mpsc;
+
+/// Events the channel holds before bots wait on the ingest.
+pub const CAPACITY: usize = 4096;
+const MAX_BATCH: usize = 1000;
+
+#[derive(Debug)]
+pub struct ChannelSource {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl ChannelSource {
+    pub fn new(rx: mpsc::Receiver<Event>) -> Self {
+        Self { rx }
+    }
+}
+
+impl Source for ChannelSource {
+    async fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Entry>>> {
+        let mut events = Vec::new();
+        if self.rx.recv_many(&mut events, MAX_BATCH).await == 0 {
+            return Ok(None);
+        }
+        Ok(Some(
+            events
+                .into_iter()
+                .map(|e| Entry {
+                    event: Ok(e),
+                    published_ms: None,
+                })
+                .collect(),
+        ))
+    }
+
+    async fn settle(&mut self, dead: &[(usize, String)]) -> anyhow::Result<()> {
+        for (_, reason) in dead {
+            tracing::warn!(reason, "in-process event dropped");
+        }
+        Ok(())
+    }
+}

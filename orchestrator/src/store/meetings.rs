@@ -1,0 +1,342 @@
+//! Meetings, who may see them, and the speakers a bot heard in them.
+
+use super::{Result, Store, corrupt, from_db_ms, to_db_ms};
+use parley_shared::{EmailAddress, MeetingId, MeetingUrl, Platform};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingStatus {
+    /// Waiting for its start time.
+    Scheduled,
+    /// A bot has been dispatched and is joining.
+    Joining,
+    InProgress,
+    Ended,
+    Failed,
+}
+
+impl MeetingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Joining => "joining",
+            Self::InProgress => "in_progress",
+            Self::Ended => "ended",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Scheduled,
+            Self::Joining,
+            Self::InProgress,
+            Self::Ended,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Ended | Self::Failed)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Meeting {
+    pub meeting_id: MeetingId,
+    pub title: String,
+    pub url: MeetingUrl,
+    pub platform: Platform,
+    pub status: MeetingStatus,
+    /// Why a meeting failed, in words for its owner.
+    pub status_reason: Option<String>,
+    pub owner_id: Uuid,
+    pub start_time_ms: Option<u64>,
+    pub end_time_ms: Option<u64>,
+    pub created_at_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMeeting {
+    pub owner_id: Uuid,
+    pub title: String,
+    pub url: MeetingUrl,
+    pub start_time_ms: Option<u64>,
+    pub invitees: Vec<EmailAddress>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Participant {
+    pub speaker_key: String,
+    pub display_name: String,
+    pub joined_ms: Option<u64>,
+    pub left_ms: Option<u64>,
+}
+
+/// Columns [`meeting_from_row`] reads, qualified by `m.`.
+macro_rules! meeting_columns {
+    () => {
+        "m.meeting_id, m.title, m.url, m.platform, m.status, m.status_reason, m.owner_id, \
+         m.start_time, m.end_time, m.created_at"
+    };
+}
+
+/// Rows of meetings the user `$1` may see: owned or taken part in.
+macro_rules! visible_to_user {
+    () => {
+        "(m.owner_id = $1 OR EXISTS (SELECT 1 FROM user_meetings um \
+          WHERE um.meeting_id = m.meeting_id AND um.user_id = $1))"
+    };
+}
+
+fn meeting_from_row(row: &AnyRow) -> Result<Meeting> {
+    let id: String = row.try_get("meeting_id")?;
+    let url: String = row.try_get("url")?;
+    let platform: String = row.try_get("platform")?;
+    let status: String = row.try_get("status")?;
+    let owner: String = row.try_get("owner_id")?;
+    Ok(Meeting {
+        meeting_id: MeetingId::parse(&id).map_err(|_| corrupt("meeting id"))?,
+        title: row.try_get("title")?,
+        url: MeetingUrl::parse(&url).map_err(|_| corrupt("meeting url"))?,
+        platform: Platform::parse(&platform).ok_or_else(|| corrupt("meeting platform"))?,
+        status: MeetingStatus::parse(&status).ok_or_else(|| corrupt("meeting status"))?,
+        status_reason: row.try_get("status_reason")?,
+        owner_id: Uuid::parse_str(&owner).map_err(|_| corrupt("meeting owner"))?,
+        start_time_ms: row.try_get::<Option<i64>, _>("start_time")?.map(from_db_ms),
+        end_time_ms: row.try_get::<Option<i64>, _>("end_time")?.map(from_db_ms),
+        created_at_ms: from_db_ms(row.try_get("created_at")?),
+    })
+}
+
+impl Store {
+    /// Stores a meeting, its invitees, and makes it visible to invitees who already have accounts.
+    pub async fn create_meeting(&self, new: NewMeeting, now_ms: u64) -> Result<Meeting> {
+        let id = MeetingId::new_random();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO meetings (meeting_id, title, url, platform, status, owner_id, start_time, \
+             created_at) VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7)",
+        )
+        .bind(id.to_string())
+        .bind(&new.title)
+        .bind(new.url.as_str())
+        .bind(new.url.platform().as_str())
+        .bind(new.owner_id.to_string())
+        .bind(new.start_time_ms.map(to_db_ms))
+        .bind(to_db_ms(now_ms))
+        .execute(&mut *tx)
+        .await?;
+        for email in &new.invitees {
+            sqlx::query(
+                "INSERT INTO meeting_invitees (meeting_id, email) VALUES ($1, $2) \
+                 ON CONFLICT (meeting_id, email) DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind(email.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO user_meetings (id, user_id, meeting_id, joined_at) \
+             SELECT $1 || ':' || u.user_id, u.user_id, $1, $2 FROM users u \
+             JOIN meeting_invitees i ON i.email = u.email AND i.meeting_id = $1 \
+             ON CONFLICT (user_id, meeting_id) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(to_db_ms(now_ms))
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            meeting_columns!(),
+            " FROM meetings m WHERE m.meeting_id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        meeting_from_row(&row)
+    }
+
+    /// A meeting whatever its visibility (for the system's own work, not for API callers).
+    pub async fn meeting(&self, id: MeetingId) -> Result<Option<Meeting>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            meeting_columns!(),
+            " FROM meetings m WHERE m.meeting_id = $1"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(meeting_from_row).transpose()
+    }
+
+    /// A meeting if `user_id` owns it or took part in it.
+    pub async fn visible_meeting(&self, user_id: Uuid, id: MeetingId) -> Result<Option<Meeting>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            meeting_columns!(),
+            " FROM meetings m WHERE m.meeting_id = $2 AND ",
+            visible_to_user!()
+        ))
+        .bind(user_id.to_string())
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(meeting_from_row).transpose()
+    }
+
+    /// Meetings `user_id` may see, newest first.
+    pub async fn visible_meetings(
+        &self,
+        user_id: Uuid,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<Meeting>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            meeting_columns!(),
+            " FROM meetings m WHERE ",
+            visible_to_user!(),
+            " ORDER BY m.created_at DESC, m.meeting_id LIMIT $2 OFFSET $3"
+        ))
+        .bind(user_id.to_string())
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(meeting_from_row).collect()
+    }
+
+    /// Moves a meeting to `status` unless it already ended or failed; returns whether it moved.
+    /// Ending records the end time once.
+    pub async fn set_meeting_status(
+        &self,
+        id: MeetingId,
+        status: MeetingStatus,
+        reason: Option<&str>,
+        now_ms: u64,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE meetings SET status = $1, status_reason = $2, \
+             end_time = CASE WHEN $1 IN ('ended', 'failed') THEN COALESCE(end_time, $3) \
+                        ELSE end_time END \
+             WHERE meeting_id = $4 AND status NOT IN ('ended', 'failed')",
+        )
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(to_db_ms(now_ms))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Scheduled meetings that start at or before `until_ms` (or have no start time).
+    pub async fn due_meetings(&self, until_ms: u64) -> Result<Vec<Meeting>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            meeting_columns!(),
+            " FROM meetings m WHERE m.status = 'scheduled' \
+              AND (m.start_time IS NULL OR m.start_time <= $1) ORDER BY m.start_time"
+        ))
+        .bind(to_db_ms(until_ms))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(meeting_from_row).collect()
+    }
+
+    /// Takes a scheduled meeting for dispatch; only one caller wins.
+    pub async fn claim_meeting(&self, id: MeetingId) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE meetings SET status = 'joining' WHERE meeting_id = $1 AND status = 'scheduled'",
+        )
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    pub async fn invitees(&self, id: MeetingId) -> Result<Vec<EmailAddress>> {
+        let rows =
+            sqlx::query("SELECT email FROM meeting_invitees WHERE meeting_id = $1 ORDER BY email")
+                .bind(id.to_string())
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let e: String = r.try_get("email")?;
+                EmailAddress::parse(&e).map_err(|_| corrupt("invitee email"))
+            })
+            .collect()
+    }
+
+    /// Records a speaker joining (or re-joining, with a possibly new display name).
+    pub async fn participant_joined(
+        &self,
+        id: MeetingId,
+        speaker_key: &str,
+        display_name: &str,
+        at_ms: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO participants (meeting_id, speaker_key, display_name, joined_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (meeting_id, speaker_key) DO UPDATE \
+             SET display_name = excluded.display_name, left_ms = NULL, \
+                 joined_ms = COALESCE(participants.joined_ms, excluded.joined_ms)",
+        )
+        .bind(id.to_string())
+        .bind(speaker_key)
+        .bind(display_name)
+        .bind(to_db_ms(at_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn participant_left(
+        &self,
+        id: MeetingId,
+        speaker_key: &str,
+        at_ms: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE participants SET left_ms = $1 WHERE meeting_id = $2 AND speaker_key = $3",
+        )
+        .bind(to_db_ms(at_ms))
+        .bind(id.to_string())
+        .bind(speaker_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn participants(&self, id: MeetingId) -> Result<Vec<Participant>> {
+        let rows = sqlx::query(
+            "SELECT speaker_key, display_name, joined_ms, left_ms FROM participants \
+             WHERE meeting_id = $1 ORDER BY joined_ms, speaker_key",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Participant {
+                    speaker_key: r.try_get("speaker_key")?,
+                    display_name: r.try_get("display_name")?,
+                    joined_ms: r.try_get::<Option<i64>, _>("joined_ms")?.map(from_db_ms),
+                    left_ms: r.try_get::<Option<i64>, _>("left_ms")?.map(from_db_ms),
+                })
+            })
+            .collect()
+    }
+}

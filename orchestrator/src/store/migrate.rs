@@ -1,0 +1,46 @@
+//! Embedded migrations: the SQL files of `migrations/{postgres,sqlite}` compiled into the binary,
+//! so a deployed `parley` needs no files beside it.
+
+use super::{Backend, Result, Store};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use std::borrow::Cow;
+
+struct Source {
+    version: i64,
+    description: &'static str,
+    postgres: &'static str,
+    sqlite: &'static str,
+}
+
+const MIGRATIONS: &[Source] = &[Source {
+    version: 1,
+    description: "init",
+    postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
+    sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
+}];
+
+pub(super) fn migrator(backend: Backend) -> Migrator {
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|m| {
+                let sql = match backend {
+                    Backend::Postgres => m.postgres,
+                    Backend::Sqlite => m.sqlite,
+                };
+                Migration::new(
+                    m.version,
+                    Cow::Borrowed(m.description),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+pub(super) async fn run(store: &Store) -> Result<()> {
+    migrator(store.backend).run(&store.pool).await?;
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Storage: repositories over sqlx's `Any` driver, so one set of SQL serves Postgres (production)
+//! and SQLite (embedded default).
+//!
+//! Queries are written in the dialect both share: `$N` placeholders (SQLite accepts them),
+//! `ON CONFLICT … DO UPDATE`, `RETURNING`. Ids are UUID text and times are milliseconds since the
+//! epoch in both schemas; `migrations/postgres` and `migrations/sqlite` are kept equivalent by a
+//! test.
+
+mod meetings;
+mod migrate;
+mod sessions;
+mod summaries;
+mod transcripts;
+mod users;
+
+pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant};
+pub use summaries::Summary;
+pub use transcripts::{SegmentRow, StoredSegment};
+pub use users::{Role, User};
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url (expected postgres://… or sqlite:…)")]
+    UnsupportedUrl,
+    #[error("stored row is invalid: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+}
+
+/// The database handle every repository method hangs off. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects and applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        let pool = match backend {
+            // One writer at a time is all SQLite does; a small pool keeps readers concurrent
+            // (WAL) without queueing writers on the busy timeout.
+            Backend::Sqlite => {
+                options
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(16).connect(url).await?,
+        };
+        let store = Self { pool, backend };
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Round-trips a trivial query: the readiness check.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::Corrupt(what.into())
+}
+
+/// Milliseconds since the epoch as the schema stores them. Times before 1970 or after the year
+/// 292 million do not occur.
+pub fn to_db_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+pub fn from_db_ms(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0)
+}

@@ -1,0 +1,64 @@
+//! Login sessions: only a SHA-256 of each bearer token is stored, so a database dump holds no
+//! usable token.
+
+use super::{Result, Store, to_db_ms};
+use sqlx::Row;
+use uuid::Uuid;
+
+impl Store {
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: Uuid,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(user_id.to_string())
+        .bind(to_db_ms(now_ms))
+        .bind(to_db_ms(expires_at_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The user a live (unexpired) session belongs to.
+    pub async fn session_user(&self, token_hash: &str, now_ms: u64) -> Result<Option<Uuid>> {
+        let row =
+            sqlx::query("SELECT user_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
+                .bind(token_hash)
+                .bind(to_db_ms(now_ms))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row
+            .map(|r| r.try_get::<String, _>("user_id"))
+            .transpose()?
+            .and_then(|id| Uuid::parse_str(&id).ok()))
+    }
+
+    /// Deletes expired sessions; returns how many.
+    pub async fn purge_sessions(&self, now_ms: u64) -> Result<u64> {
+        let n = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+            .bind(to_db_ms(now_ms))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+}
+
+impl Store {
+    /// Ends a session (logout); returns whether it existed.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
+    }
+}
