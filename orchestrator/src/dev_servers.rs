@@ -156,8 +156,10 @@ impl PrivatePostgres {
 
     fn start_server(&self) -> Result<()> {
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=300",
+            // fsync off: nothing here must survive the machine. Commits stay synchronous, so a
+            // crashed server (the fault tests stop it as a crash) keeps what it acknowledged.
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off \
+             -c max_connections=300",
             self.port,
             self.dir.path().display()
         );

@@ -74,6 +74,18 @@ fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
 }
 
+impl Default for AsrArgs {
+    /// The flags' defaults, as a command line without any of them gives.
+    fn default() -> Self {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            asr: AsrArgs,
+        }
+        <Defaults as clap::Parser>::parse_from(["parley"]).asr
+    }
+}
+
 impl AsrArgs {
     /// The transcriber settings; `live` adds partials.
     pub fn transcriber(&self, live: bool) -> TranscriberConfig {

@@ -2,6 +2,7 @@
 
 pub mod asr;
 mod bench_asr;
+mod bench_ingest;
 mod demo;
 mod models;
 mod procstat;
@@ -46,6 +47,8 @@ enum Command {
 enum BenchCommand {
     /// Accuracy, latency and cost of transcription on a folder of per-speaker tracks with a reference.json.
     Asr(bench_asr::BenchAsrArgs),
+    /// Events per second from the Redis stream into Postgres, and publication-to-commit lag.
+    Ingest(bench_ingest::BenchIngestArgs),
 }
 
 impl Cli {
@@ -65,5 +68,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(cmd) => models::run(cmd).await,
         Command::Transcribe(args) => transcribe::run(args).await,
         Command::Bench(BenchCommand::Asr(args)) => bench_asr::run(args).await,
+        Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
     }
 }

@@ -1,0 +1,117 @@
+//! A meeting replayed through an in-process bot: real audio, the real Whisper model, events over
+//! the in-process bus (embedded) or Redis (production), transcript read back over the API.
+//! Needs the tiny.en model installed (scripts/test installs it).
+
+use crate::helpers::{Backend, Options, TestApp, eventually, unique_stream};
+use parley_bot::eval::{HypSegment, Reference, score};
+use parley_shared::MeetingId;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::Duration;
+
+/// Both tests load the model and keep both cores busy: one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn replay_the_sample(app: &TestApp) {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/sample")
+        .canonicalize()
+        .expect("testdata/sample");
+    let admin = app.user("admin@example.com").await;
+    let id = app
+        .meeting(
+            &admin,
+            json!({"title": "Sample", "url": format!("replay:{}", dir.display()), "participants": []}),
+        )
+        .await;
+    let meeting: Value = eventually(
+        Duration::from_secs(300),
+        "the replayed meeting to end",
+        || async {
+            let m: Value = app
+                .get(&format!("/meetings/{id}"), Some(&admin))
+                .await
+                .json()
+                .await
+                .ok()?;
+            assert_ne!(m["status"], "failed", "{m}");
+            (m["status"] == "ended").then_some(m)
+        },
+    )
+    .await;
+    let names: Vec<&str> = meeting["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter_map(|p| p["display_name"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&"Ana Lima") && names.contains(&"Ben Carter"),
+        "{names:?}"
+    );
+
+    let reference = Reference::load(&dir.join("reference.json")).expect("reference");
+    let stored = app
+        .store
+        .segments(MeetingId::parse(&id).expect("id"), false)
+        .await
+        .expect("segments");
+    let hyps: Vec<HypSegment> = stored
+        .iter()
+        .map(|s| HypSegment {
+            speaker: s.speaker.clone(),
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            text: s.text.clone(),
+        })
+        .collect();
+    let s = score(&reference, &hyps);
+    eprintln!(
+        "sample through the server: WER {:.1} %, attribution {:.1} %",
+        s.overall.rate() * 100.0,
+        s.attribution() * 100.0
+    );
+    assert!(
+        s.overall.rate() <= 0.15,
+        "WER {:.1} %",
+        s.overall.rate() * 100.0
+    );
+    assert_eq!(s.attribution(), 1.0, "every word under the right speaker");
+
+    let transcript: Value = app
+        .get(
+            &format!("/meetings/{id}/transcript?format=json"),
+            Some(&admin),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        transcript["segments"].as_array().expect("segments").len(),
+        stored.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_bot_transcribes_a_meeting() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    replay_the_sample(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_bot_transcribes_through_redis_and_postgres() {
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        Options {
+            redis_stream: Some(unique_stream()),
+            ..Options::default()
+        },
+    )
+    .await;
+    replay_the_sample(&app).await;
+    app.stop().await;
+}

@@ -1,0 +1,314 @@
+//! Test harness: private servers, a fresh database per test, the app on port 0, an HTTP client.
+
+use parley_orchestrator::cli::asr::AsrArgs;
+use parley_orchestrator::config::{Secret, ServerConfig};
+use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis};
+use parley_orchestrator::store::Store;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub use parley_orchestrator::store::Backend;
+
+/// Runs a test body once per backend: `both_backends!(name, …)` makes `name::postgres` and
+/// `name::sqlite` from `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+        }
+    )*};
+}
+
+struct Servers {
+    _pg: Option<PrivatePostgres>,
+    _redis: Option<PrivateRedis>,
+    pg_url: String,
+    redis_url: String,
+}
+
+fn servers() -> &'static Servers {
+    static SERVERS: OnceLock<Servers> = OnceLock::new();
+    SERVERS.get_or_init(|| {
+        let (pg, pg_url) = match std::env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => (None, url),
+            _ => {
+                let pg = PrivatePostgres::start().unwrap_or_else(|e| {
+                    panic!(
+                        "cannot start a private Postgres for the tests (or set DATABASE_URL): {e:#}"
+                    )
+                });
+                let url = pg.url();
+                (Some(pg), url)
+            }
+        };
+        let (redis, redis_url) = match std::env::var("REDIS_URL") {
+            Ok(url) if !url.is_empty() => (None, url),
+            _ => {
+                let r = PrivateRedis::start().unwrap_or_else(|e| {
+                    panic!("cannot start a private Redis for the tests (or set REDIS_URL): {e:#}")
+                });
+                let url = r.url();
+                (Some(r), url)
+            }
+        };
+        Servers {
+            _pg: pg,
+            _redis: redis,
+            pg_url,
+            redis_url,
+        }
+    })
+}
+
+pub fn redis_url() -> String {
+    servers().redis_url.clone()
+}
+
+/// A fresh, empty database of `backend`: its URL and the folder to keep alive (SQLite).
+pub async fn fresh_database(backend: Backend) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+        Backend::Postgres => create_pg_database(&servers().pg_url).await,
+    };
+    (url, dir)
+}
+
+/// Creates a uniquely named database on the Postgres behind `admin_url`.
+pub async fn create_pg_database(admin_url: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::AnyConnection::connect(admin_url)
+        .await
+        .expect("connect to the test Postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let _ = conn.close().await;
+    let (base, _) = admin_url.rsplit_once('/').expect("database url has a path");
+    format!("{base}/{name}")
+}
+
+pub fn unique_stream() -> String {
+    format!("parley:test:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Log lines of every app in this test binary, for the test that no secret is logged.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOGS.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,hyper=info,h2=info,reqwest=info,hyper_util=info")
+            .with_writer(|| LogWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub store: Store,
+    pub http: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// How a test wants its app.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Publish and ingest through this Redis stream instead of the in-process bus.
+    pub redis_stream: Option<String>,
+    pub redis_url: Option<String>,
+    pub claim_idle: Option<Duration>,
+    pub replay_speed: Option<f64>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, Options::default()).await
+    }
+
+    pub async fn spawn_with(backend: Backend, options: Options) -> Self {
+        let (url, dir) = fresh_database(backend).await;
+        Self::spawn_on(url, dir, options).await
+    }
+
+    pub async fn spawn_on(database_url: String, dir: tempfile::TempDir, options: Options) -> Self {
+        init_logs();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut config = ServerConfig::embedded(dir.path().join("data"), AsrArgs::default());
+        config.database_url = Some(Secret::new(database_url.clone()));
+        if let Some(stream) = options.redis_stream {
+            config.redis_url = Some(Secret::new(options.redis_url.unwrap_or_else(redis_url)));
+            config.events_stream = stream;
+        }
+        if let Some(idle) = options.claim_idle {
+            config.claim_idle = idle;
+        }
+        config.replay_speed = options.replay_speed.unwrap_or(0.0);
+        config.body_limit = 16 * 1024;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
+        let addr: SocketAddr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(parley_orchestrator::app::run(
+            config,
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        let base = format!("http://{addr}");
+        let http = reqwest::Client::new();
+        // The app migrates the database first; opening it here before that would race it.
+        wait_ready(&http, &base).await;
+        let store = Store::open(&database_url).await.expect("open test store");
+        Self {
+            base,
+            store,
+            http,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn register(&self, email: &str, name: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/register/user",
+            None,
+            &json!({ "email": email, "name": name, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/register/login",
+            None,
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Registers and logs in; returns the bearer token. The first user of an app is its admin.
+    pub async fn user(&self, email: &str) -> String {
+        let password = format!("pw-{email}-long");
+        let r = self.register(email, "Test User", &password).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "register {email}");
+        let r = self.login(email, &password).await;
+        assert_eq!(r.status(), StatusCode::OK, "login {email}");
+        let body: Value = r.json().await.expect("login json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates a meeting; returns its id.
+    pub async fn meeting(&self, token: &str, body: Value) -> String {
+        let r = self.post("/meetings", Some(token), &body).await;
+        let status = r.status();
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["meeting_id"].as_str().expect("meeting_id").to_owned()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("app task").expect("app run");
+        }
+        self.store.close().await;
+    }
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    for _ in 0..400 {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the app did not answer /healthz within 10 s");
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or fails the test after `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let logs = captured_logs();
+            let warnings: Vec<&str> = logs
+                .lines()
+                .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+                .collect();
+            let recent = warnings[warnings.len().saturating_sub(20)..].join("\n");
+            panic!("timed out after {within:?} waiting for {what}; recent warnings:\n{recent}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,15 @@
+//! The server's tests, in one binary sharing one private Postgres and one private Redis (or
+//! `DATABASE_URL`/`REDIS_URL` when given). Each test gets its own database and app on port 0.
+
+mod helpers;
+
+mod accounts;
+mod bots;
+mod faults;
+mod ingest;
+mod logs;
+mod meetings;
+mod ops;
+mod schema;
+mod security;
+mod store;

@@ -1,0 +1,110 @@
+//! Health, readiness, metrics and the OpenAPI document.
+
+use crate::helpers::{Backend, Options, TestApp, unique_stream};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Every route the API serves.
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/register/user"),
+    ("post", "/register/login"),
+    ("post", "/logout"),
+    ("get", "/me"),
+    ("post", "/meetings"),
+    ("get", "/meetings"),
+    ("get", "/meetings/{id}"),
+    ("post", "/meetings/{id}/end"),
+    ("get", "/meetings/{id}/transcript"),
+    ("get", "/meetings/{id}/summary"),
+    ("post", "/meeting/started"),
+    ("get", "/meeting/summary"),
+    ("get", "/admin/users"),
+    ("put", "/admin/users/{id}/role"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_documented_and_served() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let doc: Value = app
+        .get("/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().expect("paths");
+    let documented: usize = paths
+        .values()
+        .map(|p| p.as_object().map_or(0, |o| o.len()))
+        .sum();
+    assert_eq!(
+        documented,
+        ROUTES.len(),
+        "documented operations vs served routes"
+    );
+    for (method, path) in ROUTES {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} undocumented"
+        );
+        let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let r = app
+            .http
+            .request(
+                method.to_uppercase().parse().expect("method"),
+                app.url(&concrete),
+            )
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            r.status() != StatusCode::NOT_FOUND && r.status() != StatusCode::METHOD_NOT_ALLOWED
+                || r.headers()
+                    .get("content-type")
+                    .is_some_and(|c| c == "application/json"),
+            "{method} {path}: {}",
+            r.status()
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    assert_eq!(
+        app.get("/healthz", None).await.text().await.expect("text"),
+        "ok"
+    );
+    let ready: Value = app.get("/readyz", None).await.json().await.expect("json");
+    assert_eq!(ready["database"], "ok");
+    assert_eq!(ready["redis"], "not configured");
+    app.user("ana@example.com").await;
+    app.login("ana@example.com", "wrong password").await;
+    let metrics = app.get("/metrics", None).await.text().await.expect("text");
+    assert!(
+        metrics.contains("parley_logins_failed_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("# TYPE parley_ingest_lag_milliseconds histogram"));
+    app.stop().await;
+
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        Options {
+            redis_stream: Some(unique_stream()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let ready: Value = app.get("/readyz", None).await.json().await.expect("json");
+    assert_eq!(
+        (ready["database"].as_str(), ready["redis"].as_str()),
+        (Some("ok"), Some("ok"))
+    );
+    app.stop().await;
+}
