@@ -87,7 +87,12 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
     store.set_role(user.user_id, Role::Admin).await?;
     store.close().await;
 
-    let listener = bind(&args.serve.listen).await?;
+    let listener = match bind(&args.serve.listen).await {
+        Ok(l) => l,
+        // The default port is taken (another Parley?): any free port does for a demo.
+        Err(_) if args.serve.listen == super::serve::DEFAULT_LISTEN => bind("127.0.0.1:0").await?,
+        Err(e) => return Err(e),
+    };
     let base = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::app::run(config.clone(), listener, async move {

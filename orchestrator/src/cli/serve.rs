@@ -9,10 +9,12 @@ use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
-    #[arg(long, env = "PARLEY_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "PARLEY_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
     /// Where the embedded database and other local state live [default: the user's data dir,
     /// e.g. ~/.local/share/parley].

@@ -2,7 +2,7 @@
 //! the in-process bus (embedded) or Redis (production), transcript read back over the API.
 //! Needs the tiny.en model installed (scripts/test installs it).
 
-use crate::helpers::{Backend, Options, TestApp, eventually, unique_stream};
+use crate::helpers::{Backend, TestApp, eventually};
 use parley_bot::eval::{HypSegment, Reference, score};
 use parley_shared::MeetingId;
 use serde_json::{Value, json};
@@ -104,14 +104,7 @@ async fn embedded_bot_transcribes_a_meeting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_bot_transcribes_through_redis_and_postgres() {
-    let app = TestApp::spawn_with(
-        Backend::Postgres,
-        Options {
-            redis_stream: Some(unique_stream()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_production().await;
     replay_the_sample(&app).await;
     app.stop().await;
 }

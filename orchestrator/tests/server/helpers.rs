@@ -162,6 +162,18 @@ impl TestApp {
         Self::spawn_with(backend, Options::default()).await
     }
 
+    /// Production mode: Postgres, and events through a Redis stream of its own.
+    pub async fn spawn_production() -> Self {
+        Self::spawn_with(
+            Backend::Postgres,
+            Options {
+                redis_stream: Some(unique_stream()),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
     pub async fn spawn_with(backend: Backend, options: Options) -> Self {
         let (url, dir) = fresh_database(backend).await;
         Self::spawn_on(url, dir, options).await

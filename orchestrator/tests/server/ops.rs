@@ -1,6 +1,6 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
-use crate::helpers::{Backend, Options, TestApp, unique_stream};
+use crate::helpers::{Backend, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -93,14 +93,7 @@ async fn health_readiness_and_metrics() {
     assert!(metrics.contains("# TYPE parley_ingest_lag_milliseconds histogram"));
     app.stop().await;
 
-    let app = TestApp::spawn_with(
-        Backend::Postgres,
-        Options {
-            redis_stream: Some(unique_stream()),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::spawn_production().await;
     let ready: Value = app.get("/readyz", None).await.json().await.expect("json");
     assert_eq!(
         (ready["database"].as_str(), ready["redis"].as_str()),
