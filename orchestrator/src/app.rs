@@ -99,6 +99,11 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
+    let housekeeping = tokio::spawn(purge_expired_sessions(
+        store.clone(),
+        stopped(stop_rx.clone()),
+    ));
+
     let addr = listener.local_addr()?;
     tracing::info!(%addr, mode = config.mode(), "parley serving");
     let app =
@@ -113,6 +118,7 @@ pub async fn run(
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = dispatcher.await;
+    let _ = housekeeping.await;
     launcher.shutdown().await;
     drop(launcher);
     match tokio::time::timeout(Duration::from_secs(10), server).await {
@@ -157,6 +163,23 @@ async fn dispatch_loop(
             () = &mut shutdown => return,
             () = wake.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Deletes expired sessions every ten minutes (they no longer authenticate anyway; this keeps the
+/// table small).
+async fn purge_expired_sessions(store: Store, shutdown: impl Future<Output = ()>) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        match store.purge_sessions(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "cannot remove expired sessions"),
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
         }
     }
 }

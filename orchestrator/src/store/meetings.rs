@@ -41,10 +41,6 @@ impl MeetingStatus {
         .into_iter()
         .find(|st| st.as_str() == s)
     }
-
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Ended | Self::Failed)
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]

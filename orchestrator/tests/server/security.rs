@@ -88,6 +88,9 @@ async fn expired_forged_and_malformed_tokens_are_refused(backend: Backend) {
     }
     let r = app.get("/meetings", None).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "no token");
+    let purged = app.store.purge_sessions(now_ms()).await.expect("purge");
+    assert_eq!(purged, 1, "only the expired session is removed");
+    assert_eq!(app.get("/me", Some(&good)).await.status(), StatusCode::OK);
     let r = app
         .http
         .get(app.url("/me"))
