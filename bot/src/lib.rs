@@ -3,9 +3,11 @@
 
 pub mod asr;
 pub mod audio;
+pub mod cli;
 pub mod connector;
 pub mod eval;
 pub mod local_run;
 pub mod models;
 pub mod pipeline;
 pub mod sink;
+pub mod telemetry;

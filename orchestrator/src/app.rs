@@ -78,7 +78,7 @@ pub async fn run(
     let launcher = Arc::new(Launcher::new(
         bus,
         config.asr.clone(),
-        config.replay_speed,
+        config.connector.clone(),
         Arc::clone(&metrics),
     ));
     let dispatch = Arc::new(Notify::new());

@@ -2,7 +2,8 @@
 //! variable; with none set, `parley serve` runs the embedded default.
 
 use crate::auth::rate_limit::Limits;
-use crate::cli::asr::AsrArgs;
+use parley_bot::asr::settings::AsrArgs;
+use parley_bot::connector::open::ConnectorArgs;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -51,8 +52,8 @@ pub struct ServerConfig {
     pub dispatch_lead: Duration,
     /// Whisper settings of the in-process bots.
     pub asr: AsrArgs,
-    /// Speed of `replay:` meetings (1.0 = real time, as a live meeting).
-    pub replay_speed: f64,
+    /// How in-process bots join meetings.
+    pub connector: ConnectorArgs,
 }
 
 impl ServerConfig {
@@ -70,7 +71,7 @@ impl ServerConfig {
             login_limits: Limits::default(),
             dispatch_lead: Duration::from_secs(60),
             asr,
-            replay_speed: 1.0,
+            connector: ConnectorArgs::default(),
         }
     }
 

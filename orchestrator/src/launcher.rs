@@ -2,20 +2,20 @@
 //! the first dispatch. Bots publish to the same bus a separate bot process would, so the ingest
 //! path is identical in embedded and production mode.
 
-use crate::cli::asr::AsrArgs;
 use crate::metrics::Metrics;
 use crate::store::Meeting;
 use anyhow::Context;
 use parley_bot::asr::pool::AsrPool;
+use parley_bot::asr::settings::AsrArgs;
 use parley_bot::asr::whisper::WhisperModel;
-use parley_bot::connector::replay::{Pace, ReplayConnector};
+use parley_bot::connector::open::{AnyConnector, ConnectorArgs};
 use parley_bot::pipeline::{PipelineConfig, run_meeting};
+use parley_bot::sink::any::AnySink;
 use parley_bot::sink::channel::ChannelSink;
 use parley_bot::sink::redis::RedisSink;
 use parley_bot::sink::{EventSink, SinkError};
 use parley_shared::{BotState, Event, EventBody, MeetingId, Platform};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, mpsc, watch};
@@ -28,37 +28,14 @@ pub enum Bus {
     Redis { url: String, stream: String },
 }
 
-/// The sink of one bot on either bus.
-#[derive(Debug)]
-enum BusSink {
-    Channel(ChannelSink),
-    Redis(Box<RedisSink>),
-}
-
-impl BusSink {
-    async fn open(bus: &Bus) -> Result<Self, SinkError> {
-        Ok(match bus {
-            Bus::Channel(tx) => Self::Channel(ChannelSink::new(tx.clone())),
-            Bus::Redis { url, stream } => {
-                Self::Redis(Box::new(RedisSink::connect(url, stream).await?))
+impl Bus {
+    async fn sink(&self) -> Result<AnySink, SinkError> {
+        Ok(match self {
+            Self::Channel(tx) => AnySink::Channel(ChannelSink::new(tx.clone())),
+            Self::Redis { url, stream } => {
+                AnySink::Redis(Box::new(RedisSink::connect(url, stream).await?))
             }
         })
-    }
-}
-
-impl EventSink for BusSink {
-    async fn publish(&mut self, event: Event) -> Result<(), SinkError> {
-        match self {
-            Self::Channel(s) => s.publish(event).await,
-            Self::Redis(s) => s.publish(event).await,
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), SinkError> {
-        match self {
-            Self::Channel(s) => s.flush().await,
-            Self::Redis(s) => s.flush().await,
-        }
     }
 }
 
@@ -71,7 +48,7 @@ struct Asr {
 pub struct Launcher {
     bus: Bus,
     asr_args: AsrArgs,
-    replay_speed: f64,
+    connector_args: ConnectorArgs,
     asr: OnceCell<Arc<Asr>>,
     metrics: Arc<Metrics>,
     /// Per running bot, the sender that asks it to leave.
@@ -86,11 +63,16 @@ impl std::fmt::Debug for Launcher {
 }
 
 impl Launcher {
-    pub fn new(bus: Bus, asr_args: AsrArgs, replay_speed: f64, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        bus: Bus,
+        asr_args: AsrArgs,
+        connector_args: ConnectorArgs,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             bus,
             asr_args,
-            replay_speed,
+            connector_args,
             asr: OnceCell::new(),
             metrics,
             running: Mutex::new(HashMap::new()),
@@ -127,13 +109,13 @@ impl Launcher {
         let this = Arc::clone(self);
         let id = meeting.meeting_id;
         let platform = meeting.platform;
-        let replay = meeting.url.replay_path().map(PathBuf::from);
+        let url = meeting.url.to_string();
         self.metrics.bots_started.fetch_add(1, Relaxed);
         self.metrics.bots_active.fetch_add(1, Relaxed);
         let mut tasks = self.tasks.lock().await;
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
-            let outcome = this.run_bot(id, platform, replay, stop_rx).await;
+            let outcome = this.run_bot(id, platform, &url, stop_rx).await;
             if let Err(e) = outcome {
                 tracing::warn!(meeting_id = %id, error = format!("{e:#}"), "bot failed");
                 this.report_failure(id, &format!("{e:#}")).await;
@@ -150,26 +132,20 @@ impl Launcher {
         &self,
         id: MeetingId,
         platform: Platform,
-        replay: Option<PathBuf>,
+        url: &str,
         mut stop: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
-        let dir = match (platform, replay) {
-            (Platform::Replay, Some(dir)) => dir,
-            (other, _) => anyhow::bail!(
+        if !matches!(platform, Platform::Replay | Platform::Janus) {
+            anyhow::bail!(
                 "no connector for {} meetings in this build yet",
-                other.as_str()
-            ),
-        };
-        let tracks = ReplayConnector::discover(std::slice::from_ref(&dir))
-            .with_context(|| format!("cannot open the recorded meeting {}", dir.display()))?;
+                platform.as_str()
+            );
+        }
         let asr = self.asr().await?;
-        let sink = BusSink::open(&self.bus).await?;
-        let pace = if self.replay_speed > 0.0 {
-            Pace::Speed(self.replay_speed)
-        } else {
-            Pace::Unpaced
-        };
-        let connector = ReplayConnector::start(tracks, pace)?;
+        let sink = self.bus.sink().await?;
+        let connector = AnyConnector::open(url, &self.connector_args)
+            .await
+            .context("cannot join the meeting")?;
         let config = PipelineConfig {
             transcriber: self.asr_args.transcriber(true),
             ..PipelineConfig::default()
@@ -193,7 +169,7 @@ impl Launcher {
                 at_ms: 0,
             },
         );
-        match BusSink::open(&self.bus).await {
+        match self.bus.sink().await {
             Ok(mut sink) => {
                 if let Err(e) = sink.publish(event).await {
                     tracing::error!(meeting_id = %id, error = %e, "cannot report bot failure");

@@ -13,4 +13,3 @@ pub mod ingest;
 pub mod launcher;
 pub mod metrics;
 pub mod store;
-pub mod telemetry;

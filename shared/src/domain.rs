@@ -178,11 +178,6 @@ impl MeetingUrl {
     pub fn platform(&self) -> Platform {
         self.platform
     }
-
-    /// The folder of a `replay:` link.
-    pub fn replay_path(&self) -> Option<&str> {
-        self.url.strip_prefix("replay:")
-    }
 }
 
 fn host_of(rest: &str) -> &str {

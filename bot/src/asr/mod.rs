@@ -4,6 +4,7 @@
 
 pub mod agreement;
 pub mod pool;
+pub mod settings;
 pub mod text;
 pub mod transcriber;
 pub mod utterance;

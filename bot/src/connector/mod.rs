@@ -2,6 +2,8 @@
 //! events it yields. Connectors deliver media as they receive it (RTP Opus, or PCM for platforms
 //! that send raw audio); the pipeline does the rest the same way for all of them.
 
+pub mod janus;
+pub mod open;
 pub mod replay;
 
 use crate::audio::jitter::RtpPacket;

@@ -1,6 +1,7 @@
 //! Where a bot's events go: the [`EventSink`] trait, an in-process channel (embedded mode and
 //! the CLI), the Redis stream (production) and a JSON-lines file (standalone bots).
 
+pub mod any;
 pub mod channel;
 pub mod jsonl;
 pub mod redis;

@@ -3,9 +3,9 @@
 //! compared on the same audio: each whole track in one Whisper call (the offline baseline), the
 //! pipeline unpaced with finals only, and the live pipeline replayed in real time.
 
-use super::asr::AsrArgs;
 use super::procstat;
 use clap::Args;
+use parley_bot::asr::settings::AsrArgs;
 use parley_bot::asr::whisper::DecodeKind;
 use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
 use parley_bot::eval::{HypSegment, Reference, Score, percentile, score};

@@ -1,6 +1,5 @@
 //! Command-line interface: argument definitions and dispatch to each subcommand.
 
-pub mod asr;
 mod bench_asr;
 mod bench_ingest;
 mod demo;

@@ -1,11 +1,12 @@
 //! `parley serve`: the orchestrator server. With nothing configured it runs embedded (SQLite in
 //! the data dir, in-process bus and bots); with `DATABASE_URL` and `REDIS_URL`, production mode.
 
-use super::asr::AsrArgs;
 use crate::auth::rate_limit::Limits;
 use crate::config::{Secret, ServerConfig, default_consumer_name};
 use anyhow::Context;
 use clap::Args;
+use parley_bot::asr::settings::AsrArgs;
+use parley_bot::connector::open::ConnectorArgs;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,11 +48,10 @@ pub struct ServeArgs {
     /// Seconds before a meeting's start time that its bot is sent.
     #[arg(long, env = "PARLEY_DISPATCH_LEAD_SECS", default_value_t = 60)]
     pub dispatch_lead_secs: u64,
-    /// Speed of replay: meetings (1 = real time, as live; 0 = as fast as possible).
-    #[arg(long, env = "PARLEY_REPLAY_SPEED", default_value_t = 1.0)]
-    pub replay_speed: f64,
     #[command(flatten)]
     pub asr: AsrArgs,
+    #[command(flatten)]
+    pub connector: ConnectorArgs,
 }
 
 impl ServeArgs {
@@ -62,7 +62,7 @@ impl ServeArgs {
                 .context("no data dir for this user: pass --data-dir")?
                 .join("parley"),
         };
-        if self.replay_speed < 0.0 || !self.replay_speed.is_finite() {
+        if self.connector.replay_speed < 0.0 || !self.connector.replay_speed.is_finite() {
             anyhow::bail!("--replay-speed must be 0 or positive");
         }
         if self.token_ttl_hours == 0 {
@@ -82,7 +82,7 @@ impl ServeArgs {
             ..Limits::default()
         };
         config.dispatch_lead = Duration::from_secs(self.dispatch_lead_secs);
-        config.replay_speed = self.replay_speed;
+        config.connector = self.connector.clone();
         Ok(config)
     }
 }

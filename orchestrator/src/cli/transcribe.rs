@@ -1,10 +1,10 @@
 //! `parley transcribe`: recorded per-speaker tracks to a transcript, through the same streaming
 //! pipeline a live meeting uses.
 
-use super::asr::AsrArgs;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use parley_bot::asr::settings::AsrArgs;
 use parley_bot::connector::replay::{Pace, ReplayConnector};
 use parley_bot::local_run::{Progress, TimedEvent, run_replay};
 use parley_bot::pipeline::PipelineConfig;

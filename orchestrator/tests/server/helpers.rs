@@ -1,6 +1,6 @@
 //! Test harness: private servers, a fresh database per test, the app on port 0, an HTTP client.
 
-use parley_orchestrator::cli::asr::AsrArgs;
+use parley_bot::asr::settings::AsrArgs;
 use parley_orchestrator::config::{Secret, ServerConfig};
 use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis};
 use parley_orchestrator::store::Store;
@@ -191,7 +191,7 @@ impl TestApp {
         if let Some(idle) = options.claim_idle {
             config.claim_idle = idle;
         }
-        config.replay_speed = options.replay_speed.unwrap_or(0.0);
+        config.connector.replay_speed = options.replay_speed.unwrap_or(0.0);
         config.body_limit = 16 * 1024;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

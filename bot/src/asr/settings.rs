@@ -1,13 +1,13 @@
 //! Options shared by every command that runs Whisper, and turning them into a loaded model and
 //! worker pool (installing the model first when it is missing).
 
+use crate::asr::pool::AsrPool;
+use crate::asr::transcriber::{PromptContext, TranscriberConfig};
+use crate::asr::utterance::SegmenterConfig;
+use crate::asr::whisper::{EngineConfig, WhisperModel};
+use crate::models::{self, InstallOptions, ModelName};
 use anyhow::Context;
 use clap::Args;
-use parley_bot::asr::pool::AsrPool;
-use parley_bot::asr::transcriber::{PromptContext, TranscriberConfig};
-use parley_bot::asr::utterance::SegmenterConfig;
-use parley_bot::asr::whisper::{EngineConfig, WhisperModel};
-use parley_bot::models::{self, InstallOptions, ModelName};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Args)]

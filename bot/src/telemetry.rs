@@ -1,0 +1,42 @@
+//! Logging setup and the process entry shared by Parley's binaries: human-readable lines on
+//! stderr, filtered by `RUST_LOG` (default: warnings, plus info from Parley itself with `-v`).
+//! whisper.cpp's own chatter is kept at debug.
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,whisper_rs=off",
+        1 => "warn,parley_bot=info,parley_orchestrator=info,whisper_rs=off",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs a command's async body on a multi-threaded runtime and turns its outcome into an exit
+/// code, printing the error chain.
+pub fn run_main<F: Future<Output = anyhow::Result<()>>>(
+    body: impl FnOnce() -> F,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(body()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
