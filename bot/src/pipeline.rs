@@ -169,6 +169,7 @@ fn event_time(event: &ConnectorEvent) -> u64 {
         ConnectorEvent::Joined { at_ms, .. }
         | ConnectorEvent::Media { at_ms, .. }
         | ConnectorEvent::Left { at_ms, .. }
+        | ConnectorEvent::Capture { at_ms, .. }
         | ConnectorEvent::Ended { at_ms, .. } => *at_ms,
     }
 }
@@ -215,6 +216,22 @@ impl<S: EventSink> Run<'_, S> {
                             .push(EventBody::ParticipantLeft { speaker, at_ms });
                     }
                 }
+            }
+            ConnectorEvent::Capture {
+                healthy,
+                at_ms,
+                reason,
+            } => {
+                let state = if healthy {
+                    BotState::InMeeting
+                } else {
+                    BotState::CaptureStalled
+                };
+                self.pending_bodies.push(EventBody::BotStatus {
+                    state,
+                    reason,
+                    at_ms,
+                });
             }
             ConnectorEvent::Ended { at_ms, .. } => {
                 self.finish_all()?;

@@ -41,6 +41,13 @@ pub enum ConnectorEvent {
         at_ms: u64,
         reason: Option<String>,
     },
+    /// Whether audio is arriving from people the platform says are talking. `healthy: false`
+    /// carries the reason.
+    Capture {
+        healthy: bool,
+        at_ms: u64,
+        reason: Option<String>,
+    },
     /// The meeting is over for the bot.
     Ended {
         at_ms: u64,

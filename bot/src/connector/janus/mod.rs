@@ -5,6 +5,7 @@
 //! or ICE failure start a new session that re-subscribes; the speaker keys (`feed-<id>`) stay the
 //! same, so the pipeline keeps each speaker's state.
 
+mod capture;
 mod peer;
 pub mod protocol;
 mod signalling;
@@ -13,6 +14,7 @@ pub mod url;
 pub use url::JanusUrl;
 
 use super::{ConnectorError, ConnectorEvent, MeetingConnector};
+use capture::CaptureWatch;
 use parley_shared::{Speaker, SpeakerKey};
 use peer::{Peer, PeerEvent};
 use protocol::{FeedId, Incoming, Jsep, Publisher, RoomEvent, SubStream, out};
@@ -35,6 +37,9 @@ pub struct JanusConfig {
     /// Give up reconnecting after this long without a session.
     pub reconnect_for: Duration,
     pub request_timeout: Duration,
+    /// Report a stalled capture (and reconnect) when someone talks but no audio arrives for this
+    /// long.
+    pub stall_after: Duration,
 }
 
 impl Default for JanusConfig {
@@ -46,6 +51,7 @@ impl Default for JanusConfig {
             alone_timeout: Duration::from_secs(120),
             reconnect_for: Duration::from_secs(120),
             request_timeout: Duration::from_secs(10),
+            stall_after: Duration::from_secs(30),
         }
     }
 }
@@ -72,10 +78,15 @@ struct Shared {
     mids: Mutex<HashMap<String, Speaker>>,
     /// Speakers announced with `Joined` and not since `Left`.
     present: Mutex<HashSet<SpeakerKey>>,
+    capture: Mutex<CaptureWatch>,
     stats: Arc<JanusStats>,
 }
 
 impl Shared {
+    fn capture(&self) -> std::sync::MutexGuard<'_, CaptureWatch> {
+        self.capture.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn at_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
@@ -117,9 +128,14 @@ impl Shared {
     }
 }
 
+/// A publisher's speaker key: stable across renegotiations and reconnects.
+fn feed_key(feed: &str) -> String {
+    format!("feed-{feed}")
+}
+
 fn speaker_of(feed: &str, display: Option<&str>) -> Option<Speaker> {
     Some(Speaker {
-        key: SpeakerKey::parse(format!("feed-{feed}")).ok()?,
+        key: SpeakerKey::parse(feed_key(feed)).ok()?,
         name: display
             .filter(|d| !d.trim().is_empty())
             .map_or_else(|| format!("Participant {feed}"), str::to_owned),
@@ -145,6 +161,7 @@ impl JanusConnector {
             events: tx,
             mids: Mutex::new(HashMap::new()),
             present: Mutex::new(HashSet::new()),
+            capture: Mutex::new(CaptureWatch::new(config.stall_after)),
             stats: Arc::clone(&stats),
         });
         let session = Session::open(&url, &config, Arc::clone(&shared)).await?;
@@ -470,6 +487,39 @@ impl Session {
                     }
                 }
                 _ = alone_check.tick() => {
+                    let health = self.shared.capture().poll(Instant::now());
+                    match health {
+                        Some(Err(key)) => {
+                            let who = self
+                                .publishers
+                                .values()
+                                .find(|p| feed_key(&p.id) == key)
+                                .and_then(|p| p.display.clone())
+                                .unwrap_or(key);
+                            let reason = format!(
+                                "{who} is talking but none of their audio has arrived for {} s",
+                                config.stall_after.as_secs()
+                            );
+                            self.shared
+                                .send(ConnectorEvent::Capture {
+                                    healthy: false,
+                                    at_ms: self.shared.at_ms(),
+                                    reason: Some(reason.clone()),
+                                })
+                                .await;
+                            return End::Lost(reason);
+                        }
+                        Some(Ok(())) => {
+                            self.shared
+                                .send(ConnectorEvent::Capture {
+                                    healthy: true,
+                                    at_ms: self.shared.at_ms(),
+                                    reason: None,
+                                })
+                                .await;
+                        }
+                        None => {}
+                    }
                     if self.publishers.is_empty() {
                         let since = *self.alone_since.get_or_insert_with(Instant::now);
                         if since.elapsed() >= config.alone_timeout {
@@ -513,14 +563,18 @@ impl Session {
                         }
                     }
                     RoomEvent::Gone(feed) => {
+                        self.shared.capture().gone(&feed_key(&feed));
                         if let Some(p) = self.publishers.remove(&feed)
                             && let Some(speaker) = speaker_of(&p.id, p.display.as_deref())
                         {
                             self.shared.left(&speaker.key, "left the room").await;
                         }
                     }
-                    RoomEvent::Talking { .. } => {
+                    RoomEvent::Talking { feed, talking } => {
                         self.shared.stats.talking_events.fetch_add(1, Relaxed);
+                        self.shared
+                            .capture()
+                            .talking(&feed_key(&feed), talking, Instant::now());
                     }
                     RoomEvent::Destroyed => {
                         return Some(End::Ended("the room was destroyed".to_owned()));

@@ -183,6 +183,7 @@ pub fn forward(track: Arc<dyn TrackRemote>, pc: Arc<dyn PeerConnection>, shared:
                 shared.stats.unmapped_packets.fetch_add(1, Relaxed);
                 continue;
             };
+            shared.capture().audio(speaker.key.as_str(), Instant::now());
             shared.ensure_joined(&speaker).await;
             shared
                 .send(ConnectorEvent::Media {
