@@ -97,7 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let (model, path) = args.asr.load().await?;
     let pool = args.asr.pool(&model)?;
-    let connector = AnyConnector::open(&args.url, &args.connector)
+    let connector = AnyConnector::open(&args.url, &args.connector, meeting)
         .await
         .context("cannot join the meeting")?;
     eprintln!(

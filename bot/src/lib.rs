@@ -9,5 +9,6 @@ pub mod eval;
 pub mod local_run;
 pub mod models;
 pub mod pipeline;
+pub mod recorder;
 pub mod sink;
 pub mod telemetry;

@@ -18,10 +18,12 @@ pub fn init(verbose: u8) {
 }
 
 /// Runs a command's async body on a multi-threaded runtime and turns its outcome into an exit
-/// code, printing the error chain.
+/// code, printing the error chain. Installs ring as the one TLS crypto provider first (HTTP
+/// clients are built without a default one, so aws-lc never enters the tree).
 pub fn run_main<F: Future<Output = anyhow::Result<()>>>(
     body: impl FnOnce() -> F,
 ) -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -143,7 +143,7 @@ impl Launcher {
         }
         let asr = self.asr().await?;
         let sink = self.bus.sink().await?;
-        let connector = AnyConnector::open(url, &self.connector_args)
+        let connector = AnyConnector::open(url, &self.connector_args, id)
             .await
             .context("cannot join the meeting")?;
         let config = PipelineConfig {

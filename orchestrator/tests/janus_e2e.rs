@@ -167,6 +167,8 @@ async fn inside_the_namespace() {
     let data = tempfile::tempdir().expect("data dir");
     let mut config = ServerConfig::embedded(data.path().to_owned(), AsrArgs::default());
     config.connector.ice_bind = vec!["127.0.1.1:0".to_owned()];
+    let recordings = data.path().join("recordings");
+    config.connector.record_to = Some(recordings.display().to_string());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -350,6 +352,16 @@ async fn inside_the_namespace() {
         priya["left_ms"].is_u64(),
         "Priya's leaving is recorded: {priya}"
     );
+    // Each participant's audio was recorded as received and decodes.
+    for p in meeting["participants"].as_array().expect("participants") {
+        let key = p["speaker_key"].as_str().expect("key");
+        let file = recordings.join(&id).join(format!("{key}-1.ogg"));
+        let audio = parley_bot::audio::file::read_16k(&file, 3_600_000)
+            .unwrap_or_else(|e| panic!("recording {} does not decode: {e}", file.display()));
+        let seconds = audio.len() as f64 / 16_000.0;
+        eprintln!("recording of {}: {seconds:.1} s", p["display_name"]);
+        assert!(seconds > 30.0, "{}: only {seconds:.1} s", file.display());
+    }
     // `parley bench asr` scores 10-12 % on these tracks; the issue allows 5 points more.
     assert!(
         overall.rate() <= 0.17,

@@ -3,7 +3,9 @@
 use super::janus::{JanusConfig, JanusConnector, JanusUrl};
 use super::replay::{Pace, ReplayConnector};
 use super::{ConnectorError, ConnectorEvent, MeetingConnector};
+use crate::recorder::{Recorder, RecordingStore};
 use clap::Args;
+use parley_shared::MeetingId;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -25,6 +27,10 @@ pub struct ConnectorArgs {
     /// Speed of replay: meetings (1 = real time, as live; 0 = as fast as possible).
     #[arg(long, env = "PARLEY_REPLAY_SPEED", default_value_t = 1.0)]
     pub replay_speed: f64,
+    /// Record each speaker's audio (Ogg/Opus, as received) to this folder or s3://BUCKET/PREFIX;
+    /// "off" disables recording.
+    #[arg(long, env = "PARLEY_RECORDINGS")]
+    pub record_to: Option<String>,
 }
 
 impl Default for ConnectorArgs {
@@ -38,16 +44,40 @@ impl Default for ConnectorArgs {
     }
 }
 
-/// Any connector this build has.
 #[derive(Debug)]
-pub enum AnyConnector {
+enum Kind {
     Replay(ReplayConnector),
     Janus(Box<JanusConnector>),
 }
 
+/// Any connector this build has, recording what it receives when asked to.
+#[derive(Debug)]
+pub struct AnyConnector {
+    kind: Kind,
+    recorder: Option<Recorder>,
+}
+
 impl AnyConnector {
     /// Joins the meeting at `url`.
-    pub async fn open(url: &str, args: &ConnectorArgs) -> Result<Self, ConnectorError> {
+    pub async fn open(
+        url: &str,
+        args: &ConnectorArgs,
+        meeting: MeetingId,
+    ) -> Result<Self, ConnectorError> {
+        let recorder = match args.record_to.as_deref() {
+            None | Some("off") => None,
+            Some(location) => Some(Recorder::new(
+                RecordingStore::open(location).map_err(ConnectorError::Setup)?,
+                meeting,
+            )),
+        };
+        Ok(Self {
+            kind: Self::kind(url, args).await?,
+            recorder,
+        })
+    }
+
+    async fn kind(url: &str, args: &ConnectorArgs) -> Result<Kind, ConnectorError> {
         if let Some(folder) = url.strip_prefix("replay:") {
             let tracks = ReplayConnector::discover(&[PathBuf::from(folder)])?;
             let pace = if args.replay_speed > 0.0 {
@@ -55,7 +85,7 @@ impl AnyConnector {
             } else {
                 Pace::Unpaced
             };
-            return Ok(Self::Replay(ReplayConnector::start(tracks, pace)?));
+            return Ok(Kind::Replay(ReplayConnector::start(tracks, pace)?));
         }
         if url.starts_with("janus+ws://") || url.starts_with("janus+wss://") {
             let janus = JanusUrl::parse(url).map_err(ConnectorError::Setup)?;
@@ -64,7 +94,7 @@ impl AnyConnector {
                 alone_timeout: Duration::from_secs(args.alone_timeout_secs),
                 ..JanusConfig::default()
             };
-            return Ok(Self::Janus(Box::new(
+            return Ok(Kind::Janus(Box::new(
                 JanusConnector::join(janus, config).await?,
             )));
         }
@@ -76,16 +106,26 @@ impl AnyConnector {
 
 impl MeetingConnector for AnyConnector {
     async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
-        match self {
-            Self::Replay(c) => c.next_event().await,
-            Self::Janus(c) => c.next_event().await,
+        let event = match &mut self.kind {
+            Kind::Replay(c) => c.next_event().await,
+            Kind::Janus(c) => c.next_event().await,
+        };
+        if let Some(recorder) = &mut self.recorder {
+            match &event {
+                Ok(Some(e)) => recorder.observe(e).await,
+                Ok(None) | Err(_) => recorder.finish().await,
+            }
         }
+        event
     }
 
     async fn leave(&mut self) {
-        match self {
-            Self::Replay(c) => c.leave().await,
-            Self::Janus(c) => c.leave().await,
+        match &mut self.kind {
+            Kind::Replay(c) => c.leave().await,
+            Kind::Janus(c) => c.leave().await,
+        }
+        if let Some(recorder) = &mut self.recorder {
+            recorder.finish().await;
         }
     }
 }

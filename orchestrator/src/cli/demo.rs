@@ -59,7 +59,6 @@ impl Client {
 }
 
 pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let meeting_dir = args.meeting.clone().unwrap_or_else(sample_dir);
     let meeting_dir = meeting_dir
         .canonicalize()

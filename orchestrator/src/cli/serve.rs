@@ -83,6 +83,10 @@ impl ServeArgs {
         };
         config.dispatch_lead = Duration::from_secs(self.dispatch_lead_secs);
         config.connector = self.connector.clone();
+        if config.connector.record_to.is_none() {
+            config.connector.record_to =
+                Some(config.data_dir.join("recordings").display().to_string());
+        }
         Ok(config)
     }
 }
