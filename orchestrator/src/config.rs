@@ -60,7 +60,7 @@ impl ServerConfig {
     /// Defaults for a data dir, as `parley serve` with no other settings.
     pub fn embedded(data_dir: PathBuf, asr: AsrArgs) -> Self {
         Self {
-            data_dir,
+            data_dir: data_dir.clone(),
             database_url: None,
             redis_url: None,
             events_stream: parley_bot::sink::redis::DEFAULT_STREAM.to_owned(),
@@ -71,7 +71,10 @@ impl ServerConfig {
             login_limits: Limits::default(),
             dispatch_lead: Duration::from_secs(60),
             asr,
-            connector: ConnectorArgs::default(),
+            connector: ConnectorArgs {
+                record_to: Some(data_dir.join("recordings").display().to_string()),
+                ..ConnectorArgs::default()
+            },
         }
     }
 

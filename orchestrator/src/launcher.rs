@@ -110,12 +110,13 @@ impl Launcher {
         let id = meeting.meeting_id;
         let platform = meeting.platform;
         let url = meeting.url.to_string();
+        let record = meeting.record;
         self.metrics.bots_started.fetch_add(1, Relaxed);
         self.metrics.bots_active.fetch_add(1, Relaxed);
         let mut tasks = self.tasks.lock().await;
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
-            let outcome = this.run_bot(id, platform, &url, stop_rx).await;
+            let outcome = this.run_bot(id, platform, &url, record, stop_rx).await;
             if let Err(e) = outcome {
                 tracing::warn!(meeting_id = %id, error = format!("{e:#}"), "bot failed");
                 this.report_failure(id, &format!("{e:#}")).await;
@@ -133,6 +134,7 @@ impl Launcher {
         id: MeetingId,
         platform: Platform,
         url: &str,
+        record: bool,
         mut stop: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         if !matches!(platform, Platform::Replay | Platform::Janus) {
@@ -143,7 +145,11 @@ impl Launcher {
         }
         let asr = self.asr().await?;
         let sink = self.bus.sink().await?;
-        let connector = AnyConnector::open(url, &self.connector_args, id)
+        let mut connector_args = self.connector_args.clone();
+        if !record {
+            connector_args.record_to = None;
+        }
+        let connector = AnyConnector::open(url, &connector_args, id)
             .await
             .context("cannot join the meeting")?;
         let config = PipelineConfig {

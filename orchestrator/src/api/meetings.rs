@@ -31,6 +31,7 @@ pub struct MeetingView {
     start_time: Option<String>,
     end_time: Option<String>,
     created_at: String,
+    record: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     participants: Option<Vec<Participant>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,6 +51,7 @@ impl MeetingView {
             start_time: m.start_time_ms.map(rfc3339),
             end_time: m.end_time_ms.map(rfc3339),
             created_at: rfc3339(m.created_at_ms),
+            record: m.record,
             participants: None,
             invitees: None,
         }
@@ -84,6 +86,8 @@ pub struct CreateMeeting {
     url: String,
     start_time: Option<String>,
     participants: Option<Vec<String>>,
+    /// Record each speaker's audio (default true).
+    record: Option<bool>,
 }
 
 fn new_meeting(user: &AuthUser, body: CreateMeeting) -> Result<NewMeeting, ApiError> {
@@ -116,6 +120,7 @@ fn new_meeting(user: &AuthUser, body: CreateMeeting) -> Result<NewMeeting, ApiEr
         url,
         start_time_ms,
         invitees,
+        record: body.record.unwrap_or(true),
     })
 }
 
@@ -297,6 +302,7 @@ pub async fn started(
                     url,
                     start_time: Some(rfc3339(now)),
                     participants: body.participants,
+                    record: None,
                 },
             )?;
             (

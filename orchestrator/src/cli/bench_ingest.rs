@@ -178,6 +178,7 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
                     url: MeetingUrl::parse("https://example.com/bench")?,
                     start_time_ms: Some(4_102_444_800_000),
                     invitees: vec![],
+                    record: false,
                 },
                 0,
             )

@@ -82,10 +82,10 @@ impl ServeArgs {
             ..Limits::default()
         };
         config.dispatch_lead = Duration::from_secs(self.dispatch_lead_secs);
+        let recordings = config.connector.record_to.take();
         config.connector = self.connector.clone();
         if config.connector.record_to.is_none() {
-            config.connector.record_to =
-                Some(config.data_dir.join("recordings").display().to_string());
+            config.connector.record_to = recordings;
         }
         Ok(config)
     }

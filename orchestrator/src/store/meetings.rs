@@ -56,6 +56,8 @@ pub struct Meeting {
     pub start_time_ms: Option<u64>,
     pub end_time_ms: Option<u64>,
     pub created_at_ms: u64,
+    /// Whether the bot records each speaker's audio.
+    pub record: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +67,7 @@ pub struct NewMeeting {
     pub url: MeetingUrl,
     pub start_time_ms: Option<u64>,
     pub invitees: Vec<EmailAddress>,
+    pub record: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,7 +82,7 @@ pub struct Participant {
 macro_rules! meeting_columns {
     () => {
         "m.meeting_id, m.title, m.url, m.platform, m.status, m.status_reason, m.owner_id, \
-         m.start_time, m.end_time, m.created_at"
+         m.start_time, m.end_time, m.created_at, CASE WHEN m.record THEN 1 ELSE 0 END AS record_flag"
     };
 }
 
@@ -108,6 +111,7 @@ fn meeting_from_row(row: &AnyRow) -> Result<Meeting> {
         start_time_ms: row.try_get::<Option<i64>, _>("start_time")?.map(from_db_ms),
         end_time_ms: row.try_get::<Option<i64>, _>("end_time")?.map(from_db_ms),
         created_at_ms: from_db_ms(row.try_get("created_at")?),
+        record: row.try_get::<i64, _>("record_flag")? != 0,
     })
 }
 
@@ -118,7 +122,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO meetings (meeting_id, title, url, platform, status, owner_id, start_time, \
-             created_at) VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7)",
+             created_at, record) VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, $8)",
         )
         .bind(id.to_string())
         .bind(&new.title)
@@ -127,6 +131,7 @@ impl Store {
         .bind(new.owner_id.to_string())
         .bind(new.start_time_ms.map(to_db_ms))
         .bind(to_db_ms(now_ms))
+        .bind(new.record)
         .execute(&mut *tx)
         .await?;
         for email in &new.invitees {

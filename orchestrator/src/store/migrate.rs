@@ -12,12 +12,20 @@ struct Source {
     sqlite: &'static str,
 }
 
-const MIGRATIONS: &[Source] = &[Source {
-    version: 1,
-    description: "init",
-    postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
-    sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
-}];
+const MIGRATIONS: &[Source] = &[
+    Source {
+        version: 1,
+        description: "init",
+        postgres: include_str!("../../../migrations/postgres/0001_init.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0001_init.sql"),
+    },
+    Source {
+        version: 2,
+        description: "recording",
+        postgres: include_str!("../../../migrations/postgres/0002_recording.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0002_recording.sql"),
+    },
+];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {
     Migrator::with_migrations(

@@ -93,6 +93,22 @@ async fn replay_the_sample(app: &TestApp) {
         transcript["segments"].as_array().expect("segments").len(),
         stored.len()
     );
+    assert_eq!(meeting["record"], true, "recording is on by default");
+    for key in ["ana", "ben"] {
+        let file = app
+            .data_dir()
+            .join("recordings")
+            .join(&id)
+            .join(format!("{key}-1.ogg"));
+        let audio = parley_bot::audio::file::read_16k(&file, 600_000)
+            .unwrap_or_else(|e| panic!("recording {}: {e}", file.display()));
+        assert!(
+            audio.len() > 16_000 * 5,
+            "{}: {} samples",
+            file.display(),
+            audio.len()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

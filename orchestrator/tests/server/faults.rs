@@ -35,6 +35,7 @@ async fn new_meeting(store: &Store) -> MeetingId {
                 url: MeetingUrl::parse("https://zoom.us/j/1").expect("url"),
                 start_time_ms: Some(4_102_444_800_000),
                 invitees: vec![],
+                record: false,
             },
             0,
         )

@@ -220,6 +220,11 @@ impl TestApp {
         }
     }
 
+    /// The app's data dir (SQLite file, recordings).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self._dir.path().join("data")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

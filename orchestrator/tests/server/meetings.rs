@@ -30,6 +30,7 @@ async fn create_list_get_and_end(backend: Backend) {
                 "url": "https://meet.google.com/abc-defg-hij",
                 "start_time": LATER,
                 "participants": ["guest@example.com", "Someone.Else@Example.com"],
+                "record": false,
             }),
         )
         .await;
@@ -39,6 +40,7 @@ async fn create_list_get_and_end(backend: Backend) {
     assert_eq!(m["status"], "scheduled");
     assert_eq!(m["platform"], "google_meet");
     assert_eq!(m["start_time"], LATER);
+    assert_eq!(m["record"], false);
 
     let list: Value = app
         .get("/meetings", Some(&owner))

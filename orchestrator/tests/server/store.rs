@@ -38,6 +38,7 @@ async fn meeting(store: &Store, owner: Uuid, invitees: &[&str]) -> MeetingId {
                     .iter()
                     .map(|e| EmailAddress::parse(e).expect("email"))
                     .collect(),
+                record: true,
             },
             2,
         )
@@ -135,6 +136,7 @@ async fn metacharacters_are_stored_verbatim(backend: Backend) {
                     .expect("url"),
                 start_time_ms: None,
                 invitees: vec![email.clone()],
+                record: true,
             },
             2,
         )
