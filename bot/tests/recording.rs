@@ -130,7 +130,12 @@ fn recordings_reach_an_s3_compatible_store() {
     let lines = std::fs::read_to_string(&events).expect("events written");
     assert!(
         lines.contains("\"type\":\"meeting_ended\""),
-        "the replay ended the meeting"
+        "the replay ended the meeting; events:\n{}",
+        lines
+            .lines()
+            .filter(|l| !l.contains("\"segment\""))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 

@@ -55,6 +55,9 @@ enum Kind {
 pub struct AnyConnector {
     kind: Kind,
     recorder: Option<Recorder>,
+    /// The connector's last word (end or error), held while recordings upload, so a cancelled
+    /// `next_event` (the pipeline selects over it) loses nothing.
+    last: Option<Result<Option<ConnectorEvent>, ConnectorError>>,
 }
 
 impl AnyConnector {
@@ -74,6 +77,7 @@ impl AnyConnector {
         Ok(Self {
             kind: Self::kind(url, args).await?,
             recorder,
+            last: None,
         })
     }
 
@@ -106,17 +110,23 @@ impl AnyConnector {
 
 impl MeetingConnector for AnyConnector {
     async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
-        let event = match &mut self.kind {
-            Kind::Replay(c) => c.next_event().await,
-            Kind::Janus(c) => c.next_event().await,
+        let event = match self.last.take() {
+            Some(last) => last,
+            None => match &mut self.kind {
+                Kind::Replay(c) => c.next_event().await,
+                Kind::Janus(c) => c.next_event().await,
+            },
         };
-        if let Some(recorder) = &mut self.recorder {
-            match &event {
-                Ok(Some(e)) => recorder.observe(e).await,
-                Ok(None) | Err(_) => recorder.finish().await,
-            }
+        let Some(recorder) = &mut self.recorder else {
+            return event;
+        };
+        if let Ok(Some(e)) = &event {
+            recorder.observe(e);
+            return event;
         }
-        event
+        self.last = Some(event);
+        recorder.finish().await;
+        self.last.take().unwrap_or(Ok(None))
     }
 
     async fn leave(&mut self) {

@@ -149,7 +149,9 @@ impl Recorder {
         }
     }
 
-    pub async fn observe(&mut self, event: &ConnectorEvent) {
+    /// Writes media and closes ended tracks (their uploads run in the background). Never waits,
+    /// so a connector calling it stays cancellation-safe.
+    pub fn observe(&mut self, event: &ConnectorEvent) {
         match event {
             ConnectorEvent::Media {
                 key,
@@ -162,7 +164,7 @@ impl Recorder {
                 }
             }
             ConnectorEvent::Left { key, .. } => self.close(key),
-            ConnectorEvent::Ended { .. } => self.finish().await,
+            ConnectorEvent::Ended { .. } => self.close_all(),
             _ => {}
         }
     }
@@ -221,12 +223,17 @@ impl Recorder {
         });
     }
 
-    /// Ends every file and waits for the uploads.
-    pub async fn finish(&mut self) {
+    fn close_all(&mut self) {
         let keys: Vec<SpeakerKey> = self.tracks.keys().cloned().collect();
         for key in keys {
             self.close(&key);
         }
+    }
+
+    /// Ends every file and waits for the uploads. Cancellation-safe: calling it again goes on
+    /// waiting.
+    pub async fn finish(&mut self) {
+        self.close_all();
         while self.uploads.join_next().await.is_some() {}
     }
 }
