@@ -60,19 +60,16 @@ struct JoinArgs {
     connector: ConnectorArgs,
 }
 
+/// A flag group's values as a command line without any of those flags gives them (defaults
+/// and environment variables): the `Default` of every settings struct.
+pub fn flag_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let matches = T::augment_args(clap::Command::new("parley")).get_matches_from(["parley"]);
+    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The shutdown signal, announced: leaving takes a moment while utterances finish.
 async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+    crate::telemetry::shutdown_signal().await;
     eprintln!("parley-bot: leaving (finishing the utterances in progress)");
 }
 

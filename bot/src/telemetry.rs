@@ -76,3 +76,26 @@ pub fn tune_allocator() {
         tracing::debug!(error = %err, "cannot re-execute with allocator settings");
     }
 }
+
+/// Resolves on Ctrl-C or SIGTERM (how Kubernetes stops a pod): the shutdown signal of every
+/// Parley binary.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -77,12 +77,7 @@ fn default_threads() -> usize {
 impl Default for AsrArgs {
     /// The flags' defaults, as a command line without any of them gives.
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            asr: AsrArgs,
-        }
-        <Defaults as clap::Parser>::parse_from(["parley"]).asr
+        crate::cli::flag_defaults()
     }
 }
 

@@ -35,12 +35,7 @@ pub struct ConnectorArgs {
 
 impl Default for ConnectorArgs {
     fn default() -> Self {
-        #[derive(clap::Parser)]
-        struct Defaults {
-            #[command(flatten)]
-            args: ConnectorArgs,
-        }
-        <Defaults as clap::Parser>::parse_from(["parley"]).args
+        crate::cli::flag_defaults()
     }
 }
 

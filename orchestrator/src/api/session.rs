@@ -8,6 +8,16 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+/// The request's well-formed bearer token.
+fn bearer(parts: &Parts) -> Result<BearerToken, ApiError> {
+    parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(BearerToken::from_header)
+        .ok_or(ApiError::Unauthorized)
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub User);
 
@@ -25,12 +35,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(BearerToken::from_header)
-            .ok_or(ApiError::Unauthorized)?;
+        let token = bearer(parts)?;
         let user_id = state
             .store
             .session_user(token.hash().as_str(), now_ms())
@@ -53,12 +58,6 @@ impl FromRequestParts<AppState> for RawToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(BearerToken::from_header)
-            .map(Self)
-            .ok_or(ApiError::Unauthorized)
+        bearer(parts).map(Self)
     }
 }

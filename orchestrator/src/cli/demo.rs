@@ -105,7 +105,7 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
     let outcome = drive(&base, &email, &pw, &meeting_dir).await;
     if args.keep_serving && outcome.is_ok() {
         eprintln!("server still running on {base}; Ctrl-C stops it");
-        super::serve::shutdown_signal().await;
+        parley_bot::telemetry::shutdown_signal().await;
     }
     let _ = stop_tx.send(());
     server.await.context("server task failed")??;
