@@ -11,6 +11,7 @@ use crate::ingest::{
     redis_source::{RedisIngestConfig, RedisSource},
 };
 use crate::launcher::{Bus, Launcher};
+use crate::live::{Hubs, LiveLog};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use anyhow::Context;
@@ -38,13 +39,14 @@ pub async fn run(
         let _ = rx.wait_for(|s| *s).await;
     };
 
-    let (bus, ingest_task, redis) = match &config.redis_url {
+    let (bus, ingest_task, redis, live) = match &config.redis_url {
         Some(url) => {
             let url = url.expose().to_owned();
             let mut ingest_config = RedisIngestConfig::new(&url, &config.consumer);
             ingest_config.stream = config.events_stream.clone();
             ingest_config.claim_idle = config.claim_idle;
             let source = RedisSource::connect(ingest_config).await?;
+            let live = LiveLog::redis(&url).await?;
             let client = redis::Client::open(url.as_str())?;
             let conn = redis::aio::ConnectionManager::new(client)
                 .await
@@ -52,6 +54,7 @@ pub async fn run(
             let task = tokio::spawn(ingest::run(
                 source,
                 store.clone(),
+                live.clone(),
                 Arc::clone(&metrics),
                 stopped(stop_rx.clone()),
             ));
@@ -59,19 +62,21 @@ pub async fn run(
                 url,
                 stream: config.events_stream.clone(),
             };
-            (bus, task, Some(conn))
+            (bus, task, Some(conn), live)
         }
         None => {
             let (tx, rx) = mpsc::channel(ingest::channel::CAPACITY);
+            let live = LiveLog::memory();
             // The in-process ingest ends when the last bot drops its sender, so it stores
             // everything bots published before they left.
             let task = tokio::spawn(ingest::run(
                 ChannelSource::new(rx),
                 store.clone(),
+                live.clone(),
                 Arc::clone(&metrics),
                 std::future::pending(),
             ));
-            (Bus::Channel(tx), task, None)
+            (Bus::Channel(tx), task, None, live)
         }
     };
 
@@ -82,6 +87,7 @@ pub async fn run(
         Arc::clone(&metrics),
     ));
     let dispatch = Arc::new(Notify::new());
+    let addr = listener.local_addr()?;
     let state = AppState {
         store: store.clone(),
         metrics: Arc::clone(&metrics),
@@ -90,6 +96,8 @@ pub async fn run(
         dispatch: Arc::clone(&dispatch),
         redis,
         token_ttl: config.token_ttl,
+        live: Arc::new(Hubs::new(live, store.clone(), stop_rx.clone())),
+        public_url: Arc::from(config.public_url(addr)),
     };
     let dispatcher = tokio::spawn(dispatch_loop(
         store.clone(),
@@ -104,7 +112,6 @@ pub async fn run(
         stopped(stop_rx.clone()),
     ));
 
-    let addr = listener.local_addr()?;
     tracing::info!(%addr, mode = config.mode(), "parley serving");
     let app =
         api::router(state, config.body_limit).into_make_service_with_connect_info::<SocketAddr>();

@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub token_ttl: Duration,
     pub body_limit: usize,
     pub login_limits: Limits,
+    /// Base of the links handed out; `None` derives it from the listening address.
+    pub public_url: Option<String>,
     /// Bots are dispatched this long before a meeting's start time.
     pub dispatch_lead: Duration,
     /// Whisper settings of the in-process bots.
@@ -70,6 +72,7 @@ impl ServerConfig {
             body_limit: 64 * 1024,
             login_limits: Limits::default(),
             dispatch_lead: Duration::from_secs(60),
+            public_url: None,
             asr,
             connector: ConnectorArgs {
                 record_to: Some(data_dir.join("recordings").display().to_string()),
@@ -86,6 +89,19 @@ impl ServerConfig {
                 self.data_dir.join("parley.db").display()
             ),
         }
+    }
+
+    /// The base of links for a server listening on `addr`: the configured public URL, or
+    /// `http://` and the address (loopback when it listens on every interface).
+    pub fn public_url(&self, addr: std::net::SocketAddr) -> String {
+        if let Some(url) = &self.public_url {
+            return url.clone();
+        }
+        let ip = match addr.ip() {
+            ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+            ip => ip,
+        };
+        format!("http://{}", std::net::SocketAddr::new(ip, addr.port()))
     }
 
     pub fn mode(&self) -> &'static str {

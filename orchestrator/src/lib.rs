@@ -11,5 +11,6 @@ pub mod config;
 pub mod dev_servers;
 pub mod ingest;
 pub mod launcher;
+pub mod live;
 pub mod metrics;
 pub mod store;

@@ -5,7 +5,9 @@
 use super::accounts::{check_name, parse_rfc3339, rfc3339};
 use super::error::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, AuthUser};
+use crate::auth::ShareToken;
 use crate::clock::now_ms;
+use crate::live::share_link;
 use crate::store::{Meeting, MeetingStatus, NewMeeting, Participant, Role};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -32,6 +34,8 @@ pub struct MeetingView {
     end_time: Option<String>,
     created_at: String,
     record: bool,
+    /// The live captions link; `null` after its owner revoked it.
+    live_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     participants: Option<Vec<Participant>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -39,8 +43,12 @@ pub struct MeetingView {
 }
 
 impl MeetingView {
-    fn new(m: Meeting) -> Self {
+    fn new(state: &AppState, m: Meeting) -> Self {
         Self {
+            live_url: m
+                .share_token
+                .as_ref()
+                .map(|t| share_link(&state.public_url, t)),
             meeting_id: m.meeting_id,
             title: m.title,
             url: m.url.to_string(),
@@ -133,7 +141,7 @@ pub async fn create(
     let meeting = state.store.create_meeting(new, now_ms()).await?;
     tracing::info!(meeting_id = %meeting.meeting_id, platform = meeting.platform.as_str(), "meeting created");
     state.dispatch.notify_one();
-    Ok((StatusCode::CREATED, Json(MeetingView::new(meeting))))
+    Ok((StatusCode::CREATED, Json(MeetingView::new(&state, meeting))))
 }
 
 #[derive(Deserialize)]
@@ -152,7 +160,10 @@ pub async fn list(
         .store
         .visible_meetings(user.0.user_id, limit, page.offset.unwrap_or(0))
         .await?;
-    let views: Vec<MeetingView> = meetings.into_iter().map(MeetingView::new).collect();
+    let views: Vec<MeetingView> = meetings
+        .into_iter()
+        .map(|m| MeetingView::new(&state, m))
+        .collect();
     Ok(Json(json!({ "meetings": views })))
 }
 
@@ -164,7 +175,7 @@ pub async fn get(
     let meeting = visible(&state, &user, meeting_id(&id)?).await?;
     let id = meeting.meeting_id;
     let is_owner = meeting.owner_id == user.0.user_id;
-    let mut view = MeetingView::new(meeting);
+    let mut view = MeetingView::new(&state, meeting);
     view.participants = Some(state.store.participants(id).await?);
     if is_owner {
         view.invitees = Some(state.store.invitees(id).await?);
@@ -191,7 +202,41 @@ pub async fn end(
         .meeting(id)
         .await?
         .ok_or(ApiError::NotFound("no such meeting"))?;
-    Ok(Json(MeetingView::new(meeting)))
+    Ok(Json(MeetingView::new(&state, meeting)))
+}
+
+/// Replaces the live captions link: the old one stops working (open pages close within a
+/// second) and the new one is returned.
+pub async fn rotate_live_link(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let meeting = owned(&state, &user, meeting_id(&id)?).await?;
+    let token = ShareToken::generate().map_err(|e| ApiError::Internal(e.into()))?;
+    state
+        .store
+        .set_share_token(meeting.meeting_id, Some(&token))
+        .await?;
+    tracing::info!(meeting_id = %meeting.meeting_id, "live captions link replaced");
+    Ok(Json(
+        json!({ "live_url": share_link(&state.public_url, &token) }),
+    ))
+}
+
+/// Turns the live captions link off; open pages close within a second.
+pub async fn revoke_live_link(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let meeting = owned(&state, &user, meeting_id(&id)?).await?;
+    state
+        .store
+        .set_share_token(meeting.meeting_id, None)
+        .await?;
+    tracing::info!(meeting_id = %meeting.meeting_id, "live captions link revoked");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
@@ -327,5 +372,5 @@ pub async fn started(
         .meeting(meeting.meeting_id)
         .await?
         .ok_or(ApiError::NotFound("no such meeting"))?;
-    Ok((status, Json(MeetingView::new(meeting))))
+    Ok((status, Json(MeetingView::new(&state, meeting))))
 }

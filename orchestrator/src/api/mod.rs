@@ -34,6 +34,10 @@ pub struct AppState {
     pub dispatch: Arc<Notify>,
     pub redis: Option<redis::aio::ConnectionManager>,
     pub token_ttl: Duration,
+    /// Live captions: the viewers' hubs on this replica.
+    pub live: Arc<crate::live::Hubs>,
+    /// Where users reach this server (`http://host:port`), for links the API hands out.
+    pub public_url: Arc<str>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -53,6 +57,10 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/meetings/{id}/end", post(meetings::end))
         .route("/meetings/{id}/transcript", get(meetings::transcript))
         .route("/meetings/{id}/summary", get(meetings::summary))
+        .route(
+            "/meetings/{id}/live",
+            post(meetings::rotate_live_link).delete(meetings::revoke_live_link),
+        )
         .route("/meeting/started", post(meetings::started))
         .route("/meeting/summary", get(meetings::summary_by_query))
         .route("/admin/users", get(admin::users))
@@ -61,6 +69,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .merge(crate::live::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)

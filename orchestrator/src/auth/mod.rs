@@ -6,4 +6,4 @@ pub mod rate_limit;
 pub mod token;
 
 pub use rate_limit::LoginLimiter;
-pub use token::{BearerToken, TokenHash};
+pub use token::{BearerToken, ShareToken, TokenHash};

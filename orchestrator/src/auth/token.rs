@@ -1,4 +1,5 @@
 //! Bearer tokens: 256 random bits, shown to the client once; the database keeps only a SHA-256.
+//! Share tokens: 256 random bits naming a meeting's live captions link.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -53,6 +54,36 @@ impl TokenHash {
     }
 }
 
+/// The capability in a live captions link. Its owner shows it to every participant, so the
+/// database keeps it as it is (unlike a bearer token); `Debug` still never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ShareToken(String);
+
+impl fmt::Debug for ShareToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShareToken(<redacted>)")
+    }
+}
+
+impl ShareToken {
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(hex(&bytes)))
+    }
+
+    /// Accepts 64 lowercase hex digits, the only shape ever issued (the migration's backfill
+    /// included), so junk never reaches the database.
+    pub fn parse(raw: &str) -> Option<Self> {
+        (raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -71,6 +102,25 @@ mod tests {
         assert!(!format!("{t:?}").contains(&t.expose()[4..]));
         for bad in ["", "Bearer", "Basic abc", "Bearer prl_xyz", "Bearer abc"] {
             assert_eq!(BearerToken::from_header(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn share_tokens_are_long_random_hex_and_parse_strictly() {
+        let a = ShareToken::generate().expect("random");
+        let b = ShareToken::generate().expect("random");
+        assert_ne!(a, b);
+        assert_eq!(ShareToken::parse(a.expose()), Some(a.clone()));
+        assert!(!format!("{a:?}").contains(a.expose()));
+        let upper = a.expose().to_uppercase();
+        for bad in [
+            "",
+            "abc",
+            &upper,
+            &format!("{}0", a.expose()),
+            &"g".repeat(64),
+        ] {
+            assert_eq!(ShareToken::parse(bad), None, "{bad:?}");
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::ingest::{
     self,
     redis_source::{RedisIngestConfig, RedisSource},
 };
+use crate::live::LiveLog;
 use crate::metrics::Metrics;
 use crate::store::{NewMeeting, Store};
 use anyhow::Context;
@@ -115,6 +116,7 @@ async fn wait_for(metrics: &Metrics, events: u64, what: &str) -> anyhow::Result<
 fn start_ingest(
     source: RedisSource,
     store: &Store,
+    live: &LiveLog,
 ) -> (
     Arc<Metrics>,
     watch::Sender<bool>,
@@ -125,6 +127,7 @@ fn start_ingest(
     let task = tokio::spawn(ingest::run(
         source,
         store.clone(),
+        live.clone(),
         Arc::clone(&metrics),
         async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -201,7 +204,10 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
     }
     eprintln!("draining it into Postgres...");
     let started = Instant::now();
-    let (backlog, stop, task) = start_ingest(RedisSource::connect(config.clone()).await?, &store);
+    // Production ingest appends every stored segment to the live captions log as well.
+    let live = LiveLog::redis(&redis_url).await?;
+    let (backlog, stop, task) =
+        start_ingest(RedisSource::connect(config.clone()).await?, &store, &live);
     wait_for(&backlog, args.events, "backlog").await?;
     let drain = started.elapsed();
     let _ = stop.send(true);
@@ -212,7 +218,7 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
         "publishing {} events/s for {} s and timing each to its commit...",
         args.rate, args.seconds
     );
-    let (steady, stop, task) = start_ingest(RedisSource::connect(config).await?, &store);
+    let (steady, stop, task) = start_ingest(RedisSource::connect(config).await?, &store, &live);
     let tick = Duration::from_millis(10);
     let per_tick = (args.rate / 100).max(1);
     let mut published = 0;

@@ -142,6 +142,10 @@ async fn drive(base: &str, email: &EmailAddress, pw: &str, dir: &Path) -> anyhow
         .as_str()
         .context("no meeting id")?
         .to_owned();
+    let live_url = created["live_url"]
+        .as_str()
+        .context("no live captions link")?
+        .to_owned();
     let client = Client {
         http,
         base: base.to_owned(),
@@ -151,6 +155,9 @@ async fn drive(base: &str, email: &EmailAddress, pw: &str, dir: &Path) -> anyhow
         "meeting {id}: a bot is replaying {} as a live meeting",
         dir.display()
     );
+    // On stdout with the transcript: the link is the demo's result as much as the text is.
+    println!("Live captions: {live_url}");
+    eprintln!("            (open it in a browser to watch the captions as they are spoken)");
     eprintln!("transcript: {base}/meetings/{id}/transcript?format=txt");
     eprintln!(
         "            (send the header \"Authorization: Bearer {}\")",

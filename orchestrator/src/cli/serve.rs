@@ -21,6 +21,10 @@ pub struct ServeArgs {
     /// e.g. ~/.local/share/parley].
     #[arg(long, env = "PARLEY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// The server's address as users reach it (e.g. https://parley.example.com), used in the
+    /// links it hands out such as live captions [default: http:// and the listen address].
+    #[arg(long, env = "PARLEY_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Postgres URL (postgres://user:pass@host/db); unset means SQLite in the data dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -82,6 +86,17 @@ impl ServeArgs {
             ..Limits::default()
         };
         config.dispatch_lead = Duration::from_secs(self.dispatch_lead_secs);
+        if let Some(url) = self.public_url.as_deref().filter(|u| !u.is_empty()) {
+            let host = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"));
+            if host.is_none_or(|h| {
+                h.is_empty() || h.starts_with('/') || h.contains(char::is_whitespace)
+            }) {
+                anyhow::bail!("--public-url must be an http:// or https:// address, got {url:?}");
+            }
+            config.public_url = Some(url.trim_end_matches('/').to_owned());
+        }
         let recordings = config.connector.record_to.take();
         config.connector = self.connector.clone();
         if config.connector.record_to.is_none() {

@@ -10,6 +10,7 @@ pub mod redis_source;
 pub use apply::{Applied, KnownMeetings, apply};
 
 use crate::clock::now_ms;
+use crate::live::{LiveLog, LiveSegment};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use parley_shared::Event;
@@ -37,10 +38,12 @@ pub trait Source: Send {
 }
 
 /// Consumes `source` until it closes or `shutdown` resolves. Store and bus failures are retried
-/// with backoff; a batch is acknowledged only after its transaction committed.
+/// with backoff; a batch is acknowledged only after its transaction committed and its segments
+/// reached the live log (so captions viewers, who read the log, see only stored segments).
 pub async fn run<S: Source>(
     mut source: S,
     store: Store,
+    live: LiveLog,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -89,13 +92,17 @@ pub async fn run<S: Source>(
         let applied = loop {
             let attempt = tokio::select! {
                 () = &mut shutdown => return,
-                r = apply(&store, &valid, &mut known, now_ms()) => r,
+                r = apply_and_publish(&store, &live, &valid, &mut known) => r,
             };
             match attempt {
                 Ok(applied) => break applied,
                 Err(e) => {
                     metrics.ingest_errors.fetch_add(1, Relaxed);
-                    tracing::warn!(error = %e, events = valid.len(), "cannot store events; retrying");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        events = valid.len(),
+                        "cannot store or publish events; retrying"
+                    );
                     if backoff.wait(&mut shutdown).await.is_err() {
                         return;
                     }
@@ -150,6 +157,25 @@ pub async fn run<S: Source>(
             .fetch_add(applied.finals as u64, Relaxed);
         metrics.ingest_batches.fetch_add(1, Relaxed);
     }
+}
+
+/// Stores a batch, then appends its segments to the live log. Both steps are idempotent for
+/// their readers, so a failed publish retries the whole batch.
+async fn apply_and_publish(
+    store: &Store,
+    live: &LiveLog,
+    events: &[&Event],
+    known: &mut KnownMeetings,
+) -> anyhow::Result<Applied> {
+    let applied = apply(store, events, known, now_ms()).await?;
+    let segments: Vec<_> = events
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !applied.unknown.contains(i))
+        .filter_map(|(_, e)| Some((e.meeting_id, LiveSegment::from_event(e)?)))
+        .collect();
+    live.append(&segments).await?;
+    Ok(applied)
 }
 
 /// Exponential backoff from 100 ms to 5 s.

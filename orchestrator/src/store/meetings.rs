@@ -1,6 +1,7 @@
 //! Meetings, who may see them, and the speakers a bot heard in them.
 
 use super::{Result, Store, corrupt, from_db_ms, to_db_ms};
+use crate::auth::ShareToken;
 use parley_shared::{EmailAddress, MeetingId, MeetingUrl, Platform};
 use serde::Serialize;
 use sqlx::Row;
@@ -58,6 +59,9 @@ pub struct Meeting {
     pub created_at_ms: u64,
     /// Whether the bot records each speaker's audio.
     pub record: bool,
+    /// The live captions link's token; `None` once revoked.
+    #[serde(skip)]
+    pub share_token: Option<ShareToken>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,7 +86,8 @@ pub struct Participant {
 macro_rules! meeting_columns {
     () => {
         "m.meeting_id, m.title, m.url, m.platform, m.status, m.status_reason, m.owner_id, \
-         m.start_time, m.end_time, m.created_at, CASE WHEN m.record THEN 1 ELSE 0 END AS record_flag"
+         m.start_time, m.end_time, m.created_at, CASE WHEN m.record THEN 1 ELSE 0 END AS record_flag, \
+         m.share_token"
     };
 }
 
@@ -112,6 +117,10 @@ fn meeting_from_row(row: &AnyRow) -> Result<Meeting> {
         end_time_ms: row.try_get::<Option<i64>, _>("end_time")?.map(from_db_ms),
         created_at_ms: from_db_ms(row.try_get("created_at")?),
         record: row.try_get::<i64, _>("record_flag")? != 0,
+        share_token: row
+            .try_get::<Option<String>, _>("share_token")?
+            .map(|t| ShareToken::parse(&t).ok_or_else(|| corrupt("share token")))
+            .transpose()?,
     })
 }
 
@@ -119,10 +128,11 @@ impl Store {
     /// Stores a meeting, its invitees, and makes it visible to invitees who already have accounts.
     pub async fn create_meeting(&self, new: NewMeeting, now_ms: u64) -> Result<Meeting> {
         let id = MeetingId::new_random();
+        let share_token = ShareToken::generate()?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO meetings (meeting_id, title, url, platform, status, owner_id, start_time, \
-             created_at, record) VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, $8)",
+             created_at, record, share_token) VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, $8, $9)",
         )
         .bind(id.to_string())
         .bind(&new.title)
@@ -132,6 +142,7 @@ impl Store {
         .bind(new.start_time_ms.map(to_db_ms))
         .bind(to_db_ms(now_ms))
         .bind(new.record)
+        .bind(share_token.expose())
         .execute(&mut *tx)
         .await?;
         for email in &new.invitees {
@@ -177,6 +188,30 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(meeting_from_row).transpose()
+    }
+
+    /// The meeting a live captions link opens, if the link is still valid.
+    pub async fn meeting_by_share_token(&self, token: &ShareToken) -> Result<Option<Meeting>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            meeting_columns!(),
+            " FROM meetings m WHERE m.share_token = $1"
+        ))
+        .bind(token.expose())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(meeting_from_row).transpose()
+    }
+
+    /// Replaces a meeting's share token (`None` revokes the link); returns whether it exists.
+    pub async fn set_share_token(&self, id: MeetingId, token: Option<&ShareToken>) -> Result<bool> {
+        let n = sqlx::query("UPDATE meetings SET share_token = $1 WHERE meeting_id = $2")
+            .bind(token.map(ShareToken::expose))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n > 0)
     }
 
     /// A meeting if `user_id` owns it or took part in it.

@@ -25,6 +25,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/postgres/0002_recording.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0002_recording.sql"),
     },
+    Source {
+        version: 3,
+        description: "live captions",
+        postgres: include_str!("../../../migrations/postgres/0003_live_captions.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0003_live_captions.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

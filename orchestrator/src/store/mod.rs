@@ -32,6 +32,8 @@ pub enum StoreError {
     UnsupportedUrl,
     #[error("stored row is invalid: {0}")]
     Corrupt(String),
+    #[error("the operating system gave no randomness: {0}")]
+    Random(#[from] getrandom::Error),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

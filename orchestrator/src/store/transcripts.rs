@@ -41,6 +41,9 @@ pub struct StoredSegment {
     pub text: String,
     #[serde(rename = "final")]
     pub is_final: bool,
+    /// The bot's sequence number of this version, which orders a segment's versions.
+    #[serde(skip)]
+    pub seq: u64,
 }
 
 impl StoredSegment {
@@ -131,7 +134,7 @@ impl Store {
     pub async fn segments(&self, id: MeetingId, with_partials: bool) -> Result<Vec<StoredSegment>> {
         let rows = sqlx::query(
             // The flag is read as an integer: sqlx's Any driver cannot decode SQLite's BOOLEAN.
-            "SELECT segment_id, speaker, speaker_name, start_ms, end_ms, transcribed_text, \
+            "SELECT segment_id, speaker, speaker_name, start_ms, end_ms, transcribed_text, seq, \
              CASE WHEN is_final THEN 1 ELSE 0 END AS final_flag FROM transcriptions WHERE meeting_id = $1 AND (is_final OR $2) \
              ORDER BY start_ms, speaker, end_ms",
         )
@@ -150,6 +153,7 @@ impl Store {
                     end_ms: from_db_ms(r.try_get("end_ms")?),
                     text: r.try_get("transcribed_text")?,
                     is_final: r.try_get::<i64, _>("final_flag")? != 0,
+                    seq: from_db_ms(r.try_get("seq")?),
                 })
             })
             .collect()

@@ -7,6 +7,7 @@ mod accounts;
 mod bots;
 mod faults;
 mod ingest;
+mod live;
 mod logs;
 mod meetings;
 mod ops;

@@ -1,0 +1,168 @@
+//! `GET /live/{token}` (the captions page), `GET /live/{token}/ws` (its socket) and the page's
+//! assets. An unknown or revoked token is 404 for both.
+
+use super::cursor::Cursor;
+use super::viewer;
+use crate::api::{ApiError, AppState};
+use crate::auth::ShareToken;
+use crate::store::Meeting;
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use std::sync::Arc;
+
+const PAGE: &str = include_str!("../../assets/live/index.html");
+const SCRIPT: &str = include_str!("../../assets/live/live.js");
+const STYLE: &str = include_str!("../../assets/live/live.css");
+
+/// The page loads nothing but its own assets and talks only to its own origin; the token in its
+/// address must not leak through a Referer.
+const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The link participants open.
+pub fn share_link(public_url: &str, token: &ShareToken) -> String {
+    format!(
+        "{}/live/{}",
+        public_url.trim_end_matches('/'),
+        token.expose()
+    )
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/live/assets/live.js", get(script))
+        .route("/live/assets/live.css", get(style))
+        .route("/live/{token}", get(page))
+        .route("/live/{token}/ws", get(socket))
+}
+
+async fn open(state: &AppState, raw: &str) -> Result<(ShareToken, Meeting), ApiError> {
+    const GONE: ApiError = ApiError::NotFound("this captions link is not valid");
+    let token = ShareToken::parse(raw).ok_or(GONE)?;
+    let meeting = state
+        .store
+        .meeting_by_share_token(&token)
+        .await?
+        .ok_or(GONE)?;
+    Ok((token, meeting))
+}
+
+fn secured(mut response: Response, cache: &'static str) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(PAGE_POLICY),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+async fn page(State(state): State<AppState>, Path(raw): Path<String>) -> Response {
+    match open(&state, &raw).await {
+        Ok((_, meeting)) => {
+            let html = PAGE.replace("{{TITLE}}", &escape_html(&meeting.title));
+            secured(
+                ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+                "no-store",
+            )
+        }
+        Err(ApiError::NotFound(_)) => secured(
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                NOT_FOUND_PAGE,
+            )
+                .into_response(),
+            "no-store",
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+const NOT_FOUND_PAGE: &str = "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Link not valid</title>\
+<main><h1>This captions link is not valid</h1><p>It may have been turned off by the meeting's owner. \
+Ask them for a new link.</p></main></html>";
+
+#[derive(Deserialize)]
+struct SocketQuery {
+    after: Option<String>,
+}
+
+async fn socket(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    Query(query): Query<SocketQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let (token, meeting) = open(&state, &raw).await?;
+    // A cursor the server never issued is treated as none: the viewer gets a snapshot.
+    let after = query.after.as_deref().and_then(Cursor::parse);
+    let hubs = Arc::clone(&state.live);
+    Ok(upgrade
+        .max_message_size(4096)
+        .on_upgrade(move |socket| viewer::serve(socket, hubs, meeting, token, after)))
+}
+
+async fn script() -> Response {
+    secured(
+        (
+            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+            SCRIPT,
+        )
+            .into_response(),
+        "public, max-age=300",
+    )
+}
+
+async fn style() -> Response {
+    secured(
+        ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response(),
+        "public, max-age=300",
+    )
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_escaped_into_the_page() {
+        assert_eq!(
+            escape_html(r#"<script>alert("x")</script> & 'y'"#),
+            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;y&#39;"
+        );
+        assert!(
+            PAGE.contains("{{TITLE}}"),
+            "the page has the title placeholder"
+        );
+    }
+}

@@ -1,0 +1,391 @@
+//! Live captions: the share link in the meeting JSON, the page and socket behind it, history then
+//! live segments, resuming from a cursor, fan-out from any replica, and revocation.
+
+use crate::both_backends;
+use crate::helpers::{Backend, Options, TestApp, fresh_database, unique_stream};
+use crate::ingest::{segment, speaker};
+use futures_util::StreamExt;
+use parley_bot::sink::EventSink;
+use parley_bot::sink::redis::RedisSink;
+use parley_shared::{Event, MeetingId};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Viewer {
+    socket: Socket,
+    /// The last cursor received, as a page would remember it.
+    cursor: Option<String>,
+}
+
+enum Received {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+impl Viewer {
+    async fn connect(live_url: &str, after: Option<&str>) -> Self {
+        let mut url = format!("{}/ws", live_url.replacen("http://", "ws://", 1));
+        if let Some(a) = after {
+            url.push_str(&format!("?after={a}"));
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("viewer connects");
+        Self {
+            socket,
+            cursor: after.map(str::to_owned),
+        }
+    }
+
+    async fn next(&mut self) -> Received {
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(15), self.socket.next())
+                .await
+                .expect("a message within 15 s");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).expect("json message");
+                    if let Some(c) = v["cursor"].as_str() {
+                        self.cursor = Some(c.to_owned());
+                    }
+                    return Received::Json(v);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Received::Closed(frame.map(|f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Received::Closed(None),
+            }
+        }
+    }
+
+    async fn json(&mut self) -> Value {
+        match self.next().await {
+            Received::Json(v) => v,
+            Received::Closed(code) => panic!("socket closed ({code:?}) while a message was due"),
+        }
+    }
+
+    /// Segment texts of the next `n` segment messages.
+    async fn segments(&mut self, n: usize) -> Vec<String> {
+        let mut texts = Vec::new();
+        while texts.len() < n {
+            let v = self.json().await;
+            if v["type"] == "segment" {
+                texts.push(v["segment"]["text"].as_str().expect("text").to_owned());
+            }
+        }
+        texts
+    }
+}
+
+async fn live_url(app: &TestApp, token: &str, id: &str) -> Option<String> {
+    let m: Value = app
+        .get(&format!("/meetings/{id}"), Some(token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    m["live_url"].as_str().map(str::to_owned)
+}
+
+both_backends!(share_links_are_unguessable_rotatable_and_revocable);
+
+async fn share_links_are_unguessable_rotatable_and_revocable(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.user("owner@example.com").await;
+    let guest = app.user("guest@example.com").await;
+    let r = app
+        .post(
+            "/meetings",
+            Some(&owner),
+            &json!({"title": "Q3 <plan> & \"budget\"", "url": "https://zoom.us/j/1",
+                    "start_time": "2099-01-01T00:00:00Z", "participants": ["guest@example.com"]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Value = r.json().await.expect("json");
+    let id = created["meeting_id"].as_str().expect("id").to_owned();
+    let link = created["live_url"].as_str().expect("live_url").to_owned();
+    let prefix = app.url("/live/");
+    let token = link.strip_prefix(&prefix).expect("link on this server");
+    assert_eq!(token.len(), 64, "256 random bits, hex");
+    assert_eq!(
+        live_url(&app, &guest, &id).await.as_deref(),
+        Some(link.as_str()),
+        "participants see it"
+    );
+
+    let page = app.http.get(&link).send().await.expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let html = page.text().await.expect("html");
+    assert!(
+        html.contains("Q3 &lt;plan&gt; &amp; &quot;budget&quot;"),
+        "title escaped into the page"
+    );
+    for asset in ["/live/assets/live.js", "/live/assets/live.css"] {
+        assert_eq!(
+            app.get(asset, None).await.status(),
+            StatusCode::OK,
+            "{asset}"
+        );
+    }
+    for bad in ["nope", &"0".repeat(64), &token.to_uppercase()] {
+        assert_eq!(
+            app.get(&format!("/live/{bad}"), None).await.status(),
+            StatusCode::NOT_FOUND,
+            "{bad}"
+        );
+    }
+
+    // Only the owner changes the link.
+    let r = app
+        .post(&format!("/meetings/{id}/live"), Some(&guest), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = app
+        .post(&format!("/meetings/{id}/live"), Some(&owner), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let rotated: Value = r.json().await.expect("json");
+    let new_link = rotated["live_url"].as_str().expect("new link").to_owned();
+    assert_ne!(new_link, link);
+    assert_eq!(
+        app.http.get(&link).send().await.expect("old").status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.http.get(&new_link).send().await.expect("new").status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        live_url(&app, &owner, &id).await.as_deref(),
+        Some(new_link.as_str())
+    );
+
+    let r = app
+        .http
+        .delete(app.url(&format!("/meetings/{id}/live")))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.http
+            .get(&new_link)
+            .send()
+            .await
+            .expect("revoked")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let ws = new_link.replacen("http://", "ws://", 1) + "/ws";
+    assert!(
+        tokio_tungstenite::connect_async(ws).await.is_err(),
+        "the socket is refused too"
+    );
+    assert_eq!(live_url(&app, &owner, &id).await, None);
+    app.stop().await;
+}
+
+/// Publishes events for `meeting` through the app's Redis stream, numbering them from `seq`.
+async fn publish(
+    sink: &mut RedisSink,
+    meeting: MeetingId,
+    seq: &mut u64,
+    bodies: Vec<parley_shared::EventBody>,
+) {
+    for body in bodies {
+        sink.publish(Event::new(meeting, *seq, body))
+            .await
+            .expect("publish");
+        *seq += 1;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_get_history_then_live_and_resume_without_gap_on_any_replica() {
+    let stream = unique_stream();
+    let options = Options {
+        redis_stream: Some(stream.clone()),
+        ..Options::default()
+    };
+    let (db, dir) = fresh_database(Backend::Postgres).await;
+    let a = TestApp::spawn_on(db.clone(), dir, options.clone()).await;
+    let b = TestApp::spawn_on(db, tempfile::tempdir().expect("dir"), options).await;
+    let token = a.user("owner@example.com").await;
+    let id = a
+        .meeting(&token, json!({"title": "Standup", "url": "https://zoom.us/j/2", "start_time": "2099-01-01T00:00:00Z"}))
+        .await;
+    let meeting = MeetingId::parse(&id).expect("id");
+    let link = live_url(&a, &token, &id).await.expect("link");
+    // Viewers use replica B's address: any replica serves any meeting.
+    let link_b = link.replacen(&a.base, &b.base, 1);
+    let ana = speaker("ana", "Ana Lima");
+    let ben = speaker("ben", "Ben Carter");
+    let mut sink = RedisSink::connect(&crate::helpers::redis_url(), &stream)
+        .await
+        .expect("sink");
+    let mut seq = 0;
+    publish(
+        &mut sink,
+        meeting,
+        &mut seq,
+        vec![
+            segment(meeting, &ana, 0, "hello every", false),
+            segment(meeting, &ana, 0, "Hello everyone.", true),
+            segment(meeting, &ben, 1500, "Hi Ana.", true),
+        ],
+    )
+    .await;
+    crate::helpers::eventually(Duration::from_secs(20), "history stored", || async {
+        let n = a.store.segments(meeting, true).await.ok()?.len();
+        (n == 2).then_some(())
+    })
+    .await;
+
+    let mut late = Viewer::connect(&link_b, None).await;
+    let hello = late.json().await;
+    assert_eq!(hello["type"], "meeting");
+    assert_eq!(hello["title"], "Standup");
+    assert_eq!(hello["status"], "scheduled");
+    let snapshot = late.json().await;
+    assert_eq!(snapshot["type"], "snapshot");
+    let history: Vec<(&str, &str, bool)> = snapshot["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| {
+            (
+                s["speaker_name"].as_str().unwrap_or(""),
+                s["text"].as_str().unwrap_or(""),
+                s["final"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("Ana Lima", "Hello everyone.", true),
+            ("Ben Carter", "Hi Ana.", true)
+        ]
+    );
+
+    publish(
+        &mut sink,
+        meeting,
+        &mut seq,
+        vec![
+            segment(meeting, &ana, 3000, "Let's", false),
+            segment(meeting, &ana, 3000, "Let's start.", true),
+        ],
+    )
+    .await;
+    assert_eq!(
+        late.segments(2).await,
+        vec!["Let's", "Let's start."],
+        "partial, then its final, live"
+    );
+
+    // The connection drops; three segments are spoken meanwhile; the page resumes from its cursor.
+    let cursor = late.cursor.clone().expect("cursor");
+    drop(late);
+    publish(
+        &mut sink,
+        meeting,
+        &mut seq,
+        vec![
+            segment(meeting, &ben, 5000, "One.", true),
+            segment(meeting, &ana, 6000, "Two.", true),
+            segment(meeting, &ben, 7000, "Three.", true),
+        ],
+    )
+    .await;
+    crate::helpers::eventually(Duration::from_secs(20), "gap stored", || async {
+        let n = a.store.segments(meeting, true).await.ok()?.len();
+        (n == 6).then_some(())
+    })
+    .await;
+    let mut resumed = Viewer::connect(&link_b, Some(&cursor)).await;
+    assert_eq!(resumed.json().await["type"], "meeting");
+    assert_eq!(
+        resumed.segments(3).await,
+        vec!["One.", "Two.", "Three."],
+        "exactly the missed ones"
+    );
+    publish(
+        &mut sink,
+        meeting,
+        &mut seq,
+        vec![segment(meeting, &ana, 9000, "Four.", true)],
+    )
+    .await;
+    assert_eq!(
+        resumed.segments(1).await,
+        vec!["Four."],
+        "then live again, no duplicate"
+    );
+
+    // A cursor from another server (or garbage) gets the full history instead.
+    let mut stranger = Viewer::connect(&link, Some("1-0")).await;
+    assert_eq!(stranger.json().await["type"], "meeting");
+    let snap = stranger.json().await;
+    assert_eq!(snap["type"], "snapshot");
+    assert_eq!(snap["segments"].as_array().expect("segments").len(), 7);
+
+    // Status changes reach viewers.
+    let r = a
+        .post(&format!("/meetings/{id}/end"), Some(&token), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    loop {
+        let v = resumed.json().await;
+        if v["type"] == "meeting" {
+            assert_eq!(v["status"], "ended");
+            break;
+        }
+    }
+
+    // Revoking closes open sockets on every replica within a second.
+    let revoked_at = Instant::now();
+    let r = a
+        .http
+        .delete(a.url(&format!("/meetings/{id}/live")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    for viewer in [&mut resumed, &mut stranger] {
+        let mut saw_revoked = false;
+        loop {
+            match viewer.next().await {
+                Received::Json(v) => saw_revoked |= v["type"] == "revoked",
+                Received::Closed(code) => {
+                    assert_eq!(code, Some(4404));
+                    break;
+                }
+            }
+        }
+        assert!(saw_revoked, "the page is told why");
+    }
+    let took = revoked_at.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "sockets closed {took:?} after revocation"
+    );
+    a.stop().await;
+    b.stop().await;
+}
