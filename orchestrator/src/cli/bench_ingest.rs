@@ -3,7 +3,7 @@
 //! publication rate (end-to-end lag, publication to commit). Uses `DATABASE_URL`/`REDIS_URL` when
 //! set, else private throw-away servers.
 
-use crate::dev_servers::{PrivatePostgres, PrivateRedis};
+use super::bench_servers::given_or_private;
 use crate::ingest::{
     self,
     redis_source::{RedisIngestConfig, RedisSource},
@@ -141,24 +141,8 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
         args.events > 0 && args.meetings > 0 && args.rate > 0,
         "counts must be positive"
     );
-    let (_pg, db_url) = match args.database_url.clone().filter(|u| !u.is_empty()) {
-        Some(url) => (None, url),
-        None => {
-            eprintln!("starting a private Postgres...");
-            let pg = tokio::task::spawn_blocking(PrivatePostgres::start).await??;
-            let url = pg.url();
-            (Some(pg), url)
-        }
-    };
-    let (_redis, redis_url) = match args.redis_url.clone().filter(|u| !u.is_empty()) {
-        Some(url) => (None, url),
-        None => {
-            eprintln!("starting a private Redis...");
-            let r = tokio::task::spawn_blocking(PrivateRedis::start).await??;
-            let url = r.url();
-            (Some(r), url)
-        }
-    };
+    let servers = given_or_private(args.database_url.clone(), args.redis_url.clone()).await?;
+    let (db_url, redis_url) = (servers.database_url.clone(), servers.redis_url.clone());
     let store = Store::open(&db_url)
         .await
         .context("cannot open the database")?;

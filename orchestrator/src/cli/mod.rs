@@ -1,7 +1,9 @@
 //! Command-line interface: argument definitions and dispatch to each subcommand.
 
 mod bench_asr;
+mod bench_captions;
 mod bench_ingest;
+mod bench_servers;
 mod demo;
 mod models;
 mod procstat;
@@ -48,6 +50,8 @@ enum BenchCommand {
     Asr(bench_asr::BenchAsrArgs),
     /// Events per second from the Redis stream into Postgres, and publication-to-commit lag.
     Ingest(bench_ingest::BenchIngestArgs),
+    /// Live captions: publication-to-viewer delay and server memory per viewer.
+    Captions(bench_captions::BenchCaptionsArgs),
 }
 
 impl Cli {
@@ -68,5 +72,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Transcribe(args) => transcribe::run(args).await,
         Command::Bench(BenchCommand::Asr(args)) => bench_asr::run(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
+        Command::Bench(BenchCommand::Captions(args)) => bench_captions::run(args).await,
     }
 }

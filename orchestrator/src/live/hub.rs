@@ -182,6 +182,7 @@ async fn run(
                         });
                     }
                 }
+                Err(_) if *hubs.stop.borrow() => return,
                 Err(e) => {
                     if !failing {
                         tracing::warn!(
@@ -211,6 +212,7 @@ async fn run(
                         )
                     });
                 }
+                Err(_) if *hubs.stop.borrow() => return,
                 Err(e) => tracing::warn!(error = %e, "live captions cannot read the meeting"),
             }
         }

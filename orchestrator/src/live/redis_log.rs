@@ -13,8 +13,9 @@ use std::time::Duration;
 
 const EXPIRE_SECS: i64 = 24 * 3600;
 const FIELD: &str = "s";
-/// Entries per read: a tail that fell further behind catches up in several reads.
-const READ_COUNT: usize = 1000;
+/// Entries per read: a tail that fell further behind catches up in several reads, each well
+/// within what a viewer may fall behind (hub::VIEWER_BUFFER).
+const READ_COUNT: usize = 200;
 
 fn key(meeting: MeetingId) -> String {
     format!("parley:live:{meeting}")

@@ -112,7 +112,10 @@ async fn socket(
     // A cursor the server never issued is treated as none: the viewer gets a snapshot.
     let after = query.after.as_deref().and_then(Cursor::parse);
     let hubs = Arc::clone(&state.live);
+    // Viewers send nothing and receive small frames: small buffers keep a viewer's cost low.
     Ok(upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .max_message_size(4096)
         .on_upgrade(move |socket| viewer::serve(socket, hubs, meeting, token, after)))
 }
