@@ -80,14 +80,16 @@ pub async fn run(
         }
     };
 
+    let addr = listener.local_addr()?;
+    let public_url: Arc<str> = Arc::from(config.public_url(addr));
     let launcher = Arc::new(Launcher::new(
         bus,
         config.asr.clone(),
         config.connector.clone(),
         Arc::clone(&metrics),
+        config.chat_link.then(|| Arc::clone(&public_url)),
     ));
     let dispatch = Arc::new(Notify::new());
-    let addr = listener.local_addr()?;
     let state = AppState {
         store: store.clone(),
         metrics: Arc::clone(&metrics),
@@ -97,7 +99,7 @@ pub async fn run(
         redis,
         token_ttl: config.token_ttl,
         live: Arc::new(Hubs::new(live, store.clone(), stop_rx.clone())),
-        public_url: Arc::from(config.public_url(addr)),
+        public_url,
     };
     let dispatcher = tokio::spawn(dispatch_loop(
         store.clone(),

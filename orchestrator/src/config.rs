@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub login_limits: Limits,
     /// Base of the links handed out; `None` derives it from the listening address.
     pub public_url: Option<String>,
+    /// Whether bots post the live captions link to the meeting chat (where there is one).
+    pub chat_link: bool,
     /// Bots are dispatched this long before a meeting's start time.
     pub dispatch_lead: Duration,
     /// Whisper settings of the in-process bots.
@@ -73,6 +75,7 @@ impl ServerConfig {
             login_limits: Limits::default(),
             dispatch_lead: Duration::from_secs(60),
             public_url: None,
+            chat_link: true,
             asr,
             connector: ConnectorArgs {
                 record_to: Some(data_dir.join("recordings").display().to_string()),

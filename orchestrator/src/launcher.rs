@@ -2,12 +2,14 @@
 //! the first dispatch. Bots publish to the same bus a separate bot process would, so the ingest
 //! path is identical in embedded and production mode.
 
+use crate::live::share_link;
 use crate::metrics::Metrics;
 use crate::store::Meeting;
 use anyhow::Context;
 use parley_bot::asr::pool::AsrPool;
 use parley_bot::asr::settings::AsrArgs;
 use parley_bot::asr::whisper::WhisperModel;
+use parley_bot::connector::MeetingConnector;
 use parley_bot::connector::open::{AnyConnector, ConnectorArgs};
 use parley_bot::pipeline::{PipelineConfig, run_meeting};
 use parley_bot::sink::any::AnySink;
@@ -47,6 +49,7 @@ struct Asr {
 
 pub struct Launcher {
     bus: Bus,
+    chat_link_base: Option<Arc<str>>,
     asr_args: AsrArgs,
     connector_args: ConnectorArgs,
     asr: OnceCell<Arc<Asr>>,
@@ -63,14 +66,18 @@ impl std::fmt::Debug for Launcher {
 }
 
 impl Launcher {
+    /// `chat_link_base`: the public URL to build the live captions link the bot posts to the
+    /// meeting chat; `None` posts nothing.
     pub fn new(
         bus: Bus,
         asr_args: AsrArgs,
         connector_args: ConnectorArgs,
         metrics: Arc<Metrics>,
+        chat_link_base: Option<Arc<str>>,
     ) -> Self {
         Self {
             bus,
+            chat_link_base,
             asr_args,
             connector_args,
             asr: OnceCell::new(),
@@ -111,12 +118,21 @@ impl Launcher {
         let platform = meeting.platform;
         let url = meeting.url.to_string();
         let record = meeting.record;
+        let announcement = self
+            .chat_link_base
+            .as_deref()
+            .zip(meeting.share_token.as_ref())
+            .map(|(base, token)| {
+                format!("Live captions of this meeting: {}", share_link(base, token))
+            });
         self.metrics.bots_started.fetch_add(1, Relaxed);
         self.metrics.bots_active.fetch_add(1, Relaxed);
         let mut tasks = self.tasks.lock().await;
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
-            let outcome = this.run_bot(id, platform, &url, record, stop_rx).await;
+            let outcome = this
+                .run_bot(id, platform, &url, record, announcement, stop_rx)
+                .await;
             if let Err(e) = outcome {
                 tracing::warn!(meeting_id = %id, error = format!("{e:#}"), "bot failed");
                 this.report_failure(id, &format!("{e:#}")).await;
@@ -135,6 +151,7 @@ impl Launcher {
         platform: Platform,
         url: &str,
         record: bool,
+        announcement: Option<String>,
         mut stop: watch::Receiver<bool>,
     ) -> anyhow::Result<()> {
         if !matches!(platform, Platform::Replay | Platform::Janus) {
@@ -149,9 +166,23 @@ impl Launcher {
         if !record {
             connector_args.record_to = None;
         }
-        let connector = AnyConnector::open(url, &connector_args, id)
+        let mut connector = AnyConnector::open(url, &connector_args, id)
             .await
             .context("cannot join the meeting")?;
+        if let Some(text) = announcement {
+            // The link is a capability: it is posted, never logged.
+            match connector.post_chat(&text).await {
+                Ok(true) => {
+                    tracing::info!(meeting_id = %id, "live captions link posted to the meeting chat")
+                }
+                Ok(false) => {
+                    tracing::info!(meeting_id = %id, "live captions link not posted: the platform has no chat for bots")
+                }
+                Err(e) => {
+                    tracing::warn!(meeting_id = %id, error = %e, "cannot post the live captions link to the meeting chat")
+                }
+            }
+        }
         let config = PipelineConfig {
             transcriber: self.asr_args.transcriber(true),
             ..PipelineConfig::default()

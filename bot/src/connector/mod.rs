@@ -70,4 +70,13 @@ pub trait MeetingConnector: Send {
     ) -> impl Future<Output = Result<Option<ConnectorEvent>, ConnectorError>> + Send;
     /// Leaves the meeting; later `next_event` calls return `Ok(None)`.
     fn leave(&mut self) -> impl Future<Output = ()> + Send;
+    /// Posts `text` to the meeting's chat, as the bot. `Ok(false)` where the platform has no chat
+    /// a bot can write to (Janus VideoRoom, replays).
+    fn post_chat(
+        &mut self,
+        text: &str,
+    ) -> impl Future<Output = Result<bool, ConnectorError>> + Send {
+        let _ = text;
+        std::future::ready(Ok(false))
+    }
 }

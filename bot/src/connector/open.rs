@@ -124,6 +124,13 @@ impl MeetingConnector for AnyConnector {
         self.last.take().unwrap_or(Ok(None))
     }
 
+    async fn post_chat(&mut self, text: &str) -> Result<bool, ConnectorError> {
+        match &mut self.kind {
+            Kind::Replay(c) => c.post_chat(text).await,
+            Kind::Janus(c) => c.post_chat(text).await,
+        }
+    }
+
     async fn leave(&mut self) {
         match &mut self.kind {
             Kind::Replay(c) => c.leave().await,

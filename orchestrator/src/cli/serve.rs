@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// links it hands out such as live captions [default: http:// and the listen address].
     #[arg(long, env = "PARLEY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Whether bots post the live captions link to the meeting chat, on platforms with a chat.
+    #[arg(long, env = "PARLEY_CHAT_LINK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub chat_link: bool,
     /// Postgres URL (postgres://user:pass@host/db); unset means SQLite in the data dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -86,6 +89,7 @@ impl ServeArgs {
             ..Limits::default()
         };
         config.dispatch_lead = Duration::from_secs(self.dispatch_lead_secs);
+        config.chat_link = self.chat_link;
         if let Some(url) = self.public_url.as_deref().filter(|u| !u.is_empty()) {
             let host = url
                 .strip_prefix("https://")

@@ -52,6 +52,11 @@ async fn replay_the_sample(app: &TestApp) {
         "{names:?}"
     );
 
+    assert!(
+        crate::helpers::captured_logs()
+            .contains("live captions link not posted: the platform has no chat for bots"),
+        "the bot tried the chat hook (replays have no chat)"
+    );
     let reference = Reference::load(&dir.join("reference.json")).expect("reference");
     let stored = app
         .store

@@ -283,6 +283,17 @@ impl TestApp {
         body["meeting_id"].as_str().expect("meeting_id").to_owned()
     }
 
+    /// The meeting's live captions link, as `GET /meetings/{id}` shows it to `token`'s user.
+    pub async fn live_url(&self, token: &str, id: &str) -> Option<String> {
+        let m: Value = self
+            .get(&format!("/meetings/{id}"), Some(token))
+            .await
+            .json()
+            .await
+            .expect("meeting json");
+        m["live_url"].as_str().map(str::to_owned)
+    }
+
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

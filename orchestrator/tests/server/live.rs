@@ -89,16 +89,6 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-async fn live_url(app: &TestApp, token: &str, id: &str) -> Option<String> {
-    let m: Value = app
-        .get(&format!("/meetings/{id}"), Some(token))
-        .await
-        .json()
-        .await
-        .expect("json");
-    m["live_url"].as_str().map(str::to_owned)
-}
-
 both_backends!(share_links_are_unguessable_rotatable_and_revocable);
 
 async fn share_links_are_unguessable_rotatable_and_revocable(backend: Backend) {
@@ -121,7 +111,7 @@ async fn share_links_are_unguessable_rotatable_and_revocable(backend: Backend) {
     let token = link.strip_prefix(&prefix).expect("link on this server");
     assert_eq!(token.len(), 64, "256 random bits, hex");
     assert_eq!(
-        live_url(&app, &guest, &id).await.as_deref(),
+        app.live_url(&guest, &id).await.as_deref(),
         Some(link.as_str()),
         "participants see it"
     );
@@ -175,7 +165,7 @@ async fn share_links_are_unguessable_rotatable_and_revocable(backend: Backend) {
         StatusCode::OK
     );
     assert_eq!(
-        live_url(&app, &owner, &id).await.as_deref(),
+        app.live_url(&owner, &id).await.as_deref(),
         Some(new_link.as_str())
     );
 
@@ -201,7 +191,7 @@ async fn share_links_are_unguessable_rotatable_and_revocable(backend: Backend) {
         tokio_tungstenite::connect_async(ws).await.is_err(),
         "the socket is refused too"
     );
-    assert_eq!(live_url(&app, &owner, &id).await, None);
+    assert_eq!(app.live_url(&owner, &id).await, None);
     app.stop().await;
 }
 
@@ -235,7 +225,7 @@ async fn viewers_get_history_then_live_and_resume_without_gap_on_any_replica() {
         .meeting(&token, json!({"title": "Standup", "url": "https://zoom.us/j/2", "start_time": "2099-01-01T00:00:00Z"}))
         .await;
     let meeting = MeetingId::parse(&id).expect("id");
-    let link = live_url(&a, &token, &id).await.expect("link");
+    let link = a.live_url(&token, &id).await.expect("link");
     // Viewers use replica B's address: any replica serves any meeting.
     let link_b = link.replacen(&a.base, &b.base, 1);
     let ana = speaker("ana", "Ana Lima");
@@ -413,7 +403,7 @@ async fn a_slow_viewer_is_resynchronised_and_never_slows_the_others() {
         .meeting(&token, json!({"title": "Busy", "url": "https://zoom.us/j/3", "start_time": "2099-01-01T00:00:00Z"}))
         .await;
     let meeting = MeetingId::parse(&id).expect("id");
-    let link = live_url(&app, &token, &id).await.expect("link");
+    let link = app.live_url(&token, &id).await.expect("link");
     let mut fast = Viewer::connect(&link, None).await;
     let mut slow = Viewer::connect(&link, None).await;
     for v in [&mut fast, &mut slow] {
@@ -463,6 +453,7 @@ async fn a_slow_viewer_is_resynchronised_and_never_slows_the_others() {
         got, N,
         "the reading viewer got every segment, in order, while the other stalled"
     );
+    publisher.await.expect("publisher");
 
     // The slow viewer, reading at last, is brought up to date by a snapshot and misses nothing.
     let mut resynced = false;

@@ -1,4 +1,4 @@
-//! Passwords and tokens never reach the logs.
+//! Passwords, tokens and share links never reach the logs.
 
 use crate::helpers::{Backend, TestApp, captured_logs};
 use reqwest::StatusCode;
@@ -29,6 +29,10 @@ async fn passwords_and_tokens_are_never_logged() {
         .await;
     app.get(&format!("/meetings/{id}/transcript"), Some(&token))
         .await;
+    let live_url = app.live_url(&token, &id).await.expect("live_url");
+    let share_token = live_url.rsplit('/').next().expect("token").to_owned();
+    app.http.get(&live_url).send().await.expect("page");
+    app.get(&format!("/live/{share_token}x"), None).await;
     app.get(&format!("/meetings/{id}?token={token}"), Some(&token))
         .await;
     app.get("/me", Some(&format!("{token}x"))).await;
@@ -49,6 +53,7 @@ async fn passwords_and_tokens_are_never_logged() {
         password.as_str(),
         token.as_str(),
         &token[4..],
+        share_token.as_str(),
         "wrong-password-xyz",
     ] {
         assert!(!logs.contains(secret), "a secret reached the logs");

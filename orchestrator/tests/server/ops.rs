@@ -24,11 +24,23 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("post", "/meetings/{id}/live"),
+    ("delete", "/meetings/{id}/live"),
+    ("get", "/live/{token}"),
+    ("get", "/live/{token}/ws"),
+    ("get", "/live/assets/live.js"),
+    ("get", "/live/assets/live.css"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_is_documented_and_served() {
     let app = TestApp::spawn(Backend::Sqlite).await;
+    let owner = app.user("owner@example.com").await;
+    let id = app
+        .meeting(&owner, serde_json::json!({"title": "Routes", "url": "https://zoom.us/j/9", "start_time": "2099-01-01T00:00:00Z"}))
+        .await;
+    let live_url = app.live_url(&owner, &id).await.expect("live_url");
+    let share = live_url.rsplit('/').next().expect("token").to_owned();
     let doc: Value = app
         .get("/openapi.json", None)
         .await
@@ -51,7 +63,9 @@ async fn every_route_is_documented_and_served() {
             doc["paths"][path][method].is_object(),
             "{method} {path} undocumented"
         );
-        let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let concrete = path
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{token}", &share);
         let r = app
             .http
             .request(

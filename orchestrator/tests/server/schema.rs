@@ -118,12 +118,13 @@ async fn postgres_schema(store: &Store) -> BTreeMap<String, Table> {
     }
     for c in strings(
         store,
-        "SELECT CAST(t.relname AS TEXT), CAST(i.relname AS TEXT), CAST(a.attname AS TEXT) \
-         FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+        "SELECT CAST(t.relname AS TEXT), CAST(i.relname AS TEXT), CAST(a.attname AS TEXT), \
+         CASE WHEN x.indisunique THEN 'unique' ELSE '' END FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
          JOIN pg_namespace n ON n.oid = t.relnamespace \
          JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord) ON true \
          JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
-         WHERE n.nspname = 'public' AND NOT x.indisprimary AND NOT x.indisunique \
+         WHERE n.nspname = 'public' AND NOT x.indisprimary \
+         AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = x.indexrelid) \
          ORDER BY i.relname, k.ord",
     )
     .await
@@ -132,7 +133,7 @@ async fn postgres_schema(store: &Store) -> BTreeMap<String, Table> {
             .entry(c[0].clone())
             .or_default()
             .indexes
-            .entry(c[1].clone())
+            .entry(index_key(&c[1], c[3] == "unique"))
             .or_default()
             .push(c[2].clone());
     }
@@ -193,7 +194,7 @@ async fn sqlite_schema(store: &Store) -> BTreeMap<String, Table> {
                 "pk" => {}
                 "u" => t.unique.push(cols),
                 _ => {
-                    t.indexes.insert(idx[0].clone(), cols);
+                    t.indexes.insert(index_key(&idx[0], idx[1] == "1"), cols);
                 }
             }
         }
@@ -232,4 +233,13 @@ async fn postgres_and_sqlite_migrations_build_the_same_schema() {
     // Applying again is a no-op on both.
     Store::open(&pg_url).await.expect("reopen postgres");
     Store::open(&lite_url).await.expect("reopen sqlite");
+}
+
+/// A named index as compared: its name, marked when it is unique.
+fn index_key(name: &str, unique: bool) -> String {
+    if unique {
+        format!("{name} (unique)")
+    } else {
+        name.to_owned()
+    }
 }
