@@ -6,9 +6,11 @@ use crate::helpers::{
     Options, TestApp, create_pg_database, eventually, fresh_database, redis_url, unique_stream,
 };
 use crate::ingest::{segment, speaker};
+use crate::live::Viewer;
 use parley_bot::sink::EventSink;
 use parley_bot::sink::redis::RedisSink;
 use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis, free_port};
+use parley_orchestrator::live::share_link;
 use parley_orchestrator::store::{NewMeeting, Store};
 use parley_shared::{EmailAddress, Event, MeetingId, MeetingUrl};
 use std::process::{Child, Command, Stdio};
@@ -162,6 +164,15 @@ async fn a_redis_restart_loses_nothing() {
     )
     .await;
     let meeting = new_meeting(&app.store).await;
+    let token = app
+        .store
+        .meeting(meeting)
+        .await
+        .expect("read")
+        .expect("meeting")
+        .share_token;
+    let link = share_link(&app.base, &token.expect("share token"));
+    let mut viewer = Viewer::connect(&link, None).await;
     let publisher = tokio::spawn(publish_all(redis.url(), stream.clone(), meeting));
     eventually(Duration::from_secs(30), "events flowing", || async {
         (finals_stored(&app.store, meeting).await > 50).then_some(())
@@ -178,6 +189,18 @@ async fn a_redis_restart_loses_nothing() {
     redis.restart().expect("restart redis");
     publisher.await.expect("publisher");
     assert_complete(&app.store, meeting, &redis.url(), &stream).await;
+    // A captions viewer connected throughout sees every final, without reconnecting.
+    let shown = tokio::time::timeout(
+        Duration::from_secs(60),
+        viewer.follow_until(SEGMENTS as usize),
+    )
+    .await
+    .expect("the viewer caught up after the restart");
+    let mut texts: Vec<&String> = shown.values().collect();
+    texts.sort();
+    let mut expected: Vec<String> = (0..SEGMENTS).map(|i| format!("final {i}")).collect();
+    expected.sort();
+    assert_eq!(texts, expected.iter().collect::<Vec<_>>());
     assert_eq!(
         app.get("/readyz", None).await.status(),
         reqwest::StatusCode::OK

@@ -10,13 +10,14 @@ use parley_bot::sink::redis::RedisSink;
 use parley_shared::{Event, MeetingId};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-struct Viewer {
+pub struct Viewer {
     socket: Socket,
     /// The last cursor received, as a page would remember it.
     cursor: Option<String>,
@@ -28,7 +29,7 @@ enum Received {
 }
 
 impl Viewer {
-    async fn connect(live_url: &str, after: Option<&str>) -> Self {
+    pub async fn connect(live_url: &str, after: Option<&str>) -> Self {
         let mut url = format!("{}/ws", live_url.replacen("http://", "ws://", 1));
         if let Some(a) = after {
             url.push_str(&format!("?after={a}"));
@@ -69,6 +70,37 @@ impl Viewer {
             Received::Json(v) => v,
             Received::Closed(code) => panic!("socket closed ({code:?}) while a message was due"),
         }
+    }
+
+    /// Follows the captions as the page does (snapshots replace, versions decide) until `finals`
+    /// segments are final; returns segment id → text.
+    pub async fn follow_until(&mut self, finals: usize) -> HashMap<String, String> {
+        let mut shown: HashMap<String, (bool, u64, String)> = HashMap::new();
+        let keep = |shown: &mut HashMap<String, (bool, u64, String)>, s: &Value| {
+            let version = (s["final"] == true, s["version"].as_u64().expect("version"));
+            let text = s["text"].as_str().expect("text").to_owned();
+            let id = s["segment_id"].as_str().expect("id").to_owned();
+            if shown.get(&id).is_none_or(|(f, v, _)| version >= (*f, *v)) {
+                shown.insert(id, (version.0, version.1, text));
+            }
+        };
+        while shown.values().filter(|(f, _, _)| *f).count() < finals {
+            let v = self.json().await;
+            match v["type"].as_str() {
+                Some("snapshot") => {
+                    shown.clear();
+                    for s in v["segments"].as_array().expect("segments") {
+                        keep(&mut shown, s);
+                    }
+                }
+                Some("segment") => keep(&mut shown, &v["segment"]),
+                _ => {}
+            }
+        }
+        shown
+            .into_iter()
+            .map(|(id, (_, _, text))| (id, text))
+            .collect()
     }
 
     /// Segment texts of the next `n` segment messages.
