@@ -10,10 +10,13 @@ use crate::ingest::{
     channel::ChannelSource,
     redis_source::{RedisIngestConfig, RedisSource},
 };
+use crate::jobs;
 use crate::launcher::{Bus, Launcher};
 use crate::live::{Hubs, LiveLog};
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::summary::{LlmSummarizer, Summarizer};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,7 +102,7 @@ pub async fn run(
         redis,
         token_ttl: config.token_ttl,
         live: Arc::new(Hubs::new(live, store.clone(), stop_rx.clone())),
-        public_url,
+        public_url: Arc::clone(&public_url),
     };
     let dispatcher = tokio::spawn(dispatch_loop(
         store.clone(),
@@ -108,6 +111,36 @@ pub async fn run(
         config.dispatch_lead,
         stopped(stop_rx.clone()),
     ));
+
+    let mailer = match &config.smtp_url {
+        Some(url) => Mailer::smtp(url.expose())?,
+        None => Mailer::outbox(config.data_dir.join("outbox"))?,
+    };
+    let summarizer = match &config.llm {
+        Some(llm) => Summarizer::Llm(LlmSummarizer::new(llm.clone())),
+        None => Summarizer::Builtin,
+    };
+    tracing::info!(mail = mailer.describe(), summarizer = ?summarizer_name(&summarizer), "after-meeting jobs");
+    let jobs_context = Arc::new(jobs::Context {
+        store: store.clone(),
+        summarizer,
+        mailer,
+        from: config
+            .mail_from
+            .parse()
+            .context("the mail sender is not an address")?,
+        public_url: Arc::clone(&public_url),
+        recordings: config.connector.record_to.clone(),
+        lease: config.job_lease,
+    });
+    let workers: Vec<_> = (0..JOB_WORKERS)
+        .map(|_| {
+            tokio::spawn(jobs::run(
+                Arc::clone(&jobs_context),
+                stopped(stop_rx.clone()),
+            ))
+        })
+        .collect();
 
     let housekeeping = tokio::spawn(purge_expired_sessions(
         store.clone(),
@@ -128,6 +161,9 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = dispatcher.await;
     let _ = housekeeping.await;
+    for w in workers {
+        let _ = w.await;
+    }
     launcher.shutdown().await;
     drop(launcher);
     match tokio::time::timeout(Duration::from_secs(10), server).await {
@@ -142,6 +178,17 @@ pub async fn run(
     }
     store.close().await;
     Ok(())
+}
+
+/// Summary and email jobs run this many at a time per replica, so a slow LLM call does not hold
+/// up the emails of other meetings.
+const JOB_WORKERS: usize = 2;
+
+fn summarizer_name(s: &Summarizer) -> String {
+    match s {
+        Summarizer::Builtin => "built-in".to_owned(),
+        Summarizer::Llm(llm) => format!("LLM {}", llm.model()),
+    }
 }
 
 /// Sends a bot to every meeting that is due (start within `lead`, or no start time), waking on

@@ -52,6 +52,14 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Whether bots post the live captions link to the meeting chat (where there is one).
     pub chat_link: bool,
+    /// SMTP server for summary emails; `None` writes them to `data_dir/outbox`.
+    pub smtp_url: Option<Secret>,
+    /// The summary emails' sender.
+    pub mail_from: String,
+    /// The LLM that writes summaries; `None` uses the built-in summarizer.
+    pub llm: Option<crate::summary::LlmConfig>,
+    /// How long a worker holds a claimed job before another may take it over.
+    pub job_lease: Duration,
     /// Bots are dispatched this long before a meeting's start time.
     pub dispatch_lead: Duration,
     /// Whisper settings of the in-process bots.
@@ -76,6 +84,10 @@ impl ServerConfig {
             dispatch_lead: Duration::from_secs(60),
             public_url: None,
             chat_link: true,
+            smtp_url: None,
+            mail_from: "Parley <parley@localhost>".to_owned(),
+            llm: None,
+            job_lease: Duration::from_secs(300),
             asr,
             connector: ConnectorArgs {
                 record_to: Some(data_dir.join("recordings").display().to_string()),

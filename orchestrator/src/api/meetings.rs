@@ -8,7 +8,7 @@ use super::{ApiError, AppState, AuthUser};
 use crate::auth::ShareToken;
 use crate::clock::now_ms;
 use crate::live::share_link;
-use crate::store::{Meeting, MeetingStatus, NewMeeting, Participant, Role};
+use crate::store::{JobKind, Meeting, MeetingStatus, NewMeeting, Participant, Role};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 pub const MAX_PARTICIPANTS: usize = 500;
+/// How long a bot asked to leave has to publish its last finals before the summary is written
+/// without them.
+const BOT_LEAVE_GRACE_MS: u64 = 60_000;
 
 #[derive(Serialize)]
 pub struct MeetingView {
@@ -194,9 +197,19 @@ pub async fn end(
         .store
         .set_meeting_status(id, MeetingStatus::Ended, None, now_ms())
         .await?;
-    if state.launcher.stop(id) {
+    // A bot that leaves publishes its last finals, then `meeting_ended`, which queues the summary
+    // at once; this later one covers a bot that dies on the way out.
+    let now = now_ms();
+    let summary_at = if state.launcher.stop(id) {
         tracing::info!(meeting_id = %id, "asked the bot to leave");
-    }
+        now + BOT_LEAVE_GRACE_MS
+    } else {
+        now
+    };
+    state
+        .store
+        .enqueue_job(JobKind::Summary, id, "", summary_at, now)
+        .await?;
     let meeting = state
         .store
         .meeting(id)
@@ -291,7 +304,9 @@ async fn summary_of(
         "summary": summary.summary_text,
         "highlights": summary.highlights,
         "action_items": summary.action_items,
+        "open_questions": summary.open_questions,
         "model": summary.model,
+        "fallback_reason": summary.fallback_reason,
     })))
 }
 

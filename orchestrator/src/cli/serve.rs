@@ -28,6 +28,37 @@ pub struct ServeArgs {
     /// Whether bots post the live captions link to the meeting chat, on platforms with a chat.
     #[arg(long, env = "PARLEY_CHAT_LINK", default_value_t = true, action = clap::ArgAction::Set)]
     pub chat_link: bool,
+    /// SMTP server for summary emails: smtp://host:25, smtp://user:pass@host:587?tls=required
+    /// (STARTTLS) or smtps://user:pass@host:465 (TLS). Unset: emails are written as .eml files to
+    /// DATA_DIR/outbox.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of summary emails.
+    #[arg(
+        long,
+        env = "PARLEY_MAIL_FROM",
+        default_value = "Parley <parley@localhost>"
+    )]
+    pub mail_from: String,
+    /// OpenAI-compatible endpoint for summaries (e.g. http://127.0.0.1:8088/v1); unset uses the
+    /// built-in summarizer. A failed LLM summary falls back to the built-in one.
+    #[arg(long, env = "OPENAI_BASE_URL")]
+    pub openai_base_url: Option<String>,
+    /// API key for the OpenAI-compatible endpoint.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub openai_api_key: Option<String>,
+    /// Model name for summaries.
+    #[arg(long, env = "PARLEY_LLM_MODEL", default_value = "gpt-4o-mini")]
+    pub llm_model: String,
+    /// The model's context window in tokens; longer transcripts are summarised in parts.
+    #[arg(long, env = "PARLEY_LLM_CONTEXT_TOKENS", default_value_t = 4096)]
+    pub llm_context_tokens: usize,
+    /// Seconds an LLM call may take before it is retried.
+    #[arg(long, env = "PARLEY_LLM_TIMEOUT_SECS", default_value_t = 60)]
+    pub llm_timeout_secs: u64,
+    /// Seconds a worker holds a summary or email job before another replica may take it over.
+    #[arg(long, env = "PARLEY_JOB_LEASE_SECS", default_value_t = 300)]
+    pub job_lease_secs: u64,
     /// Postgres URL (postgres://user:pass@host/db); unset means SQLite in the data dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -90,6 +121,25 @@ impl ServeArgs {
         };
         config.dispatch_lead = Duration::from_secs(self.dispatch_lead_secs);
         config.chat_link = self.chat_link;
+        config.smtp_url = nonempty(&self.smtp_url);
+        config.mail_from = self.mail_from.clone();
+        if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
+            anyhow::bail!("--mail-from must be an address such as \"Parley <parley@example.com>\"");
+        }
+        config.llm = self
+            .openai_base_url
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .map(|base_url| crate::summary::LlmConfig {
+                base_url: base_url.to_owned(),
+                api_key: nonempty(&self.openai_api_key),
+                model: self.llm_model.clone(),
+                context_tokens: self.llm_context_tokens,
+                max_output_tokens: 1024,
+                timeout: Duration::from_secs(self.llm_timeout_secs.max(1)),
+                attempts: 2,
+            });
+        config.job_lease = Duration::from_secs(self.job_lease_secs.max(1));
         if let Some(url) = self.public_url.as_deref().filter(|u| !u.is_empty()) {
             let host = url
                 .strip_prefix("https://")

@@ -1,6 +1,6 @@
 //! Writing a batch of bus events into the store.
 
-use crate::store::{MeetingStatus, SegmentRow, Store, StoreError};
+use crate::store::{JobKind, MeetingStatus, SegmentRow, Store, StoreError};
 use parley_shared::{BotState, Event, EventBody, MeetingId};
 use std::collections::HashSet;
 
@@ -103,6 +103,10 @@ pub async fn apply(
             EventBody::MeetingEnded { .. } => {
                 store
                     .set_meeting_status(id, MeetingStatus::Ended, None, now_ms)
+                    .await?;
+                // The bot publishes this after its last final: the transcript is complete.
+                store
+                    .enqueue_job(JobKind::Summary, id, "", now_ms, now_ms)
                     .await?;
             }
         }

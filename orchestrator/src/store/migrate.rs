@@ -31,6 +31,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/postgres/0003_live_captions.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0003_live_captions.sql"),
     },
+    Source {
+        version: 4,
+        description: "summary jobs",
+        postgres: include_str!("../../../migrations/postgres/0004_summary_jobs.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0004_summary_jobs.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -6,6 +6,7 @@
 //! epoch in both schemas; `migrations/postgres` and `migrations/sqlite` are kept equivalent by a
 //! test.
 
+mod jobs;
 mod meetings;
 mod migrate;
 mod sessions;
@@ -13,6 +14,7 @@ mod summaries;
 mod transcripts;
 mod users;
 
+pub use jobs::{Job, JobKind, JobState};
 pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant};
 pub use summaries::Summary;
 pub use transcripts::{SegmentRow, StoredSegment};

@@ -1,9 +1,10 @@
-//! Meeting summaries (written by the summary worker once a meeting ends).
+//! Meeting summaries: one per meeting, written once by the summary job, and who receives it.
 
-use super::{Result, Store, from_db_ms};
-use parley_shared::MeetingId;
+use super::{Result, Store, from_db_ms, to_db_ms};
+use parley_shared::{EmailAddress, MeetingId};
 use serde::Serialize;
 use sqlx::Row;
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
@@ -12,14 +13,18 @@ pub struct Summary {
     /// JSON arrays as stored.
     pub highlights: serde_json::Value,
     pub action_items: serde_json::Value,
+    pub open_questions: serde_json::Value,
+    /// `builtin` or `llm:MODEL`.
     pub model: String,
+    /// Why the configured LLM's summary was not used.
+    pub fallback_reason: Option<String>,
 }
 
 impl Store {
     pub async fn summary(&self, id: MeetingId) -> Result<Option<Summary>> {
         let row = sqlx::query(
-            "SELECT generated_at, summary_text, highlights, action_items, model FROM summaries \
-             WHERE meeting_id = $1",
+            "SELECT generated_at, summary_text, highlights, action_items, open_questions, model, \
+             fallback_reason FROM summaries WHERE meeting_id = $1",
         )
         .bind(id.to_string())
         .fetch_optional(&self.pool)
@@ -34,9 +39,55 @@ impl Store {
                 summary_text: r.try_get("summary_text")?,
                 highlights: json("highlights")?,
                 action_items: json("action_items")?,
+                open_questions: json("open_questions")?,
                 model: r.try_get("model")?,
+                fallback_reason: r.try_get("fallback_reason")?,
             })
         })
         .transpose()
+    }
+
+    /// Stores a meeting's summary unless it has one: a job that runs twice keeps the first.
+    pub async fn insert_summary(&self, id: MeetingId, summary: &Summary) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO summaries (summary_id, meeting_id, generated_at, summary_text, highlights, \
+             action_items, open_questions, model, fallback_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (meeting_id) DO NOTHING",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(id.to_string())
+        .bind(to_db_ms(summary.generated_at_ms))
+        .bind(&summary.summary_text)
+        .bind(summary.highlights.to_string())
+        .bind(summary.action_items.to_string())
+        .bind(summary.open_questions.to_string())
+        .bind(&summary.model)
+        .bind(summary.fallback_reason.as_deref())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Who gets the summary: the owner, every invitee, and every participant with an account.
+    pub async fn summary_recipients(&self, id: MeetingId) -> Result<Vec<EmailAddress>> {
+        let rows = sqlx::query(
+            "SELECT u.email AS email FROM meetings m JOIN users u ON u.user_id = m.owner_id \
+             WHERE m.meeting_id = $1 \
+             UNION SELECT email FROM meeting_invitees WHERE meeting_id = $1 \
+             UNION SELECT u.email AS email FROM participants p JOIN users u ON u.user_id = p.user_id \
+             WHERE p.meeting_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<EmailAddress> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("email").ok())
+            .filter_map(|e| EmailAddress::parse(&e).ok())
+            .collect();
+        out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        out.dedup_by(|a, b| a.as_str() == b.as_str());
+        Ok(out)
     }
 }

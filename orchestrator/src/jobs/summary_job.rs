@@ -1,0 +1,68 @@
+//! The summary job: summarise the meeting's final transcript (once), then queue its emails.
+
+use super::{Context, Outcome};
+use crate::clock::now_ms;
+use crate::store::{JobKind, Meeting, Summary};
+use crate::summary::{Line, SummaryInput};
+use time::OffsetDateTime;
+
+pub(super) async fn run(ctx: &Context, job: &crate::store::Job) -> Outcome {
+    match summarise(ctx, job).await {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::Retry(format!("{e:#}")),
+    }
+}
+
+/// The meeting's day (UTC), for deadlines such as "by Thursday".
+pub(super) fn meeting_day(m: &Meeting) -> Option<time::Date> {
+    let ms = m.start_time_ms.unwrap_or(m.created_at_ms);
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .map(OffsetDateTime::date)
+}
+
+async fn summarise(ctx: &Context, job: &crate::store::Job) -> anyhow::Result<()> {
+    let id = job.meeting_id;
+    let Some(meeting) = ctx.store.meeting(id).await? else {
+        return Ok(());
+    };
+    if ctx.store.summary(id).await?.is_none() {
+        let segments = ctx.store.segments(id, false).await?;
+        let duration_ms = segments.iter().map(|s| s.end_ms).max().unwrap_or(0);
+        let input = SummaryInput {
+            title: meeting.title.clone(),
+            day: meeting_day(&meeting),
+            duration_ms,
+            lines: segments
+                .into_iter()
+                .map(|s| Line {
+                    segment_id: s.segment_id,
+                    speaker: s.speaker_name,
+                    start_ms: s.start_ms,
+                    text: s.text,
+                })
+                .collect(),
+        };
+        let produced = ctx.summarizer.summarize(&input).await;
+        let s = &produced.summary;
+        let stored = Summary {
+            generated_at_ms: now_ms(),
+            summary_text: s.summary.clone(),
+            highlights: serde_json::to_value(&s.highlights)?,
+            action_items: serde_json::to_value(&s.action_items)?,
+            open_questions: serde_json::to_value(&s.open_questions)?,
+            model: produced.summarizer.clone(),
+            fallback_reason: produced.fallback_reason.clone(),
+        };
+        if ctx.store.insert_summary(id, &stored).await? {
+            tracing::info!(meeting_id = %id, summarizer = produced.summarizer, action_items = s.action_items.len(), "summary written");
+        }
+    }
+    let now = now_ms();
+    for to in ctx.store.summary_recipients(id).await? {
+        ctx.store
+            .enqueue_job(JobKind::Email, id, to.as_str(), now, now)
+            .await?;
+    }
+    Ok(())
+}
