@@ -117,7 +117,7 @@ pub async fn run(
         None => Mailer::outbox(config.data_dir.join("outbox"))?,
     };
     let summarizer = match &config.llm {
-        Some(llm) => Summarizer::Llm(LlmSummarizer::new(llm.clone())),
+        Some(llm) => Summarizer::Llm(Box::new(LlmSummarizer::new(llm.clone()))),
         None => Summarizer::Builtin,
     };
     tracing::info!(mail = mailer.describe(), summarizer = ?summarizer_name(&summarizer), "after-meeting jobs");

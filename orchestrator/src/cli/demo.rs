@@ -103,6 +103,10 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
     );
 
     let outcome = drive(&base, &email, &pw, &meeting_dir).await;
+    let outcome = match outcome {
+        Ok(()) => wait_for_mail(&config.data_dir.join("outbox"), 3).await,
+        Err(e) => Err(e),
+    };
     if args.keep_serving && outcome.is_ok() {
         eprintln!("server still running on {base}; Ctrl-C stops it");
         parley_bot::telemetry::shutdown_signal().await;
@@ -110,6 +114,34 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     server.await.context("server task failed")??;
     outcome
+}
+
+/// The embedded server writes the summary emails (owner and two participants) to the outbox.
+async fn wait_for_mail(outbox: &Path, expected: usize) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let written = std::fs::read_dir(outbox)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if written >= expected {
+            println!(
+                "\nSummary emailed: {written} messages written to {}",
+                outbox.display()
+            );
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!(
+                "only {written} of {expected} summary emails in {} after 30 s",
+                outbox.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn drive(base: &str, email: &EmailAddress, pw: &str, dir: &Path) -> anyhow::Result<()> {
@@ -132,6 +164,9 @@ async fn drive(base: &str, email: &EmailAddress, pw: &str, dir: &Path) -> anyhow
         .json(&json!({
             "title": "Parley sample meeting",
             "url": format!("replay:{}", dir.display()),
+            // The summary email goes to the owner and these (example addresses: in the embedded
+            // default, mail is written to DATA_DIR/outbox, never sent).
+            "participants": ["ana.lima@example.com", "ben.carter@example.com"],
         }))
         .send()
         .await?
@@ -207,5 +242,56 @@ async fn drive(base: &str, email: &EmailAddress, pw: &str, dir: &Path) -> anyhow
         .await?;
     eprintln!("\nmeeting {status}; the stored transcript:\n");
     print!("{text}");
+    summary(&client, &id).await
+}
+
+/// Waits for the summary job, prints the summary, and waits for its emails.
+async fn summary(client: &Client, id: &str) -> anyhow::Result<()> {
+    eprintln!("\nwaiting for the summary...");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let summary: Value = loop {
+        let r = client.get(&format!("/meetings/{id}/summary")).await?;
+        if r.status().is_success() {
+            break r.json().await?;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no summary 60 s after the meeting ended");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!(
+        "\nSummary ({}):\n{}",
+        summary["model"].as_str().unwrap_or("?"),
+        summary["summary"].as_str().unwrap_or("")
+    );
+    for (heading, key) in [
+        ("Highlights", "highlights"),
+        ("Action items", "action_items"),
+        ("Open questions", "open_questions"),
+    ] {
+        let items = summary[key].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            continue;
+        }
+        println!("\n{heading}:");
+        for item in items {
+            match key {
+                "action_items" => println!(
+                    "- {}: {}{}",
+                    item["owner"].as_str().unwrap_or("(no owner)"),
+                    item["task"].as_str().unwrap_or(""),
+                    item["due"]
+                        .as_str()
+                        .map(|d| format!(" (due {d})"))
+                        .unwrap_or_default()
+                ),
+                _ => println!(
+                    "- {} ({})",
+                    item["text"].as_str().unwrap_or(""),
+                    item["speaker"].as_str().unwrap_or("")
+                ),
+            }
+        }
+    }
     Ok(())
 }

@@ -80,11 +80,33 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()>) {
                 }
             }
         };
-        let outcome = match job.kind {
-            JobKind::Summary => summary_job::run(&ctx, &job).await,
-            JobKind::Email => email_job::run(&ctx, &job).await,
-        };
+        let outcome = with_lease(&ctx, &job).await;
         settle(&ctx.store, &job, outcome).await;
+    }
+}
+
+/// Runs a job, renewing its lease while it runs (an LLM summary can outlast one lease), so only a
+/// dead worker's job is taken over.
+async fn with_lease(ctx: &Context, job: &Job) -> Outcome {
+    let work = async {
+        match job.kind {
+            JobKind::Summary => summary_job::run(ctx, job).await,
+            JobKind::Email => email_job::run(ctx, job).await,
+        }
+    };
+    tokio::pin!(work);
+    let mut renew = tokio::time::interval(ctx.lease / 3);
+    renew.tick().await;
+    loop {
+        tokio::select! {
+            outcome = &mut work => return outcome,
+            _ = renew.tick() => {
+                let until = now_ms() + ctx.lease.as_millis() as u64;
+                if let Err(e) = ctx.store.extend_lease(job.job_id, until).await {
+                    tracing::warn!(error = %e, "cannot renew a job's lease");
+                }
+            }
+        }
     }
 }
 

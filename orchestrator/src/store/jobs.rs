@@ -111,6 +111,16 @@ impl Store {
         .transpose()
     }
 
+    /// Keeps a running job's claim while its worker is alive.
+    pub async fn extend_lease(&self, id: Uuid, until_ms: u64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET locked_until = $1 WHERE job_id = $2 AND state = 'running'")
+            .bind(to_db_ms(until_ms))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn finish_job(&self, id: Uuid, now_ms: u64) -> Result<()> {
         self.settle_job(id, "done", None, None, now_ms).await
     }

@@ -8,12 +8,12 @@ use crate::config::Secret;
 use anyhow::{Context, bail};
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
-use async_openai::types::chat::{
-    ChatCompletionRequestSystemMessageArgs, ChatCompletionRequestUserMessageArgs,
-    CreateChatCompletionRequestArgs, ResponseFormat, ResponseFormatJsonSchema,
-};
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::CreateChatCompletionResponse;
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Characters per token assumed when fitting text into the context: low, so English never
@@ -44,6 +44,9 @@ pub struct LlmConfig {
 pub struct LlmSummarizer {
     config: LlmConfig,
     client: Client<OpenAIConfig>,
+    /// Set once the server turned down `json_schema` output (llama-cpp-python takes the schema
+    /// in a `json_object` format instead).
+    schema_in_json_object: Arc<AtomicBool>,
 }
 
 /// What the model is asked to return; `line` numbers the transcript lines from 1.
@@ -80,22 +83,25 @@ do it or null, \"due\": the deadline as stated or null, \"line\": its line numbe
 \"open_questions\": [{\"text\": a question left unanswered, \"line\": its line number}]}. \
 Use only what the transcript says.";
 
+/// The answer's JSON schema. Lengths and counts are bounded so a model that rambles (grammar-
+/// constrained servers fill a string until it is closed) still ends within the answer's budget.
 fn schema(lines: usize) -> serde_json::Value {
     let line = json!({"type": "integer", "minimum": 1, "maximum": lines.max(1)});
-    let text = json!({"type": "string"});
-    let nullable = json!({"type": ["string", "null"]});
+    let text = json!({"type": "string", "maxLength": 200});
+    let short = json!({"type": ["string", "null"], "maxLength": 60});
     let point = json!({"type": "object", "additionalProperties": false,
         "required": ["text", "line"], "properties": {"text": text, "line": line}});
+    let list = |items: serde_json::Value| json!({"type": "array", "items": items, "maxItems": 6});
     json!({
         "type": "object", "additionalProperties": false,
         "required": ["summary", "highlights", "action_items", "open_questions"],
         "properties": {
-            "summary": text,
-            "highlights": {"type": "array", "items": point},
-            "action_items": {"type": "array", "items": {"type": "object", "additionalProperties": false,
+            "summary": {"type": "string", "maxLength": 800},
+            "highlights": list(point.clone()),
+            "action_items": list(json!({"type": "object", "additionalProperties": false,
                 "required": ["task", "owner", "due", "line"],
-                "properties": {"task": text, "owner": nullable, "due": nullable, "line": line}}},
-            "open_questions": {"type": "array", "items": point},
+                "properties": {"task": text, "owner": short, "due": short, "line": line}})),
+            "open_questions": list(point),
         }
     })
 }
@@ -109,6 +115,7 @@ impl LlmSummarizer {
         Self {
             client: Client::with_config(openai),
             config,
+            schema_in_json_object: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -181,7 +188,7 @@ impl LlmSummarizer {
                     input.title
                 ),
                 json!({"type": "object", "additionalProperties": false, "required": ["summary"],
-                       "properties": {"summary": {"type": "string"}}}),
+                       "properties": {"summary": {"type": "string", "maxLength": 800}}}),
             )
             .await?;
         let mut out = MeetingSummary {
@@ -235,35 +242,53 @@ impl LlmSummarizer {
     }
 
     async fn call(&self, prompt: &str, schema: serde_json::Value) -> anyhow::Result<String> {
-        let request = CreateChatCompletionRequestArgs::default()
-            .model(&self.config.model)
-            .temperature(0.2)
-            .max_tokens(self.config.max_output_tokens)
-            .response_format(ResponseFormat::JsonSchema {
-                json_schema: ResponseFormatJsonSchema {
-                    description: None,
-                    name: "meeting_summary".to_owned(),
-                    schema,
-                    strict: Some(true),
-                },
+        let request = |format: serde_json::Value| {
+            json!({
+                "model": self.config.model,
+                "temperature": 0.2,
+                "max_tokens": self.config.max_output_tokens,
+                "stream": false,
+                "response_format": format,
+                "messages": [
+                    {"role": "system", "content": INSTRUCTIONS},
+                    {"role": "user", "content": prompt},
+                ],
             })
-            .messages([
-                ChatCompletionRequestSystemMessageArgs::default()
-                    .content(INSTRUCTIONS)
-                    .build()?
-                    .into(),
-                ChatCompletionRequestUserMessageArgs::default()
-                    .content(prompt)
-                    .build()?
-                    .into(),
-            ])
-            .build()?;
-        let response = self
-            .client
-            .chat()
-            .create(request)
-            .await
-            .context("the LLM request failed")?;
+        };
+        let schema_format = || {
+            json!({"type": "json_schema", "json_schema":
+            {"name": "meeting_summary", "schema": schema, "strict": true}})
+        };
+        let object_format = || json!({"type": "json_object", "schema": schema});
+        let response: Result<CreateChatCompletionResponse, OpenAIError> = if self
+            .schema_in_json_object
+            .load(Ordering::Relaxed)
+        {
+            self.client
+                .chat()
+                .create_byot(request(object_format()))
+                .await
+        } else {
+            match self
+                .client
+                .chat()
+                .create_byot(request(schema_format()))
+                .await
+            {
+                Err(e) if e.to_string().contains("response_format") => {
+                    tracing::info!(
+                        "the LLM server has no json_schema output; sending the schema with json_object"
+                    );
+                    self.schema_in_json_object.store(true, Ordering::Relaxed);
+                    self.client
+                        .chat()
+                        .create_byot(request(object_format()))
+                        .await
+                }
+                other => other,
+            }
+        };
+        let response = response.context("the LLM request failed")?;
         response
             .choices
             .into_iter()
@@ -322,7 +347,7 @@ fn checked_text(s: &str, what: &str) -> anyhow::Result<String> {
     Ok(t)
 }
 
-fn line_of<'a>(lines: &'a [Line], n: i64) -> anyhow::Result<&'a Line> {
+fn line_of(lines: &[Line], n: i64) -> anyhow::Result<&Line> {
     usize::try_from(n)
         .ok()
         .and_then(|n| n.checked_sub(1))
@@ -330,11 +355,14 @@ fn line_of<'a>(lines: &'a [Line], n: i64) -> anyhow::Result<&'a Line> {
         .with_context(|| format!("the LLM cited line {n}, which the transcript does not have"))
 }
 
+/// Checks an answer: the summary must be there; an item that cites a line the transcript does
+/// not have, or says nothing, is dropped (small models do that) rather than failing the summary.
 fn validate(answer: Answer, lines: &[Line]) -> anyhow::Result<MeetingSummary> {
-    let point = |p: RawPoint| -> anyhow::Result<Point> {
-        let line = line_of(lines, p.line)?;
-        Ok(Point {
-            text: checked_text(&p.text, "item")?,
+    let summary = checked_text(&answer.summary, "summary")?;
+    let point = |p: RawPoint| -> Option<Point> {
+        let line = line_of(lines, p.line).ok()?;
+        Some(Point {
+            text: checked_text(&p.text, "item").ok()?,
             speaker: line.speaker.clone(),
             segment_id: line.segment_id,
             start_ms: line.start_ms,
@@ -344,22 +372,26 @@ fn validate(answer: Answer, lines: &[Line]) -> anyhow::Result<MeetingSummary> {
         s.map(|s| s.trim().to_owned())
             .filter(|s| !s.is_empty() && s != "null")
     };
-    Ok(MeetingSummary {
-        summary: checked_text(&answer.summary, "summary")?,
+    let (n_points, n_actions, n_questions) = (
+        answer.highlights.len(),
+        answer.action_items.len(),
+        answer.open_questions.len(),
+    );
+    let out = MeetingSummary {
+        summary,
         highlights: answer
             .highlights
             .into_iter()
+            .filter_map(point)
             .take(MAX_HIGHLIGHTS)
-            .map(point)
-            .collect::<anyhow::Result<_>>()?,
+            .collect(),
         action_items: answer
             .action_items
             .into_iter()
-            .take(MAX_ACTIONS)
-            .map(|a| {
-                let line = line_of(lines, a.line)?;
-                Ok(ActionItem {
-                    task: checked_text(&a.task, "action item")?,
+            .filter_map(|a| {
+                let line = line_of(lines, a.line).ok()?;
+                Some(ActionItem {
+                    task: checked_text(&a.task, "action item").ok()?,
                     owner: optional(a.owner),
                     due: optional(a.due),
                     due_date: None,
@@ -368,14 +400,26 @@ fn validate(answer: Answer, lines: &[Line]) -> anyhow::Result<MeetingSummary> {
                     start_ms: line.start_ms,
                 })
             })
-            .collect::<anyhow::Result<_>>()?,
+            .take(MAX_ACTIONS)
+            .collect(),
         open_questions: answer
             .open_questions
             .into_iter()
+            .filter_map(point)
             .take(MAX_QUESTIONS)
-            .map(point)
-            .collect::<anyhow::Result<_>>()?,
-    })
+            .collect(),
+    };
+    let dropped = n_points + n_actions + n_questions
+        - out.highlights.len()
+        - out.action_items.len()
+        - out.open_questions.len();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "LLM summary items without a valid line or text were dropped"
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -406,13 +450,24 @@ mod tests {
         .expect("json");
         let s = validate(good, &transcript).expect("valid");
         assert_eq!(s.action_items[0].segment_id, transcript[0].segment_id);
-        for bad in [
-            r#"{"summary":"","highlights":[],"action_items":[],"open_questions":[]}"#,
-            r#"{"summary":"x","highlights":[{"text":"y","line":7}],"action_items":[],"open_questions":[]}"#,
-        ] {
-            let answer: Answer = serde_json::from_str(bad).expect("json");
-            assert!(validate(answer, &transcript).is_err(), "{bad}");
-        }
+        let empty: Answer = serde_json::from_str(
+            r#"{"summary":" ","highlights":[],"action_items":[],"open_questions":[]}"#,
+        )
+        .expect("json");
+        assert!(
+            validate(empty, &transcript).is_err(),
+            "a summary is required"
+        );
+        let invented: Answer = serde_json::from_str(
+            r#"{"summary":"x","highlights":[{"text":"y","line":7},{"text":"","line":1},{"text":"z","line":1}],"action_items":[],"open_questions":[]}"#,
+        )
+        .expect("json");
+        let kept = validate(invented, &transcript).expect("valid");
+        assert_eq!(
+            kept.highlights.len(),
+            1,
+            "items citing missing lines or saying nothing are dropped"
+        );
         assert!(
             serde_json::from_str::<Answer>(r#"{"highlights":[]}"#).is_err(),
             "summary is required"

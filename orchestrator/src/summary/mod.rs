@@ -78,7 +78,7 @@ pub struct Produced {
 #[derive(Debug, Clone)]
 pub enum Summarizer {
     Builtin,
-    Llm(LlmSummarizer),
+    Llm(Box<LlmSummarizer>),
 }
 
 impl Summarizer {

@@ -3,7 +3,8 @@
 //! nothing stays unacknowledged.
 
 use crate::helpers::{
-    Options, TestApp, create_pg_database, eventually, fresh_database, redis_url, unique_stream,
+    Options, TestApp, create_pg_database, eventually, fresh_database, redis_url, stored_meeting,
+    unique_stream,
 };
 use crate::ingest::{segment, speaker};
 use crate::live::Viewer;
@@ -11,40 +12,12 @@ use parley_bot::sink::EventSink;
 use parley_bot::sink::redis::RedisSink;
 use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis, free_port};
 use parley_orchestrator::live::share_link;
-use parley_orchestrator::store::{NewMeeting, Store};
-use parley_shared::{EmailAddress, Event, MeetingId, MeetingUrl};
+use parley_orchestrator::store::Store;
+use parley_shared::{Event, MeetingId};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 const SEGMENTS: u64 = 600;
-
-async fn new_meeting(store: &Store) -> MeetingId {
-    let owner = store
-        .create_user(
-            &EmailAddress::parse("owner@example.com").expect("email"),
-            "O",
-            "h",
-            0,
-        )
-        .await
-        .expect("user")
-        .expect("new");
-    store
-        .create_meeting(
-            NewMeeting {
-                owner_id: owner.user_id,
-                title: "Faults".to_owned(),
-                url: MeetingUrl::parse("https://zoom.us/j/1").expect("url"),
-                start_time_ms: Some(4_102_444_800_000),
-                invitees: vec![],
-                record: false,
-            },
-            0,
-        )
-        .await
-        .expect("meeting")
-        .meeting_id
-}
 
 /// Publishes a partial and a final for each of `SEGMENTS` segments, about 400 events a second,
 /// retrying through outages as a bot does.
@@ -106,8 +79,16 @@ async fn assert_complete(store: &Store, meeting: MeetingId, redis: &str, stream:
     .await;
 }
 
-fn serve(database_url: &str, stream: &str, consumer: &str, data: &std::path::Path) -> Child {
+/// `parley serve` as its own process (so it can be killed), in production mode, with `env` added.
+pub fn serve_with(
+    database_url: &str,
+    stream: &str,
+    consumer: &str,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_parley"))
+        .envs(env.iter().copied())
         .args(["serve", "--listen"])
         .arg(format!("127.0.0.1:{}", free_port().expect("port")))
         .arg("--data-dir")
@@ -124,11 +105,15 @@ fn serve(database_url: &str, stream: &str, consumer: &str, data: &std::path::Pat
         .expect("start parley serve")
 }
 
+fn serve(database_url: &str, stream: &str, consumer: &str, data: &std::path::Path) -> Child {
+    serve_with(database_url, stream, consumer, data, &[])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_orchestrator_loses_nothing() {
     let (url, dir) = fresh_database(parley_orchestrator::store::Backend::Postgres).await;
     let store = Store::open(&url).await.expect("store");
-    let meeting = new_meeting(&store).await;
+    let meeting = stored_meeting(&store, &[]).await;
     let stream = unique_stream();
     let mut first = serve(&url, &stream, "replica-a", dir.path());
     let publisher = tokio::spawn(publish_all(redis_url(), stream.clone(), meeting));
@@ -163,7 +148,7 @@ async fn a_redis_restart_loses_nothing() {
         },
     )
     .await;
-    let meeting = new_meeting(&app.store).await;
+    let meeting = stored_meeting(&app.store, &[]).await;
     let token = app
         .store
         .meeting(meeting)
@@ -223,7 +208,7 @@ async fn a_postgres_restart_loses_nothing() {
         },
     )
     .await;
-    let meeting = new_meeting(&app.store).await;
+    let meeting = stored_meeting(&app.store, &[]).await;
     let publisher = tokio::spawn(publish_all(redis_url(), stream.clone(), meeting));
     eventually(Duration::from_secs(30), "events flowing", || async {
         (finals_stored(&app.store, meeting).await > 50).then_some(())

@@ -3,7 +3,8 @@
 use parley_bot::asr::settings::AsrArgs;
 use parley_orchestrator::config::{Secret, ServerConfig};
 use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis};
-use parley_orchestrator::store::Store;
+use parley_orchestrator::store::{NewMeeting, Store};
+use parley_shared::{EmailAddress, MeetingId, MeetingUrl};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -155,6 +156,9 @@ pub struct Options {
     pub redis_url: Option<String>,
     pub claim_idle: Option<Duration>,
     pub replay_speed: Option<f64>,
+    /// Summary emails over SMTP instead of the outbox.
+    pub smtp_url: Option<String>,
+    pub llm: Option<parley_orchestrator::summary::LlmConfig>,
 }
 
 impl TestApp {
@@ -192,6 +196,8 @@ impl TestApp {
             config.claim_idle = idle;
         }
         config.connector.replay_speed = options.replay_speed.unwrap_or(0.0);
+        config.smtp_url = options.smtp_url.map(Secret::new);
+        config.llm = options.llm;
         config.body_limit = 16 * 1024;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -339,4 +345,36 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A meeting made directly in the store, owned by a new owner@example.com.
+pub async fn stored_meeting(store: &Store, invitees: &[&str]) -> MeetingId {
+    let owner = store
+        .create_user(
+            &EmailAddress::parse("owner@example.com").expect("email"),
+            "Owner",
+            "h",
+            0,
+        )
+        .await
+        .expect("user")
+        .expect("new");
+    store
+        .create_meeting(
+            NewMeeting {
+                owner_id: owner.user_id,
+                title: "Release sync".to_owned(),
+                url: MeetingUrl::parse("https://zoom.us/j/8").expect("url"),
+                start_time_ms: Some(4_102_444_800_000),
+                invitees: invitees
+                    .iter()
+                    .map(|e| EmailAddress::parse(e).expect("email"))
+                    .collect(),
+                record: false,
+            },
+            0,
+        )
+        .await
+        .expect("meeting")
+        .meeting_id
 }
