@@ -293,6 +293,22 @@ async fn captions_page_follows_a_replayed_meeting() {
         "partials {partials:?} were replaced in place by their finals"
     );
 
+    // After the end, the page becomes the meeting page: the summary appears above the captions.
+    page.wait_for(
+        "window.parleyLive.summaryShown === true",
+        Duration::from_secs(60),
+    )
+    .await
+    .expect("the summary is shown once written");
+    let owner = page
+        .eval("document.querySelector('#summary-actions li strong')?.textContent ?? null")
+        .await
+        .expect("action item owner");
+    assert_eq!(
+        owner, "Ben Carter",
+        "the sample's action item (profile by Friday) is Ben's"
+    );
+
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-captions.png");
     page.screenshot(&shot).await.expect("screenshot");
     eprintln!("screenshot of the captions page: {}", shot.display());

@@ -9,6 +9,10 @@
   const empty = $('empty');
   const jump = $('jump');
   const notice = $('notice');
+  const summaryEl = $('summary');
+  const summaryText = $('summary-text');
+  const summaryModel = $('summary-model');
+  const summaryLists = [$('summary-actions'), $('summary-highlights'), $('summary-questions')];
 
   const GONE_TEXT = "This captions link has been turned off by the meeting's owner.";
   const STATUS_TEXT = {
@@ -28,6 +32,10 @@
   const BACKOFF_MIN_MS = 500;
   const BACKOFF_MAX_MS = 10000;
   const CLOSE_GONE = 4404;
+  const SUMMARY_RETRY_MS = 2000;
+  // The built-in summary is written within a second of the end; an LLM summary of a long meeting
+  // can take minutes. Past this, a reload finds it.
+  const SUMMARY_WAIT_MS = 10 * 60 * 1000;
 
   let cursor = null;
   let ws = null;
@@ -35,6 +43,9 @@
   let gone = false;
   let backoff = BACKOFF_MIN_MS;
   let retryTimer = 0;
+  let sawMeeting = false;
+  let summaryShown = false;
+  let summaryPoll = null; // AbortController of the running summary poll
   const lines = new Map(); // segment_id -> { seg, li }
 
   // ---- status -------------------------------------------------------------
@@ -88,8 +99,9 @@
     if (el.textContent !== value) el.textContent = value;
   }
 
-  function createLine() {
+  function createLine(segmentId) {
     const li = document.createElement('li');
+    li.id = `seg-${segmentId}`; // the summary's items link here
     const speaker = document.createElement('span');
     speaker.className = 'speaker';
     const time = document.createElement('time');
@@ -137,7 +149,7 @@
     let rec = lines.get(seg.segment_id);
     if (rec && !force && !supersedes(seg, rec.seg)) return;
     if (!rec) {
-      rec = { seg, li: createLine() };
+      rec = { seg, li: createLine(seg.segment_id) };
       lines.set(seg.segment_id, rec);
     }
     rec.seg = seg; // the same <li> is updated in place when a partial turns final
@@ -186,7 +198,7 @@
     fn();
     empty.hidden = lines.size > 0;
     if (follow) scrollToBottom(false);
-    else jump.hidden = false;
+    else jump.hidden = atBottom(); // a short transcript opened after the meeting needs no button
   }
 
   window.addEventListener('scroll', onScroll, { passive: true });
@@ -204,6 +216,133 @@
     scrollToBottom(true);
   });
 
+  // ---- summary ------------------------------------------------------------
+
+  const str = (v) => (typeof v === 'string' ? v : '');
+
+  function el(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text) node.textContent = text;
+    if (className) node.className = className;
+    return node;
+  }
+
+  function timeEl(text, iso) {
+    const t = el('time', text);
+    t.dateTime = iso;
+    return t;
+  }
+
+  function captionLink(item) {
+    const c = clock(Number(item.start_ms) || 0);
+    const time = timeEl(c.text, c.iso);
+    if (!str(item.segment_id)) return time;
+    const a = el('a', '', 'at');
+    a.href = `#seg-${item.segment_id}`;
+    a.setAttribute('aria-label', `Caption at ${c.text}`);
+    a.append(time);
+    return a;
+  }
+
+  function actionBody(item) {
+    const body = el('span', '', 'what');
+    if (str(item.owner)) body.append(el('strong', item.owner), ': ');
+    body.append(str(item.task));
+    const due = str(item.due), date = str(item.due_date);
+    if (due || date) {
+      const span = el('span', due ? `due ${due}` : 'due', 'due');
+      if (date) span.append(due ? ', ' : ' ', timeEl(date, date));
+      body.append(' (', span, ')');
+    }
+    return body;
+  }
+
+  function pointBody(item) {
+    const body = el('span', str(item.text), 'what');
+    if (str(item.speaker)) body.append(' ', el('span', `— ${item.speaker}`, 'who'));
+    return body;
+  }
+
+  function fillList(ul, items, body) {
+    const lis = (Array.isArray(items) ? items : [])
+      .filter((item) => item && typeof item === 'object')
+      .map((item) => {
+        const li = el('li');
+        li.append(captionLink(item), body(item));
+        return li;
+      });
+    ul.replaceChildren(...lis);
+    ul.parentElement.hidden = lis.length === 0;
+  }
+
+  function byline(model) {
+    if (model === 'builtin') return 'Written by the built-in summarizer';
+    const name = str(model).startsWith('llm:') ? model.slice(4) : '';
+    return name ? `Written by ${name}` : '';
+  }
+
+  function showSummary(data) {
+    summaryText.textContent = str(data.summary);
+    summaryText.hidden = !summaryText.textContent;
+    const [actions, highlights, questions] = summaryLists;
+    fillList(actions, data.action_items, actionBody);
+    fillList(highlights, data.highlights, pointBody);
+    fillList(questions, data.open_questions, pointBody);
+    summaryModel.textContent = byline(data.model);
+    summaryModel.hidden = !summaryModel.textContent;
+    summaryEl.hidden = false;
+    summaryShown = true;
+    if (follow) scrollToBottom(false);
+  }
+
+  function stopSummaryPoll() {
+    if (summaryPoll) summaryPoll.abort();
+    summaryPoll = null;
+  }
+
+  function clearSummary() {
+    stopSummaryPoll();
+    summaryShown = false;
+    summaryEl.hidden = true;
+    summaryText.textContent = '';
+    summaryModel.textContent = '';
+    for (const ul of summaryLists) ul.replaceChildren();
+  }
+
+  // null until there is a summary: 404 before it is written, and any other failure is retried too.
+  async function fetchSummary(url, signal) {
+    try {
+      const res = await fetch(url, { signal, cache: 'no-store', headers: { Accept: 'application/json' } });
+      if (!res.ok) return null;
+      const data = await res.json();
+      return data && typeof data === 'object' ? data : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  const pause = (ms, signal) => new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+
+  async function pollSummary() {
+    if (gone || summaryShown || summaryPoll) return;
+    const poll = new AbortController();
+    summaryPoll = poll;
+    const url = `${location.pathname.replace(/\/+$/, '')}/summary`;
+    const deadline = Date.now() + SUMMARY_WAIT_MS;
+    for (;;) {
+      const data = await fetchSummary(url, poll.signal);
+      if (poll.signal.aborted) return;
+      if (data) { showSummary(data); break; }
+      if (Date.now() + SUMMARY_RETRY_MS > deadline) break;
+      await pause(SUMMARY_RETRY_MS, poll.signal);
+      if (poll.signal.aborted) return;
+    }
+    summaryPoll = null;
+  }
+
   // ---- connection ---------------------------------------------------------
 
   function shutDown() {
@@ -215,6 +354,7 @@
     list.replaceChildren();
     empty.hidden = true;
     jump.hidden = true;
+    clearSummary();
     notice.textContent = GONE_TEXT;
     notice.hidden = false;
     if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000);
@@ -228,6 +368,11 @@
           document.title = `${msg.title} · Live captions`;
         }
         if (FROM_MEETING[msg.status]) setStatus(FROM_MEETING[msg.status]);
+        // Opened after the meeting, the page is a record: start at the summary, not the last line.
+        if (!sawMeeting && msg.status === 'ended') follow = false;
+        sawMeeting = true;
+        if (msg.status === 'ended') pollSummary();
+        else stopSummaryPoll();
         break;
       case 'snapshot':
         changed(() => applySnapshot(msg.segments));
@@ -294,6 +439,7 @@
     get cursor() { return cursor; },
     get ws() { return ws; },
     get status() { return status; },
+    get summaryShown() { return summaryShown; },
   });
 
   setStatus('connecting');

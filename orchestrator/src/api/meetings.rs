@@ -8,7 +8,7 @@ use super::{ApiError, AppState, AuthUser};
 use crate::auth::ShareToken;
 use crate::clock::now_ms;
 use crate::live::share_link;
-use crate::store::{JobKind, Meeting, MeetingStatus, NewMeeting, Participant, Role};
+use crate::store::{JobKind, Meeting, MeetingStatus, NewMeeting, Participant, Role, Summary};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -298,8 +298,13 @@ async fn summary_of(
         .ok_or(ApiError::NotFound(
             "no summary yet: it is made when the meeting ends",
         ))?;
-    Ok(Json(json!({
-        "meeting_id": meeting.meeting_id,
+    Ok(Json(summary_view(meeting.meeting_id, summary)))
+}
+
+/// A summary as the API and the meeting page show it.
+pub fn summary_view(id: MeetingId, summary: Summary) -> Value {
+    json!({
+        "meeting_id": id,
         "generated_at": rfc3339(summary.generated_at_ms),
         "summary": summary.summary_text,
         "highlights": summary.highlights,
@@ -307,7 +312,7 @@ async fn summary_of(
         "open_questions": summary.open_questions,
         "model": summary.model,
         "fallback_reason": summary.fallback_reason,
-    })))
+    })
 }
 
 pub async fn summary(

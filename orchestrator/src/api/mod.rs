@@ -8,6 +8,7 @@ mod ops;
 mod session;
 
 pub use error::ApiError;
+pub use meetings::summary_view;
 pub use session::AuthUser;
 
 use crate::auth::LoginLimiter;

@@ -6,13 +6,11 @@
 
 use super::bench_servers::given_or_private;
 use super::procstat;
-use crate::config::{Secret, ServerConfig};
 use crate::live::share_link;
 use crate::store::{NewMeeting, Store};
 use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
-use parley_bot::asr::settings::AsrArgs;
 use parley_bot::sink::redis::EVENT_FIELD;
 use parley_shared::{
     EmailAddress, Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
@@ -124,18 +122,8 @@ pub async fn run(args: BenchCaptionsArgs) -> anyhow::Result<()> {
         .clone()
         .context("new meetings have a link")?;
 
-    let stream = format!("parley:bench:{}", uuid::Uuid::new_v4().simple());
-    let dir = tempfile::Builder::new().prefix("parley-bench-").tempdir()?;
-    let mut config = ServerConfig::embedded(dir.path().to_owned(), AsrArgs::default());
-    config.database_url = Some(Secret::new(servers.database_url.clone()));
-    config.redis_url = Some(Secret::new(servers.redis_url.clone()));
-    config.events_stream = stream.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::app::run(config, listener, async move {
-        let _ = stopped.await;
-    }));
+    let server = servers.serve().await?;
+    let (base, stream) = (server.base.clone(), server.stream.clone());
     let ws = format!(
         "{}/ws",
         share_link(&base, &token).replacen("http://", "ws://", 1)
@@ -184,8 +172,7 @@ pub async fn run(args: BenchCaptionsArgs) -> anyhow::Result<()> {
     let cpu = procstat::cpu_seconds().unwrap_or(0.0) - cpu_before;
     let rss_peak = procstat::peak_rss_bytes().unwrap_or(0);
     let _ = child.wait().await;
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
     store.close().await;
 
     let pct = |p: f64| -> f64 {

@@ -1,6 +1,8 @@
 //! The Postgres and Redis a benchmark runs against: the ones given, else private throw-away ones.
 
+use crate::config::{Secret, ServerConfig};
 use crate::dev_servers::{PrivatePostgres, PrivateRedis};
+use parley_bot::asr::settings::AsrArgs;
 
 pub struct BenchServers {
     _pg: Option<PrivatePostgres>,
@@ -37,4 +39,44 @@ pub async fn given_or_private(
         database_url,
         redis_url,
     })
+}
+
+/// The server in production mode on a free port, consuming its own events stream.
+pub struct BenchServer {
+    pub base: String,
+    pub stream: String,
+    pub data_dir: tempfile::TempDir,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl BenchServers {
+    pub async fn serve(&self) -> anyhow::Result<BenchServer> {
+        let stream = format!("parley:bench:{}", uuid::Uuid::new_v4().simple());
+        let data_dir = tempfile::Builder::new().prefix("parley-bench-").tempdir()?;
+        let mut config = ServerConfig::embedded(data_dir.path().to_owned(), AsrArgs::default());
+        config.database_url = Some(Secret::new(self.database_url.clone()));
+        config.redis_url = Some(Secret::new(self.redis_url.clone()));
+        config.events_stream = stream.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(crate::app::run(config, listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(BenchServer {
+            base,
+            stream,
+            data_dir,
+            stop,
+            task,
+        })
+    }
+}
+
+impl BenchServer {
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await?
+    }
 }

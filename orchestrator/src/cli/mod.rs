@@ -4,6 +4,7 @@ mod bench_asr;
 mod bench_captions;
 mod bench_ingest;
 mod bench_servers;
+mod bench_summary;
 mod demo;
 mod models;
 mod procstat;
@@ -52,6 +53,8 @@ enum BenchCommand {
     Ingest(bench_ingest::BenchIngestArgs),
     /// Live captions: publication-to-viewer delay and server memory per viewer.
     Captions(bench_captions::BenchCaptionsArgs),
+    /// After the meeting: time from its end to the stored summary and to the sent emails.
+    Summary(bench_summary::BenchSummaryArgs),
 }
 
 impl Cli {
@@ -73,5 +76,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Asr(args)) => bench_asr::run(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
         Command::Bench(BenchCommand::Captions(args)) => bench_captions::run(args).await,
+        Command::Bench(BenchCommand::Summary(args)) => bench_summary::run(args).await,
     }
 }

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/live/assets/live.css", get(style))
         .route("/live/{token}", get(page))
         .route("/live/{token}/ws", get(socket))
+        .route("/live/{token}/summary", get(summary))
 }
 
 async fn open(state: &AppState, raw: &str) -> Result<(ShareToken, Meeting), ApiError> {
@@ -118,6 +119,23 @@ async fn socket(
         .write_buffer_size(0)
         .max_message_size(4096)
         .on_upgrade(move |socket| viewer::serve(socket, hubs, meeting, token, after)))
+}
+
+/// The meeting's summary for the page, once the meeting ended and it was written.
+async fn summary(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+) -> Result<Response, ApiError> {
+    let (_, meeting) = open(&state, &raw).await?;
+    let summary = state
+        .store
+        .summary(meeting.meeting_id)
+        .await?
+        .ok_or(ApiError::NotFound(
+            "no summary yet: it is written when the meeting ends",
+        ))?;
+    let view = crate::api::summary_view(meeting.meeting_id, summary);
+    Ok(secured(axum::Json(view).into_response(), "no-store"))
 }
 
 async fn script() -> Response {

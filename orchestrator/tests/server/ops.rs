@@ -28,6 +28,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/meetings/{id}/live"),
     ("get", "/live/{token}"),
     ("get", "/live/{token}/ws"),
+    ("get", "/live/{token}/summary"),
     ("get", "/live/assets/live.js"),
     ("get", "/live/assets/live.css"),
 ];
