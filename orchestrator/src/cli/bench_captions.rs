@@ -7,13 +7,13 @@
 use super::bench_servers::given_or_private;
 use super::procstat;
 use crate::live::share_link;
-use crate::store::{NewMeeting, Store};
+use crate::store::NewMeeting;
 use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
 use parley_bot::sink::redis::EVENT_FIELD;
 use parley_shared::{
-    EmailAddress, Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
+    Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
 };
 use serde::{Deserialize, Serialize};
 use std::process::Stdio;
@@ -92,18 +92,7 @@ pub async fn run(args: BenchCaptionsArgs) -> anyhow::Result<()> {
         "counts must be positive"
     );
     let servers = given_or_private(args.database_url.clone(), args.redis_url.clone()).await?;
-    let store = Store::open(&servers.database_url)
-        .await
-        .context("cannot open the database")?;
-    let owner = store
-        .create_user(
-            &EmailAddress::parse(&format!("bench-{}@parley.invalid", crate::clock::now_ms()))?,
-            "Bench",
-            "-",
-            0,
-        )
-        .await?
-        .context("bench account exists")?;
+    let (store, owner) = servers.store_with_owner().await?;
     let meeting = store
         .create_meeting(
             NewMeeting {

@@ -11,11 +11,10 @@ use crate::ingest::{
 use crate::live::LiveLog;
 use crate::metrics::Metrics;
 use crate::store::{NewMeeting, Store};
-use anyhow::Context;
 use clap::Args;
 use parley_bot::sink::redis::EVENT_FIELD;
 use parley_shared::{
-    EmailAddress, Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
+    Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -142,19 +141,8 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
         "counts must be positive"
     );
     let servers = given_or_private(args.database_url.clone(), args.redis_url.clone()).await?;
-    let (db_url, redis_url) = (servers.database_url.clone(), servers.redis_url.clone());
-    let store = Store::open(&db_url)
-        .await
-        .context("cannot open the database")?;
-    let owner = store
-        .create_user(
-            &EmailAddress::parse(&format!("bench-{}@parley.invalid", crate::clock::now_ms()))?,
-            "Bench",
-            "-",
-            0,
-        )
-        .await?
-        .context("bench account exists")?;
+    let redis_url = servers.redis_url.clone();
+    let (store, owner) = servers.store_with_owner().await?;
     let mut meetings = Vec::new();
     for i in 0..args.meetings {
         let m = store

@@ -1,8 +1,12 @@
 //! The Postgres and Redis a benchmark runs against: the ones given, else private throw-away ones.
 
+use crate::clock::now_ms;
 use crate::config::{Secret, ServerConfig};
 use crate::dev_servers::{PrivatePostgres, PrivateRedis};
+use crate::store::{Store, User};
+use anyhow::Context;
 use parley_bot::asr::settings::AsrArgs;
+use parley_shared::EmailAddress;
 
 pub struct BenchServers {
     _pg: Option<PrivatePostgres>,
@@ -51,6 +55,19 @@ pub struct BenchServer {
 }
 
 impl BenchServers {
+    /// The database, and a fresh account to own the benchmark's meetings.
+    pub async fn store_with_owner(&self) -> anyhow::Result<(Store, User)> {
+        let store = Store::open(&self.database_url)
+            .await
+            .context("cannot open the database")?;
+        let email = EmailAddress::parse(&format!("bench-{}@parley.invalid", now_ms()))?;
+        let owner = store
+            .create_user(&email, "Bench", "-", 0)
+            .await?
+            .context("bench account exists")?;
+        Ok((store, owner))
+    }
+
     pub async fn serve(&self) -> anyhow::Result<BenchServer> {
         let stream = format!("parley:bench:{}", uuid::Uuid::new_v4().simple());
         let data_dir = tempfile::Builder::new().prefix("parley-bench-").tempdir()?;

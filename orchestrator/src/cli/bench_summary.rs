@@ -5,7 +5,7 @@
 //! built-in summarizer alone on a long meeting.
 
 use super::bench_servers::given_or_private;
-use crate::store::{NewMeeting, Store};
+use crate::store::NewMeeting;
 use crate::summary::{Line, Summarizer, SummaryInput};
 use anyhow::Context;
 use clap::Args;
@@ -90,18 +90,7 @@ pub async fn run(args: BenchSummaryArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.meetings > 0, "--meetings must be positive");
     let talk = utterances(&args.transcript)?;
     let servers = given_or_private(args.database_url.clone(), args.redis_url.clone()).await?;
-    let store = Store::open(&servers.database_url)
-        .await
-        .context("cannot open the database")?;
-    let owner = store
-        .create_user(
-            &EmailAddress::parse(&format!("bench-{}@parley.invalid", crate::clock::now_ms()))?,
-            "Bench",
-            "-",
-            0,
-        )
-        .await?
-        .context("bench account exists")?;
+    let (store, owner) = servers.store_with_owner().await?;
     let server = servers.serve().await?;
     let outbox = server.data_dir.path().join("outbox");
     let client = redis::Client::open(servers.redis_url.as_str())?;
