@@ -93,6 +93,16 @@ pub async fn run(
         config.chat_link.then(|| Arc::clone(&public_url)),
     ));
     let dispatch = Arc::new(Notify::new());
+    let recordings = match config.connector.record_to.as_deref() {
+        None | Some("off") => None,
+        Some(location) => match parley_bot::recorder::RecordingStore::open(location) {
+            Ok(store) => Some(store),
+            Err(e) => {
+                tracing::warn!(error = e, "recordings cannot be listed or served");
+                None
+            }
+        },
+    };
     let state = AppState {
         store: store.clone(),
         metrics: Arc::clone(&metrics),
@@ -103,6 +113,7 @@ pub async fn run(
         token_ttl: config.token_ttl,
         live: Arc::new(Hubs::new(live, store.clone(), stop_rx.clone())),
         public_url: Arc::clone(&public_url),
+        recordings,
     };
     let dispatcher = tokio::spawn(dispatch_loop(
         store.clone(),

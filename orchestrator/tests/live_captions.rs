@@ -103,7 +103,6 @@ async fn captions_page_follows_a_replayed_meeting() {
     let mut config = ServerConfig::embedded(dir.path().join("data"), AsrArgs::default());
     // Real time, so the page sees partials and the reload lands mid-meeting.
     config.connector.replay_speed = 1.0;
-    config.connector.record_to = None;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -13,6 +13,7 @@
   const summaryText = $('summary-text');
   const summaryModel = $('summary-model');
   const summaryLists = [$('summary-actions'), $('summary-highlights'), $('summary-questions')];
+  const recordingsList = $('summary-recordings');
 
   const GONE_TEXT = "This captions link has been turned off by the meeting's owner.";
   const STATUS_TEXT = {
@@ -275,6 +276,24 @@
     ul.parentElement.hidden = lis.length === 0;
   }
 
+  // One player per speaker track; nothing loads until the reader presses play.
+  function fillRecordings(items) {
+    const lis = (Array.isArray(items) ? items : [])
+      .filter((item) => item && typeof item.url === 'string')
+      .map((item) => {
+        const li = el('li');
+        const audio = el('audio');
+        audio.controls = true;
+        audio.preload = 'none';
+        audio.src = item.url;
+        audio.setAttribute('aria-label', `Recording of ${str(item.speaker_name)}`);
+        li.append(el('span', str(item.speaker_name), 'what'), audio);
+        return li;
+      });
+    recordingsList.replaceChildren(...lis);
+    recordingsList.parentElement.hidden = lis.length === 0;
+  }
+
   function byline(model) {
     if (model === 'builtin') return 'Written by the built-in summarizer';
     const name = str(model).startsWith('llm:') ? model.slice(4) : '';
@@ -288,6 +307,7 @@
     fillList(actions, data.action_items, actionBody);
     fillList(highlights, data.highlights, pointBody);
     fillList(questions, data.open_questions, pointBody);
+    fillRecordings(data.recordings);
     summaryModel.textContent = byline(data.model);
     summaryModel.hidden = !summaryModel.textContent;
     summaryEl.hidden = false;
@@ -306,7 +326,7 @@
     summaryEl.hidden = true;
     summaryText.textContent = '';
     summaryModel.textContent = '';
-    for (const ul of summaryLists) ul.replaceChildren();
+    for (const ul of [...summaryLists, recordingsList]) ul.replaceChildren();
   }
 
   // null until there is a summary: 404 before it is written, and any other failure is retried too.

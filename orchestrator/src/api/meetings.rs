@@ -81,6 +81,15 @@ async fn visible(state: &AppState, user: &AuthUser, id: MeetingId) -> Result<Mee
         .ok_or(ApiError::NotFound("no such meeting"))
 }
 
+/// A meeting the caller may see, from the id in a path.
+pub async fn visible_by_raw_id(
+    state: &AppState,
+    user: &AuthUser,
+    raw: &str,
+) -> Result<Meeting, ApiError> {
+    visible(state, user, meeting_id(raw)?).await
+}
+
 /// Visible and owned by the caller (or the caller is an admin).
 async fn owned(state: &AppState, user: &AuthUser, id: MeetingId) -> Result<Meeting, ApiError> {
     let meeting = visible(state, user, id).await?;

@@ -5,6 +5,7 @@ mod admin;
 pub mod error;
 mod meetings;
 mod ops;
+pub mod recordings;
 mod session;
 
 pub use error::ApiError;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Hubs>,
     /// Where users reach this server (`http://host:port`), for links the API hands out.
     pub public_url: Arc<str>,
+    /// Where the bots' recordings are, to list and serve them.
+    pub recordings: Option<parley_bot::recorder::RecordingStore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -58,6 +61,11 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/meetings/{id}/end", post(meetings::end))
         .route("/meetings/{id}/transcript", get(meetings::transcript))
         .route("/meetings/{id}/summary", get(meetings::summary))
+        .route("/meetings/{id}/recordings", get(recordings::list_route))
+        .route(
+            "/meetings/{id}/recordings/{name}",
+            get(recordings::download_route),
+        )
         .route(
             "/meetings/{id}/live",
             post(meetings::rotate_live_link).delete(meetings::revoke_live_link),

@@ -80,11 +80,18 @@ async fn compose(ctx: &Context, job: &Job, to: Mailbox) -> anyhow::Result<Option
             .share_token
             .as_ref()
             .map(|t| share_link(&ctx.public_url, t)),
-        recording: ctx
-            .recordings
-            .as_deref()
-            .filter(|_| meeting.record)
-            .map(|base| format!("{}/{id}/", base.trim_end_matches('/'))),
+        // On the meeting page for people with the link; otherwise where the files are.
+        recording: match (
+            meeting.record,
+            &meeting.share_token,
+            ctx.recordings.as_deref(),
+        ) {
+            (false, _, _) | (true, _, None) => None,
+            (true, Some(t), Some(_)) => {
+                Some(format!("{}#recordings", share_link(&ctx.public_url, t)))
+            }
+            (true, None, Some(base)) => Some(format!("{}/{id}/", base.trim_end_matches('/'))),
+        },
     };
     Ok(Some(email.message(&ctx.from, to)?))
 }

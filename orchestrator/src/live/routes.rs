@@ -3,7 +3,7 @@
 
 use super::cursor::Cursor;
 use super::viewer;
-use crate::api::{ApiError, AppState};
+use crate::api::{ApiError, AppState, recordings};
 use crate::auth::ShareToken;
 use crate::store::Meeting;
 use axum::Router;
@@ -22,7 +22,7 @@ const STYLE: &str = include_str!("../../assets/live/live.css");
 /// The page loads nothing but its own assets and talks only to its own origin; the token in its
 /// address must not leak through a Referer.
 const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+    connect-src 'self'; img-src 'self'; media-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The link participants open.
 pub fn share_link(public_url: &str, token: &ShareToken) -> String {
@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/live/{token}", get(page))
         .route("/live/{token}/ws", get(socket))
         .route("/live/{token}/summary", get(summary))
+        .route("/live/{token}/recordings/{name}", get(recording))
 }
 
 async fn open(state: &AppState, raw: &str) -> Result<(ShareToken, Meeting), ApiError> {
@@ -126,7 +127,7 @@ async fn summary(
     State(state): State<AppState>,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (_, meeting) = open(&state, &raw).await?;
+    let (token, meeting) = open(&state, &raw).await?;
     let summary = state
         .store
         .summary(meeting.meeting_id)
@@ -134,8 +135,19 @@ async fn summary(
         .ok_or(ApiError::NotFound(
             "no summary yet: it is written when the meeting ends",
         ))?;
-    let view = crate::api::summary_view(meeting.meeting_id, summary);
+    let mut view = crate::api::summary_view(meeting.meeting_id, summary);
+    let base = format!("{}/recordings/", share_link(&state.public_url, &token));
+    view["recordings"] = serde_json::to_value(recordings::list(&state, &meeting, &base).await?)
+        .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(secured(axum::Json(view).into_response(), "no-store"))
+}
+
+async fn recording(
+    State(state): State<AppState>,
+    Path((raw, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (_, meeting) = open(&state, &raw).await?;
+    recordings::download(&state, &meeting, &name).await
 }
 
 async fn script() -> Response {

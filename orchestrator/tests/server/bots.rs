@@ -99,6 +99,7 @@ async fn replay_the_sample(app: &TestApp) {
         stored.len()
     );
     assert_eq!(meeting["record"], true, "recording is on by default");
+    recordings_are_listed_and_served(app, &admin, &id).await;
     for key in ["ana", "ben"] {
         let file = app
             .data_dir()
@@ -128,4 +129,69 @@ async fn production_bot_transcribes_through_redis_and_postgres() {
     let app = TestApp::spawn_production().await;
     replay_the_sample(&app).await;
     app.stop().await;
+}
+
+/// The recordings through the API and through the meeting page's share link, byte for byte the
+/// files the bot wrote.
+async fn recordings_are_listed_and_served(app: &TestApp, token: &str, id: &str) {
+    let listed: Value = app
+        .get(&format!("/meetings/{id}/recordings"), Some(token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let recordings = listed["recordings"].as_array().expect("recordings");
+    let names: Vec<&str> = recordings
+        .iter()
+        .filter_map(|r| r["speaker_name"].as_str())
+        .collect();
+    assert_eq!(names, ["Ana Lima", "Ben Carter"], "{listed}");
+    for r in recordings {
+        let name = r["name"].as_str().expect("name");
+        let on_disk =
+            std::fs::read(app.data_dir().join("recordings").join(id).join(name)).expect("file");
+        let url = r["url"].as_str().expect("url");
+        let served = app
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(served.headers()["content-type"], "audio/ogg");
+        assert_eq!(
+            served.bytes().await.expect("bytes").as_ref(),
+            on_disk.as_slice(),
+            "{name}"
+        );
+        assert_eq!(
+            app.get(&format!("/meetings/{id}/recordings/{name}"), None)
+                .await
+                .status(),
+            401
+        );
+    }
+    for bad in ["..%2Fparley.db", "ana-1.txt", ".ogg", "nope-9.ogg"] {
+        let r = app
+            .get(&format!("/meetings/{id}/recordings/{bad}"), Some(token))
+            .await;
+        assert_eq!(r.status(), 404, "{bad}");
+    }
+    // The meeting page lists them with its summary and serves them with the share link.
+    let live = app.live_url(token, id).await.expect("live link");
+    let summary: Value = eventually(Duration::from_secs(30), "the summary", || async {
+        let r = app.http.get(format!("{live}/summary")).send().await.ok()?;
+        if r.status().is_success() {
+            r.json().await.ok()
+        } else {
+            None
+        }
+    })
+    .await;
+    let first = &summary["recordings"][0];
+    let url = first["url"].as_str().expect("url");
+    assert!(url.starts_with(&format!("{live}/recordings/")), "{url}");
+    let r = app.http.get(url).send().await.expect("download");
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.expect("bytes").starts_with(b"OggS"));
 }

@@ -29,6 +29,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/live/{token}"),
     ("get", "/live/{token}/ws"),
     ("get", "/live/{token}/summary"),
+    ("get", "/live/{token}/recordings/{name}"),
+    ("get", "/meetings/{id}/recordings"),
+    ("get", "/meetings/{id}/recordings/{name}"),
     ("get", "/live/assets/live.js"),
     ("get", "/live/assets/live.css"),
 ];
