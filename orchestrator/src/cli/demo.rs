@@ -72,6 +72,9 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
     // Install the model before the server starts, so its progress shows here.
     args.serve.asr.model_path().await?;
 
+    // The demo account is made before the server starts, so the data dir must exist already.
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
     let store = Store::open(&config.database_url()).await?;
     let email = EmailAddress::parse(&format!("demo-{}@parley.invalid", now_ms()))?;
     let mut secret = [0u8; 16];

@@ -1,0 +1,49 @@
+//! The main job as a new user runs it: `parley demo` into a data dir that does not exist yet.
+//! It must print the live captions link, the transcript and the summary, and leave the summary
+//! emails in the outbox. Needs the tiny.en model (scripts/test installs it).
+
+use std::process::Command;
+
+#[test]
+fn the_demo_transcribes_summarises_and_mails_the_sample_meeting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("new").join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["demo", "--replay-speed", "4", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run parley demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "parley demo failed:\n{stderr}");
+    let live = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Live captions: "))
+        .unwrap_or_else(|| panic!("no live captions line in\n{stdout}"));
+    assert!(
+        live.starts_with("http://127.0.0.1:") && live.contains("/live/"),
+        "{live}"
+    );
+    for part in [
+        "Ana Lima:",
+        "Ben Carter:",
+        "Summary (builtin):",
+        "Action items:",
+        "Summary emailed: 3 messages",
+    ] {
+        assert!(stdout.contains(part), "{part:?} missing from\n{stdout}");
+    }
+    let mails: Vec<String> = std::fs::read_dir(data.join("outbox"))
+        .expect("outbox")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| std::fs::read_to_string(e.path()).expect("eml"))
+        .collect();
+    assert_eq!(mails.len(), 3, "the owner and the two sample participants");
+    for to in ["ana.lima@example.com", "ben.carter@example.com"] {
+        assert!(
+            mails.iter().any(|m| m.contains(&format!("To: {to}"))),
+            "no mail to {to}"
+        );
+    }
+}
