@@ -3,6 +3,7 @@
 
 use crate::api::{self, AppState};
 use crate::auth::LoginLimiter;
+use crate::calendar::{self, sealing::Sealer};
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
 use crate::ingest::{
@@ -103,6 +104,10 @@ pub async fn run(
             }
         },
     };
+    let sealer = Arc::new(match &config.secret_key {
+        Some(key) => Sealer::from_hex(key.expose())?,
+        None => Sealer::from_data_dir(&config.data_dir)?,
+    });
     let state = AppState {
         store: store.clone(),
         metrics: Arc::clone(&metrics),
@@ -114,7 +119,18 @@ pub async fn run(
         live: Arc::new(Hubs::new(live, store.clone(), stop_rx.clone())),
         public_url: Arc::clone(&public_url),
         recordings,
+        sealer: Arc::clone(&sealer),
     };
+    let calendars = tokio::spawn(
+        Arc::new(calendar::poller::Poller {
+            store: store.clone(),
+            sealer,
+            http: reqwest::Client::new(),
+            every: config.calendar_poll,
+            horizon: config.calendar_horizon,
+        })
+        .run(stopped(stop_rx.clone())),
+    );
     let dispatcher = tokio::spawn(dispatch_loop(
         store.clone(),
         Arc::clone(&launcher),
@@ -172,6 +188,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = dispatcher.await;
     let _ = housekeeping.await;
+    let _ = calendars.await;
     for w in workers {
         let _ = w.await;
     }

@@ -60,6 +60,12 @@ pub struct ServerConfig {
     pub llm: Option<crate::summary::LlmConfig>,
     /// How long a worker holds a claimed job before another may take it over.
     pub job_lease: Duration,
+    /// Key sealing calendar passwords; `None` uses (and makes) `data_dir/secret.key`.
+    pub secret_key: Option<Secret>,
+    /// How often each calendar is read.
+    pub calendar_poll: Duration,
+    /// How far ahead calendar events become meetings.
+    pub calendar_horizon: Duration,
     /// Bots are dispatched this long before a meeting's start time.
     pub dispatch_lead: Duration,
     /// Whisper settings of the in-process bots.
@@ -88,6 +94,9 @@ impl ServerConfig {
             mail_from: "Parley <parley@localhost>".to_owned(),
             llm: None,
             job_lease: Duration::from_secs(300),
+            secret_key: None,
+            calendar_poll: Duration::from_secs(60),
+            calendar_horizon: Duration::from_secs(14 * 24 * 3600),
             asr,
             connector: ConnectorArgs {
                 record_to: Some(data_dir.join("recordings").display().to_string()),

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod admin;
+mod calendars;
 pub mod error;
 mod meetings;
 mod ops;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Hubs>,
     /// Where users reach this server (`http://host:port`), for links the API hands out.
     pub public_url: Arc<str>,
+    /// Seals calendar passwords at rest.
+    pub sealer: Arc<crate::calendar::sealing::Sealer>,
     /// Where the bots' recordings are, to list and serve them.
     pub recordings: Option<parley_bot::recorder::RecordingStore>,
 }
@@ -57,6 +60,8 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/logout", post(accounts::logout))
         .route("/me", get(accounts::me))
         .route("/meetings", post(meetings::create).get(meetings::list))
+        .route("/calendars", post(calendars::add).get(calendars::list))
+        .route("/calendars/{id}", axum::routing::delete(calendars::remove))
         .route("/meetings/{id}", get(meetings::get))
         .route("/meetings/{id}/end", post(meetings::end))
         .route("/meetings/{id}/transcript", get(meetings::transcript))

@@ -59,6 +59,13 @@ pub struct ServeArgs {
     /// Seconds a worker holds a summary or email job before another replica may take it over.
     #[arg(long, env = "PARLEY_JOB_LEASE_SECS", default_value_t = 300)]
     pub job_lease_secs: u64,
+    /// Key sealing stored calendar passwords: 64 hex digits (`openssl rand -hex 32`), the same on
+    /// every replica [default: DATA_DIR/secret.key, made on first start].
+    #[arg(long, env = "PARLEY_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Seconds between two reads of a calendar.
+    #[arg(long, env = "PARLEY_CALENDAR_POLL_SECS", default_value_t = 60)]
+    pub calendar_poll_secs: u64,
     /// Postgres URL (postgres://user:pass@host/db); unset means SQLite in the data dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -140,6 +147,8 @@ impl ServeArgs {
                 attempts: 2,
             });
         config.job_lease = Duration::from_secs(self.job_lease_secs.max(1));
+        config.secret_key = nonempty(&self.secret_key);
+        config.calendar_poll = Duration::from_secs(self.calendar_poll_secs.max(1));
         if let Some(url) = self.public_url.as_deref().filter(|u| !u.is_empty()) {
             let host = url
                 .strip_prefix("https://")

@@ -37,6 +37,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/postgres/0004_summary_jobs.sql"),
         sqlite: include_str!("../../../migrations/sqlite/0004_summary_jobs.sql"),
     },
+    Source {
+        version: 5,
+        description: "calendars",
+        postgres: include_str!("../../../migrations/postgres/0005_calendars.sql"),
+        sqlite: include_str!("../../../migrations/sqlite/0005_calendars.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -6,6 +6,7 @@
 //! epoch in both schemas; `migrations/postgres` and `migrations/sqlite` are kept equivalent by a
 //! test.
 
+mod calendars;
 mod jobs;
 mod meetings;
 mod migrate;
@@ -14,6 +15,7 @@ mod summaries;
 mod transcripts;
 mod users;
 
+pub use calendars::{Calendar, CalendarMeeting};
 pub use jobs::{Job, JobKind, JobState};
 pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant};
 pub use summaries::Summary;

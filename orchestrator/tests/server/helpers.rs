@@ -159,6 +159,7 @@ pub struct Options {
     /// Summary emails over SMTP instead of the outbox.
     pub smtp_url: Option<String>,
     pub llm: Option<parley_orchestrator::summary::LlmConfig>,
+    pub calendar_poll: Option<Duration>,
 }
 
 impl TestApp {
@@ -198,6 +199,9 @@ impl TestApp {
         config.connector.replay_speed = options.replay_speed.unwrap_or(0.0);
         config.smtp_url = options.smtp_url.map(Secret::new);
         config.llm = options.llm;
+        if let Some(every) = options.calendar_poll {
+            config.calendar_poll = every;
+        }
         config.body_limit = 16 * 1024;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

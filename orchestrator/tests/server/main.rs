@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod bots;
+mod calendars;
 mod faults;
 mod ingest;
 mod live;

@@ -32,6 +32,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/live/{token}/recordings/{name}"),
     ("get", "/meetings/{id}/recordings"),
     ("get", "/meetings/{id}/recordings/{name}"),
+    ("post", "/calendars"),
+    ("get", "/calendars"),
+    ("delete", "/calendars/{id}"),
     ("get", "/live/assets/live.js"),
     ("get", "/live/assets/live.css"),
 ];

@@ -1,0 +1,5 @@
+//! Calendars: ICS feeds and CalDAV collections polled for meetings, so bots join on time.
+
+pub mod ics;
+pub mod poller;
+pub mod sealing;

@@ -1,0 +1,195 @@
+//! Polls due calendars (any replica; a claim holds a calendar for a lease), turns the instances
+//! with a meeting link in the coming days into scheduled meetings, moves them when the event
+//! moves, and cancels them when the event is cancelled or disappears. The dispatcher then sends
+//! a bot `dispatch_lead` before each start.
+
+use super::ics;
+use super::sealing::Sealer;
+use crate::clock::now_ms;
+use crate::store::{Calendar, CalendarMeeting, Store};
+use chrono::{TimeZone, Utc};
+use parley_shared::{EmailAddress, MeetingUrl};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug)]
+pub struct Poller {
+    pub store: Store,
+    pub sealer: Arc<Sealer>,
+    pub http: reqwest::Client,
+    /// How often a calendar is read when all is well.
+    pub every: Duration,
+    /// How far ahead events are scheduled.
+    pub horizon: Duration,
+}
+
+const LEASE_MS: u64 = 60_000;
+/// Feeds larger than this are refused (a calendar is a few hundred kilobytes at most).
+const MAX_FEED: usize = 10 * 1024 * 1024;
+
+/// What a poll did, for logs and tests.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Synced {
+    pub scheduled: usize,
+    pub cancelled: usize,
+}
+
+impl Poller {
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            match self.store.claim_calendar(now_ms(), LEASE_MS).await {
+                Ok(Some(calendar)) => self.poll(&calendar).await,
+                Ok(None) => {
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim calendars; retrying");
+                    tokio::select! {
+                        () = &mut shutdown => return,
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn poll(&self, calendar: &Calendar) {
+        let id = calendar.calendar_id;
+        let outcome = self.fetch_and_sync(calendar).await;
+        let now = now_ms();
+        let result = match &outcome {
+            Ok((etag, modified, synced)) => {
+                if synced.scheduled + synced.cancelled > 0 {
+                    tracing::info!(calendar_id = %id, scheduled = synced.scheduled, cancelled = synced.cancelled, "calendar synced");
+                }
+                self.store
+                    .calendar_polled(
+                        id,
+                        Ok((etag.as_deref(), modified.as_deref())),
+                        now + self.every.as_millis() as u64,
+                    )
+                    .await
+            }
+            Err(e) => {
+                // 30 s doubling to an hour: a broken feed is not hammered.
+                let wait = (30_000u64 << calendar.failures.min(7)).min(3_600_000);
+                tracing::warn!(calendar_id = %id, error = format!("{e:#}"), retry_in_s = wait / 1000, "cannot read a calendar");
+                self.store
+                    .calendar_polled(id, Err(&format!("{e:#}")), now + wait)
+                    .await
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot record a calendar poll");
+        }
+    }
+
+    /// The validators of the response and what changed; nothing changes on `304 Not Modified`.
+    async fn fetch_and_sync(
+        &self,
+        calendar: &Calendar,
+    ) -> anyhow::Result<(Option<String>, Option<String>, Synced)> {
+        let mut req = self
+            .http
+            .get(&calendar.url)
+            .timeout(Duration::from_secs(30));
+        if let Some(user) = &calendar.username {
+            let password = match &calendar.password_sealed {
+                Some(sealed) => Some(self.sealer.open(sealed)?),
+                None => None,
+            };
+            req = req.basic_auth(user, password);
+        }
+        if let Some(etag) = &calendar.etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(modified) = &calendar.last_modified {
+            req = req.header(reqwest::header::IF_MODIFIED_SINCE, modified);
+        }
+        let response = req.send().await?;
+        if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+            return Ok((None, None, Synced::default()));
+        }
+        let response = response.error_for_status()?;
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (etag, modified) = (
+            header(reqwest::header::ETAG),
+            header(reqwest::header::LAST_MODIFIED),
+        );
+        let body = response.bytes().await?;
+        anyhow::ensure!(
+            body.len() <= MAX_FEED,
+            "the calendar is larger than {MAX_FEED} bytes"
+        );
+        let text = String::from_utf8_lossy(&body);
+        let synced = self.sync(calendar, &text, now_ms()).await?;
+        Ok((etag, modified, synced))
+    }
+
+    /// Makes the calendar's instances in `[now, now + horizon)` into meetings.
+    pub async fn sync(&self, calendar: &Calendar, text: &str, now: u64) -> anyhow::Result<Synced> {
+        let events = ics::parse(text)?;
+        let from = Utc
+            .timestamp_millis_opt(now as i64)
+            .single()
+            .unwrap_or_else(Utc::now);
+        let to = from + chrono::Duration::from_std(self.horizon)?;
+        let (instances, errors) = ics::instances(&events, from, to);
+        for e in &errors {
+            tracing::warn!(calendar_id = %calendar.calendar_id, error = %e, "calendar event skipped");
+        }
+        let mut synced = Synced::default();
+        let mut seen = HashSet::new();
+        for i in instances {
+            let key = i.key();
+            let link = i.link.as_deref().and_then(|l| MeetingUrl::parse(l).ok());
+            let (Some(url), false) = (link, i.cancelled) else {
+                continue;
+            };
+            let start_ms = u64::try_from(i.start.timestamp_millis()).unwrap_or(0);
+            let meeting = CalendarMeeting {
+                key: key.clone(),
+                owner_id: calendar.user_id,
+                title: i.title.chars().take(200).collect(),
+                url,
+                start_ms,
+                invitees: i
+                    .people
+                    .iter()
+                    .filter_map(|p| EmailAddress::parse(p).ok())
+                    .collect(),
+            };
+            self.store.sync_calendar_meeting(&meeting, now).await?;
+            self.store
+                .set_calendar_instance(calendar.calendar_id, &key, start_ms)
+                .await?;
+            seen.insert(key);
+            synced.scheduled += 1;
+        }
+        // Instances shown before and gone now (cancelled, deleted, or moved past the horizon).
+        for (key, start) in self.store.calendar_instances(calendar.calendar_id).await? {
+            if !seen.contains(&key)
+                && start >= now
+                && self
+                    .store
+                    .drop_calendar_instance(Some(calendar.calendar_id), &key)
+                    .await?
+                    .is_some()
+            {
+                synced.cancelled += 1;
+            }
+        }
+        Ok(synced)
+    }
+}

@@ -1,0 +1,338 @@
+//! Calendars, their polling state, and the meetings their events become.
+
+use super::{Backend, Result, Store, corrupt, from_db_ms, to_db_ms};
+use parley_shared::{EmailAddress, MeetingId, MeetingUrl};
+use serde::Serialize;
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Calendar {
+    pub calendar_id: Uuid,
+    pub user_id: Uuid,
+    pub url: String,
+    pub username: Option<String>,
+    /// The password as sealed at rest; never serialized.
+    #[serde(skip)]
+    pub password_sealed: Option<String>,
+    #[serde(skip)]
+    pub etag: Option<String>,
+    #[serde(skip)]
+    pub last_modified: Option<String>,
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+/// One calendar instance as the meeting it becomes.
+#[derive(Debug, Clone)]
+pub struct CalendarMeeting {
+    pub key: String,
+    pub owner_id: Uuid,
+    pub title: String,
+    pub url: MeetingUrl,
+    pub start_ms: u64,
+    pub invitees: Vec<EmailAddress>,
+}
+
+const COLUMNS: &str = "calendar_id, user_id, url, username, password_sealed, etag, last_modified, \
+    failures, last_error";
+
+fn calendar_from_row(r: &sqlx::any::AnyRow) -> Result<Calendar> {
+    let id: String = r.try_get("calendar_id")?;
+    let user: String = r.try_get("user_id")?;
+    Ok(Calendar {
+        calendar_id: Uuid::parse_str(&id).map_err(|_| corrupt("calendar id"))?,
+        user_id: Uuid::parse_str(&user).map_err(|_| corrupt("calendar user"))?,
+        url: r.try_get("url")?,
+        username: r.try_get("username")?,
+        password_sealed: r.try_get("password_sealed")?,
+        etag: r.try_get("etag")?,
+        last_modified: r.try_get("last_modified")?,
+        failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+impl Store {
+    pub async fn add_calendar(
+        &self,
+        user_id: Uuid,
+        url: &str,
+        username: Option<&str>,
+        password_sealed: Option<&str>,
+        now_ms: u64,
+    ) -> Result<Calendar> {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO calendars (calendar_id, user_id, url, username, password_sealed, \
+             next_poll_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        )
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .bind(url)
+        .bind(username)
+        .bind(password_sealed)
+        .bind(to_db_ms(now_ms))
+        .execute(&self.pool)
+        .await?;
+        self.calendar(id)
+            .await?
+            .ok_or_else(|| corrupt("calendar vanished"))
+    }
+
+    pub async fn calendar(&self, id: Uuid) -> Result<Option<Calendar>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM calendars WHERE calendar_id = $1"
+        )))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(calendar_from_row).transpose()
+    }
+
+    pub async fn calendars_of(&self, user_id: Uuid) -> Result<Vec<Calendar>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM calendars WHERE user_id = $1 ORDER BY created_at"
+        )))
+        .bind(user_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(calendar_from_row).collect()
+    }
+
+    /// Removes a user's calendar; the meetings only it scheduled are cancelled by the caller.
+    pub async fn delete_calendar(&self, user_id: Uuid, id: Uuid) -> Result<Vec<String>> {
+        let keys = self.calendar_keys(id).await?;
+        let n = sqlx::query("DELETE FROM calendars WHERE calendar_id = $1 AND user_id = $2")
+            .bind(id.to_string())
+            .bind(user_id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(if n > 0 { keys } else { Vec::new() })
+    }
+
+    /// Takes a calendar that is due for a poll, for `lease_ms`.
+    pub async fn claim_calendar(&self, now_ms: u64, lease_ms: u64) -> Result<Option<Calendar>> {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let due = "(next_poll_at <= $2 AND (locked_until IS NULL OR locked_until < $2))";
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE calendars SET locked_until = $1 WHERE calendar_id = \
+             (SELECT calendar_id FROM calendars WHERE {due} ORDER BY next_poll_at LIMIT 1{lock}) \
+             AND {due} RETURNING {COLUMNS}"
+        )))
+        .bind(to_db_ms(now_ms + lease_ms))
+        .bind(to_db_ms(now_ms))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(calendar_from_row).transpose()
+    }
+
+    /// Records a poll's outcome: the validators on success, the error and one more failure
+    /// otherwise; either way when to poll next.
+    pub async fn calendar_polled(
+        &self,
+        id: Uuid,
+        outcome: std::result::Result<(Option<&str>, Option<&str>), &str>,
+        next_poll_ms: u64,
+    ) -> Result<()> {
+        match outcome {
+            Ok((etag, last_modified)) => {
+                sqlx::query(
+                    "UPDATE calendars SET etag = COALESCE($1, etag), \
+                     last_modified = COALESCE($2, last_modified), failures = 0, last_error = NULL, \
+                     next_poll_at = $3, locked_until = NULL WHERE calendar_id = $4",
+                )
+                .bind(etag)
+                .bind(last_modified)
+                .bind(to_db_ms(next_poll_ms))
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+            }
+            Err(error) => {
+                sqlx::query(
+                    "UPDATE calendars SET last_error = $1, failures = failures + 1, \
+                     next_poll_at = $2, locked_until = NULL WHERE calendar_id = $3",
+                )
+                .bind(error)
+                .bind(to_db_ms(next_poll_ms))
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The instance keys a calendar showed last time, with their starts.
+    pub async fn calendar_instances(&self, id: Uuid) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT calendar_key, start_time FROM calendar_instances WHERE calendar_id = $1",
+        )
+        .bind(id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("calendar_key")?,
+                    from_db_ms(r.try_get("start_time")?),
+                ))
+            })
+            .collect()
+    }
+
+    async fn calendar_keys(&self, id: Uuid) -> Result<Vec<String>> {
+        Ok(self
+            .calendar_instances(id)
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    pub async fn set_calendar_instance(&self, id: Uuid, key: &str, start_ms: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO calendar_instances (calendar_id, calendar_key, start_time) \
+             VALUES ($1, $2, $3) ON CONFLICT (calendar_id, calendar_key) \
+             DO UPDATE SET start_time = excluded.start_time",
+        )
+        .bind(id.to_string())
+        .bind(key)
+        .bind(to_db_ms(start_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets an instance for a calendar; cancels its meeting when no calendar shows it any more
+    /// and it has not started. Returns the cancelled meeting.
+    pub async fn drop_calendar_instance(
+        &self,
+        id: Option<Uuid>,
+        key: &str,
+    ) -> Result<Option<MeetingId>> {
+        if let Some(id) = id {
+            sqlx::query(
+                "DELETE FROM calendar_instances WHERE calendar_id = $1 AND calendar_key = $2",
+            )
+            .bind(id.to_string())
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        }
+        let row = sqlx::query(
+            "DELETE FROM meetings WHERE calendar_key = $1 AND status = 'scheduled' \
+             AND NOT EXISTS (SELECT 1 FROM calendar_instances i WHERE i.calendar_key = $1) \
+             RETURNING meeting_id",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let id: String = r.try_get("meeting_id")?;
+            MeetingId::parse(&id).map_err(|_| corrupt("meeting id"))
+        })
+        .transpose()
+    }
+
+    /// Creates the instance's meeting, or moves and renames it while it has not started; the
+    /// calendar's owner and the event's attendees can see it.
+    pub async fn sync_calendar_meeting(
+        &self,
+        m: &CalendarMeeting,
+        now_ms: u64,
+    ) -> Result<MeetingId> {
+        let existing = self.meeting_by_calendar_key(&m.key).await?;
+        let id = match existing {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE meetings SET title = $1, url = $2, platform = $3, start_time = $4 \
+                     WHERE meeting_id = $5 AND status = 'scheduled'",
+                )
+                .bind(&m.title)
+                .bind(m.url.as_str())
+                .bind(m.url.platform().as_str())
+                .bind(to_db_ms(m.start_ms))
+                .bind(id.to_string())
+                .execute(&self.pool)
+                .await?;
+                id
+            }
+            None => {
+                let created = self
+                    .create_meeting(
+                        super::NewMeeting {
+                            owner_id: m.owner_id,
+                            title: m.title.clone(),
+                            url: m.url.clone(),
+                            start_time_ms: Some(m.start_ms),
+                            invitees: m.invitees.clone(),
+                            record: true,
+                        },
+                        now_ms,
+                    )
+                    .await?;
+                let claimed = sqlx::query(
+                    "UPDATE meetings SET calendar_key = $1 WHERE meeting_id = $2 \
+                     AND NOT EXISTS (SELECT 1 FROM meetings o WHERE o.calendar_key = $1)",
+                )
+                .bind(&m.key)
+                .bind(created.meeting_id.to_string())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if claimed == 0 {
+                    // Another calendar made it first: keep theirs.
+                    sqlx::query("DELETE FROM meetings WHERE meeting_id = $1")
+                        .bind(created.meeting_id.to_string())
+                        .execute(&self.pool)
+                        .await?;
+                    self.meeting_by_calendar_key(&m.key)
+                        .await?
+                        .ok_or_else(|| corrupt("calendar meeting vanished"))?
+                } else {
+                    created.meeting_id
+                }
+            }
+        };
+        sqlx::query(
+            "INSERT INTO user_meetings (id, user_id, meeting_id, joined_at) \
+             SELECT $1 || ':' || $2, $2, $1, $3 WHERE NOT EXISTS \
+             (SELECT 1 FROM meetings WHERE meeting_id = $1 AND owner_id = $2) \
+             ON CONFLICT (user_id, meeting_id) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(m.owner_id.to_string())
+        .bind(to_db_ms(now_ms))
+        .execute(&self.pool)
+        .await?;
+        for email in &m.invitees {
+            sqlx::query(
+                "INSERT INTO meeting_invitees (meeting_id, email) VALUES ($1, $2) \
+                 ON CONFLICT (meeting_id, email) DO NOTHING",
+            )
+            .bind(id.to_string())
+            .bind(email.as_str())
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(id)
+    }
+
+    pub async fn meeting_by_calendar_key(&self, key: &str) -> Result<Option<MeetingId>> {
+        let row = sqlx::query("SELECT meeting_id FROM meetings WHERE calendar_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let id: String = r.try_get("meeting_id")?;
+            MeetingId::parse(&id).map_err(|_| corrupt("meeting id"))
+        })
+        .transpose()
+    }
+}
