@@ -1,11 +1,15 @@
 //! End to end through a real SFU: Janus in a private network namespace, three headless Chromium
 //! participants publishing the meeting-dev tracks (Maria joins late, Priya leaves early), and a
-//! bot sent by the orchestrator API to the `janus+ws://` link. The stored transcript must have
+//! bot the orchestrator sends to the `janus+ws://` link when the host's calendar (a real CalDAV
+//! server) says the meeting starts: within 5 s of its join time. The stored transcript must have
 //! every speaker under their display name and a word error rate close to the offline figure.
 //!
 //! Needs root (network namespaces), Janus and Chromium (`scripts/janus-lab deps`), and the tiny.en
 //! model. The test re-runs itself inside the namespace: there the bot, Janus and the browsers
 //! share a loopback network that Janus will gather candidates on.
+
+#[path = "support/child_servers.rs"]
+mod child_servers;
 
 use parley_bot::asr::settings::AsrArgs;
 use parley_bot::eval::{Reference, word_errors};
@@ -17,6 +21,8 @@ use std::time::{Duration, Instant};
 
 const INSIDE: &str = "PARLEY_E2E_INSIDE_NETNS";
 const ROOM: u64 = 4242;
+/// Bots are sent this long before a meeting's start.
+const LEAD: Duration = Duration::from_secs(5);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -169,6 +175,8 @@ async fn inside_the_namespace() {
     config.connector.ice_bind = vec!["127.0.1.1:0".to_owned()];
     let recordings = data.path().join("recordings");
     config.connector.record_to = Some(recordings.display().to_string());
+    config.dispatch_lead = LEAD;
+    config.calendar_poll = Duration::from_millis(500);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -215,21 +223,55 @@ async fn inside_the_namespace() {
     .await
     .expect("json");
     let token = login["token"].as_str().expect("token").to_owned();
+    // The meeting comes from the host's calendar (a real CalDAV server), starting shortly.
     let link = format!("{}?room={ROOM}", ws.replacen("ws://", "janus+ws://", 1));
-    let created: Value = post(
-        "/meetings",
-        Some(&token),
-        json!({"title": "Stand-up", "url": link}),
-    )
-    .await
-    .expect("create meeting")
-    .json()
-    .await
-    .expect("json");
-    let id = created["meeting_id"]
-        .as_str()
-        .expect("meeting id")
-        .to_owned();
+    let radicale = child_servers::Radicale::start();
+    let calendar = radicale.calendar(&http, "/host/work/").await;
+    let now = chrono::Utc::now();
+    let start = now + chrono::Duration::seconds(20)
+        - chrono::Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()));
+    let stamp = |t: chrono::DateTime<chrono::Utc>| t.format("%Y%m%dT%H%M%SZ").to_string();
+    radicale
+        .put(
+            &http,
+            &calendar,
+            "standup",
+            format!(
+                "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//parley e2e//EN\r\nBEGIN:VEVENT\r\n\
+                 UID:standup@e2e\r\nDTSTAMP:{}\r\nDTSTART:{}\r\nDTEND:{}\r\nSUMMARY:Stand-up\r\n\
+                 LOCATION:{link}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
+                stamp(now),
+                stamp(start),
+                stamp(start + chrono::Duration::minutes(15)),
+            ),
+        )
+        .await;
+    let r = post("/calendars", Some(&token), json!({"url": calendar}))
+        .await
+        .expect("add calendar");
+    assert!(r.status().is_success(), "add calendar: {}", r.status());
+    let mut id = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while id.is_empty() {
+        let listed: Value = http
+            .get(format!("{base}/meetings"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        if let Some(m) = listed["meetings"].as_array().and_then(|m| m.first()) {
+            assert_eq!(m["url"], link.as_str());
+            id = m["meeting_id"].as_str().expect("meeting id").to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the calendar event never became a meeting"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let get = |path: String| {
         let http = http.clone();
         let token = token.clone();
@@ -247,7 +289,9 @@ async fn inside_the_namespace() {
     };
 
     create_room(&ws).await;
-    // The bot joins first (an empty room is fine: it waits for publishers).
+    // The bot joins first (an empty room is fine: it waits for publishers), on time: within 5 s
+    // of the calendar's start minus the dispatch lead.
+    let join_at = start - chrono::Duration::from_std(LEAD).expect("lead");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let m = get(format!("/meetings/{id}")).await;
@@ -256,8 +300,17 @@ async fn inside_the_namespace() {
             break;
         }
         assert!(Instant::now() < deadline, "the bot never joined: {m}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let late = chrono::Utc::now() - join_at;
+    eprintln!(
+        "bot dispatched {} ms after its scheduled join time",
+        late.num_milliseconds()
+    );
+    assert!(
+        late <= chrono::Duration::seconds(5) && late >= chrono::Duration::seconds(-1),
+        "the bot joined {late} from its scheduled join time"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // Maria joins 4 s late (her track from 4 s on); Priya leaves at 79 s, after her last line.

@@ -4,8 +4,8 @@
 //! is one meeting both can see.
 
 use crate::both_backends;
+use crate::child_servers::Radicale;
 use crate::helpers::{Backend, Options, TestApp, eventually};
-use crate::mail_servers::Radicale;
 use chrono::{Duration as Span, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};

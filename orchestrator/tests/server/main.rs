@@ -3,6 +3,9 @@
 
 mod helpers;
 
+#[path = "../support/child_servers.rs"]
+mod child_servers;
+
 mod accounts;
 mod bots;
 mod calendars;
