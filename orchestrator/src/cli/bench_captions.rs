@@ -4,17 +4,14 @@
 //! server's memory is its own), publishes segment events the way bots do, and reports the delay
 //! from publication to arrival at each viewer's socket.
 
-use super::bench_servers::given_or_private;
+use super::bench_servers::{bench_meeting, given_or_private, utterance_event};
 use super::procstat;
 use crate::live::share_link;
-use crate::store::NewMeeting;
 use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
 use parley_bot::sink::redis::EVENT_FIELD;
-use parley_shared::{
-    Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
-};
+use parley_shared::MeetingId;
 use serde::{Deserialize, Serialize};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -60,26 +57,11 @@ fn epoch_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// Partial then final for each utterance, the publication time in the text.
+/// A generated segment event with its publication time in the text.
 fn event(meeting: MeetingId, n: u64) -> anyhow::Result<String> {
-    let utterance = n / 2;
-    let key = SpeakerKey::parse(format!("speaker-{}", utterance % 4))?;
-    let start_ms = utterance * 3000;
     let text = format!("t{} we agreed to ship the search fix on friday", epoch_us());
-    Ok(serde_json::to_string(&Event::new(
-        meeting,
-        n,
-        EventBody::Segment(Segment {
-            segment_id: SegmentId::derive(meeting, &key, start_ms),
-            speaker: Speaker {
-                name: format!("Speaker {}", utterance % 4),
-                key,
-            },
-            start_ms,
-            end_ms: start_ms + 2400,
-            text,
-            is_final: n % 2 == 1,
-        }),
+    Ok(serde_json::to_string(&utterance_event(
+        meeting, n, 3000, text,
     ))?)
 }
 
@@ -93,19 +75,7 @@ pub async fn run(args: BenchCaptionsArgs) -> anyhow::Result<()> {
     );
     let servers = given_or_private(args.database_url.clone(), args.redis_url.clone()).await?;
     let (store, owner) = servers.store_with_owner().await?;
-    let meeting = store
-        .create_meeting(
-            NewMeeting {
-                owner_id: owner.user_id,
-                title: "captions bench".to_owned(),
-                url: MeetingUrl::parse("https://example.com/bench")?,
-                start_time_ms: Some(4_102_444_800_000),
-                invitees: vec![],
-                record: false,
-            },
-            crate::clock::now_ms(),
-        )
-        .await?;
+    let meeting = bench_meeting(&store, &owner, "captions bench".to_owned(), vec![]).await?;
     let token = meeting
         .share_token
         .clone()

@@ -3,19 +3,17 @@
 //! publication rate (end-to-end lag, publication to commit). Uses `DATABASE_URL`/`REDIS_URL` when
 //! set, else private throw-away servers.
 
-use super::bench_servers::given_or_private;
+use super::bench_servers::{bench_meeting, given_or_private, utterance_event};
 use crate::ingest::{
     self,
     redis_source::{RedisIngestConfig, RedisSource},
 };
 use crate::live::LiveLog;
 use crate::metrics::Metrics;
-use crate::store::{NewMeeting, Store};
+use crate::store::Store;
 use clap::Args;
 use parley_bot::sink::redis::EVENT_FIELD;
-use parley_shared::{
-    Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
-};
+use parley_shared::MeetingId;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -55,30 +53,12 @@ impl Generator {
         self.next += 1;
         let utterance = n / 2;
         let meeting = self.meetings[(utterance % self.meetings.len() as u64) as usize];
-        let key = SpeakerKey::parse(format!("speaker-{}", utterance % 4))
-            .unwrap_or_else(|_| unreachable!("generated keys are short and printable"));
-        let start_ms = utterance * 1000;
-        let is_final = n % 2 == 1;
-        let event = Event::new(
-            meeting,
-            n,
-            EventBody::Segment(Segment {
-                segment_id: SegmentId::derive(meeting, &key, start_ms),
-                speaker: Speaker {
-                    name: format!("Speaker {}", utterance % 4),
-                    key,
-                },
-                start_ms,
-                end_ms: start_ms + 2400,
-                text: if is_final {
-                    "so we agreed to ship the search fix on friday and review the logo next week"
-                } else {
-                    "so we agreed to ship the search fix"
-                }
-                .to_owned(),
-                is_final,
-            }),
-        );
+        let text = if n % 2 == 1 {
+            "so we agreed to ship the search fix on friday and review the logo next week"
+        } else {
+            "so we agreed to ship the search fix"
+        };
+        let event = utterance_event(meeting, n, 1000, text.to_owned());
         serde_json::to_string(&event).unwrap_or_default()
     }
 }
@@ -145,19 +125,7 @@ pub async fn run(args: BenchIngestArgs) -> anyhow::Result<()> {
     let (store, owner) = servers.store_with_owner().await?;
     let mut meetings = Vec::new();
     for i in 0..args.meetings {
-        let m = store
-            .create_meeting(
-                NewMeeting {
-                    owner_id: owner.user_id,
-                    title: format!("bench {i}"),
-                    url: MeetingUrl::parse("https://example.com/bench")?,
-                    start_time_ms: Some(4_102_444_800_000),
-                    invitees: vec![],
-                    record: false,
-                },
-                0,
-            )
-            .await?;
+        let m = bench_meeting(&store, &owner, format!("bench {i}"), vec![]).await?;
         meetings.push(m.meeting_id);
     }
     let stream = format!("parley:bench:{}", uuid::Uuid::new_v4().simple());

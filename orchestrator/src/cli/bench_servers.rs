@@ -1,12 +1,15 @@
-//! The Postgres and Redis a benchmark runs against: the ones given, else private throw-away ones.
+//! The Postgres and Redis a benchmark runs against (the ones given, else private throw-away
+//! ones), and the meetings and events benchmarks generate.
 
 use crate::clock::now_ms;
 use crate::config::{Secret, ServerConfig};
 use crate::dev_servers::{PrivatePostgres, PrivateRedis};
-use crate::store::{Store, User};
+use crate::store::{Meeting, NewMeeting, Store, User};
 use anyhow::Context;
 use parley_bot::asr::settings::AsrArgs;
-use parley_shared::EmailAddress;
+use parley_shared::{
+    EmailAddress, Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
+};
 
 pub struct BenchServers {
     _pg: Option<PrivatePostgres>,
@@ -96,4 +99,50 @@ impl BenchServer {
         let _ = self.stop.send(());
         self.task.await?
     }
+}
+
+/// A benchmark meeting far in the future, so the dispatcher never sends a bot to it.
+pub async fn bench_meeting(
+    store: &Store,
+    owner: &User,
+    title: String,
+    invitees: Vec<EmailAddress>,
+) -> anyhow::Result<Meeting> {
+    Ok(store
+        .create_meeting(
+            NewMeeting {
+                owner_id: owner.user_id,
+                title,
+                url: MeetingUrl::parse("https://example.com/bench")?,
+                start_time_ms: Some(4_102_444_800_000),
+                invitees,
+                record: false,
+            },
+            now_ms(),
+        )
+        .await?)
+}
+
+/// The `n`th event of a generated meeting: for each utterance (`spacing_ms` apart, four speakers
+/// in turn) a partial, then its final.
+pub fn utterance_event(meeting: MeetingId, n: u64, spacing_ms: u64, text: String) -> Event {
+    let utterance = n / 2;
+    let key = SpeakerKey::parse(format!("speaker-{}", utterance % 4))
+        .unwrap_or_else(|_| unreachable!("generated keys are short and printable"));
+    let start_ms = utterance * spacing_ms;
+    Event::new(
+        meeting,
+        n,
+        EventBody::Segment(Segment {
+            segment_id: SegmentId::derive(meeting, &key, start_ms),
+            speaker: Speaker {
+                name: format!("Speaker {}", utterance % 4),
+                key,
+            },
+            start_ms,
+            end_ms: start_ms + 2400,
+            text,
+            is_final: n % 2 == 1,
+        }),
+    )
 }

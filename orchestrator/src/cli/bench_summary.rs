@@ -4,15 +4,12 @@
 //! times the end to the stored summary and to the last of its three emails. Also times the
 //! built-in summarizer alone on a long meeting.
 
-use super::bench_servers::given_or_private;
-use crate::store::NewMeeting;
+use super::bench_servers::{bench_meeting, given_or_private};
 use crate::summary::{Line, Summarizer, SummaryInput};
 use anyhow::Context;
 use clap::Args;
 use parley_bot::sink::redis::EVENT_FIELD;
-use parley_shared::{
-    EmailAddress, Event, EventBody, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
-};
+use parley_shared::{EmailAddress, Event, EventBody, Segment, SegmentId, Speaker, SpeakerKey};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -103,22 +100,11 @@ pub async fn run(args: BenchSummaryArgs) -> anyhow::Result<()> {
         talk.len()
     );
     for i in 0..args.meetings {
-        let meeting = store
-            .create_meeting(
-                NewMeeting {
-                    owner_id: owner.user_id,
-                    title: format!("bench meeting {i}"),
-                    url: MeetingUrl::parse("https://example.com/bench")?,
-                    start_time_ms: Some(4_102_444_800_000),
-                    invitees: vec![
-                        EmailAddress::parse("ana@example.com")?,
-                        EmailAddress::parse("ben@example.com")?,
-                    ],
-                    record: false,
-                },
-                crate::clock::now_ms(),
-            )
-            .await?;
+        let invitees = vec![
+            EmailAddress::parse("ana@example.com")?,
+            EmailAddress::parse("ben@example.com")?,
+        ];
+        let meeting = bench_meeting(&store, &owner, format!("bench meeting {i}"), invitees).await?;
         let id = meeting.meeting_id;
         let mut events = Vec::new();
         for (n, (key, name, start_ms, text)) in talk.iter().enumerate() {
