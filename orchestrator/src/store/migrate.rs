@@ -1,5 +1,6 @@
-//! Embedded migrations: the SQL files of `migrations/{postgres,sqlite}` compiled into the binary,
-//! so a deployed `parley` needs no files beside it.
+//! Embedded migrations: the SQL files of `migrations/{postgres,sqlite}` (and `migrations/shared`
+//! for those both databases take as written) compiled into the binary, so a deployed `parley`
+//! needs no files beside it.
 
 use super::{Backend, Result, Store};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -34,14 +35,14 @@ const MIGRATIONS: &[Source] = &[
     Source {
         version: 4,
         description: "summary jobs",
-        postgres: include_str!("../../../migrations/postgres/0004_summary_jobs.sql"),
-        sqlite: include_str!("../../../migrations/sqlite/0004_summary_jobs.sql"),
+        postgres: include_str!("../../../migrations/shared/0004_summary_jobs.sql"),
+        sqlite: include_str!("../../../migrations/shared/0004_summary_jobs.sql"),
     },
     Source {
         version: 5,
         description: "calendars",
-        postgres: include_str!("../../../migrations/postgres/0005_calendars.sql"),
-        sqlite: include_str!("../../../migrations/sqlite/0005_calendars.sql"),
+        postgres: include_str!("../../../migrations/shared/0005_calendars.sql"),
+        sqlite: include_str!("../../../migrations/shared/0005_calendars.sql"),
     },
 ];
 
