@@ -3,14 +3,19 @@
 
 use crate::asr::settings::AsrArgs;
 use crate::connector::open::{AnyConnector, ConnectorArgs};
+use crate::fleet::redis_queue::RedisQueue;
+use crate::fleet::worker::{Worker, WorkerConfig};
+use crate::fleet::{AnyQueue, DEFAULT_ASSIGNMENTS_STREAM};
 use crate::pipeline::{PipelineConfig, run_meeting};
-use crate::sink::any::AnySink;
+use crate::sink::any::{AnySink, Bus};
 use crate::sink::jsonl::JsonlSink;
 use crate::sink::redis::{DEFAULT_STREAM, RedisSink};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use parley_shared::MeetingId;
 use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::watch;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +36,30 @@ enum Command {
     /// Join a meeting (janus+ws://HOST:PORT/?room=ROOM, or replay:FOLDER) until it ends or
     /// SIGINT/SIGTERM, then finish every utterance in progress and flush.
     Join(JoinArgs),
+    /// Serve the fleet: load the model once, then join each meeting the orchestrator assigns
+    /// (Redis stream `parley:assignments`), one at a time, heart-beating while in it. On
+    /// SIGINT/SIGTERM a meeting in progress is handed to another worker.
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct WorkerArgs {
+    /// The Redis the orchestrator uses.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: String,
+    /// Redis stream of assignments.
+    #[arg(long, env = "PARLEY_ASSIGNMENTS_STREAM", default_value = DEFAULT_ASSIGNMENTS_STREAM)]
+    assignments_stream: String,
+    /// Redis stream for events.
+    #[arg(long, env = "PARLEY_EVENTS_STREAM", default_value = DEFAULT_STREAM)]
+    events_stream: String,
+    /// This worker's name in the fleet (Kubernetes: the pod name) [default: HOST-PID].
+    #[arg(long, env = "PARLEY_WORKER_ID")]
+    worker_id: Option<String>,
+    #[command(flatten)]
+    asr: AsrArgs,
+    #[command(flatten)]
+    connector: ConnectorArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,7 +103,47 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Command::Join(args) = cli.command;
+    match cli.command {
+        Command::Join(args) => join(args).await,
+        Command::Worker(args) => worker(args).await,
+    }
+}
+
+async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let queue = RedisQueue::connect(&args.redis_url, &args.assignments_stream)
+        .await
+        .context("cannot connect to Redis")?;
+    let asr = Arc::new(args.asr.load_pool().await?);
+    let config = WorkerConfig {
+        worker_id: args.worker_id.unwrap_or_else(WorkerConfig::default_id),
+        connector: args.connector,
+        pipeline: PipelineConfig {
+            transcriber: args.asr.transcriber(true),
+            ..PipelineConfig::default()
+        },
+    };
+    eprintln!(
+        "parley-bot: worker {} ready with model {}",
+        config.worker_id,
+        asr.path.display()
+    );
+    let bus = Bus::Redis {
+        url: args.redis_url,
+        stream: args.events_stream,
+    };
+    let (_retire_tx, retire) = watch::channel(false);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = shutdown_tx.send(true);
+    });
+    Worker::new(AnyQueue::Redis(queue), asr, bus, config)
+        .run(retire, shutdown)
+        .await;
+    Ok(())
+}
+
+async fn join(args: JoinArgs) -> anyhow::Result<()> {
     let meeting = match &args.meeting_id {
         Some(id) => MeetingId::parse(id).context("--meeting-id must be a UUID")?,
         None => MeetingId::new_random(),
@@ -94,7 +163,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let (model, path) = args.asr.load().await?;
     let pool = args.asr.pool(&model)?;
-    let connector = AnyConnector::open(&args.url, &args.connector, meeting)
+    let connector = AnyConnector::open(&args.url, &args.connector, meeting, 0)
         .await
         .context("cannot join the meeting")?;
     eprintln!(

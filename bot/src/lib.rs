@@ -6,6 +6,7 @@ pub mod audio;
 pub mod cli;
 pub mod connector;
 pub mod eval;
+pub mod fleet;
 pub mod local_run;
 pub mod models;
 pub mod pipeline;

@@ -106,7 +106,7 @@ pub async fn run_replay(
     tap: Option<mpsc::UnboundedSender<TimedEvent>>,
 ) -> Result<LocalRun, PipelineError> {
     let meeting = MeetingId::new_random();
-    let connector = ReplayConnector::start(tracks, pace)?;
+    let connector = ReplayConnector::start(tracks, pace, 0)?;
     let duration_ms = connector.duration_ms();
     let started = connector.started();
     let (tx, mut rx) = mpsc::channel::<Event>(1024);

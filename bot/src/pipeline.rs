@@ -26,6 +26,10 @@ pub struct PipelineConfig {
     /// Stop reading media while this many finals are waiting for Whisper (backpressure for
     /// faster-than-real-time replay; live, the connector's own buffer then drops packets).
     pub max_pending_finals: usize,
+    /// How long the meeting had been recorded when this bot joined: zero for the first bot, the
+    /// time since the first bot's join for one that replaces it. Every published time is on the
+    /// meeting's clock, and sequence numbers continue above the earlier bot's.
+    pub clock_offset_ms: u64,
 }
 
 impl Default for PipelineConfig {
@@ -34,6 +38,7 @@ impl Default for PipelineConfig {
             transcriber: TranscriberConfig::default(),
             jitter: JitterConfig::default(),
             max_pending_finals: 8,
+            clock_offset_ms: 0,
         }
     }
 }
@@ -111,7 +116,9 @@ pub async fn run_meeting<C: MeetingConnector, S: EventSink>(
         transcriber: Transcriber::new(meeting, config.transcriber),
         tracks: HashMap::new(),
         block: NEXT_MEETING_BLOCK.fetch_add(1, Ordering::Relaxed) * STREAMS_PER_MEETING,
-        seq: 0,
+        // A bot publishes far fewer than a thousand events a millisecond, so a replacement's
+        // numbers start above everything its predecessor can have sent.
+        seq: config.clock_offset_ms.saturating_mul(1000),
         chunks: Vec::new(),
         reply,
         in_meeting: false,
@@ -176,6 +183,7 @@ fn event_time(event: &ConnectorEvent) -> u64 {
 
 impl<S: EventSink> Run<'_, S> {
     async fn emit(&mut self, body: EventBody) -> Result<(), SinkError> {
+        let body = body.shifted(self.meeting, self.config.clock_offset_ms);
         let event = Event::new(self.meeting, self.seq, body);
         self.seq += 1;
         self.sink.publish(event).await

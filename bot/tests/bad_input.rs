@@ -14,7 +14,7 @@ fn open_err(bytes: &[u8], name: &str) -> String {
     let path = dir.path().join(name);
     std::fs::write(&path, bytes).expect("write");
     let tracks = ReplayConnector::discover(&[path]).expect("discover");
-    match ReplayConnector::start(tracks, Pace::Unpaced) {
+    match ReplayConnector::start(tracks, Pace::Unpaced, 0) {
         Ok(_) => panic!("{name} was accepted"),
         Err(e) => e.to_string(),
     }

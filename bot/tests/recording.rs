@@ -45,7 +45,7 @@ async fn each_speaker_is_recorded_to_a_folder() {
         ..ConnectorArgs::default()
     };
     let meeting = MeetingId::new_random();
-    let mut c = AnyConnector::open(&format!("replay:{}", sample.display()), &args, meeting)
+    let mut c = AnyConnector::open(&format!("replay:{}", sample.display()), &args, meeting, 0)
         .await
         .expect("open");
     while c.next_event().await.expect("event").is_some() {}

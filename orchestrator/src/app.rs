@@ -1,29 +1,36 @@
-//! The server: wires the store, the event bus and its ingest, the bot launcher, the dispatcher and
-//! the HTTP API, and shuts them down in order.
+//! The server: wires the store, the event bus and its ingest, the bot fleet (scheduler, queue and
+//! launcher) and the HTTP API, and shuts them down in order.
 
 use crate::api::{self, AppState};
 use crate::auth::LoginLimiter;
 use crate::calendar::{self, sealing::Sealer};
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
+use crate::fleet::Fleet;
+use crate::fleet::launchers::{
+    AnyLauncher, LauncherKind, in_process::InProcessLauncher, kubernetes::KubernetesLauncher,
+    process::ProcessLauncher,
+};
 use crate::ingest::{
     self,
     channel::ChannelSource,
     redis_source::{RedisIngestConfig, RedisSource},
 };
 use crate::jobs;
-use crate::launcher::{Bus, Launcher};
 use crate::live::{Hubs, LiveLog};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::summary::{LlmSummarizer, Summarizer};
 use anyhow::Context;
+use parley_bot::fleet::AnyQueue;
+use parley_bot::fleet::redis_queue::RedisQueue;
+use parley_bot::sink::any::Bus;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 /// Runs until `shutdown` resolves, then stops accepting requests, asks bots to leave, lets the
 /// ingest store what they published, and returns.
@@ -86,14 +93,16 @@ pub async fn run(
 
     let addr = listener.local_addr()?;
     let public_url: Arc<str> = Arc::from(config.public_url(addr));
-    let launcher = Arc::new(Launcher::new(
-        bus,
-        config.asr.clone(),
-        config.connector.clone(),
-        Arc::clone(&metrics),
-        config.chat_link.then(|| Arc::clone(&public_url)),
-    ));
-    let dispatch = Arc::new(Notify::new());
+    let fleet = Arc::new(
+        fleet(
+            &config,
+            bus,
+            &store,
+            &metrics,
+            config.chat_link.then(|| Arc::clone(&public_url)),
+        )
+        .await?,
+    );
     let recordings = match config.connector.record_to.as_deref() {
         None | Some("off") => None,
         Some(location) => match parley_bot::recorder::RecordingStore::open(location) {
@@ -112,8 +121,7 @@ pub async fn run(
         store: store.clone(),
         metrics: Arc::clone(&metrics),
         limiter: Arc::new(LoginLimiter::new(config.login_limits)),
-        launcher: Arc::clone(&launcher),
-        dispatch: Arc::clone(&dispatch),
+        fleet: Arc::clone(&fleet),
         redis,
         token_ttl: config.token_ttl,
         live: Arc::new(Hubs::new(live, store.clone(), stop_rx.clone())),
@@ -131,13 +139,8 @@ pub async fn run(
         })
         .run(stopped(stop_rx.clone())),
     );
-    let dispatcher = tokio::spawn(dispatch_loop(
-        store.clone(),
-        Arc::clone(&launcher),
-        dispatch,
-        config.dispatch_lead,
-        stopped(stop_rx.clone()),
-    ));
+    let fleet_controller =
+        tokio::spawn(Arc::clone(&fleet).run(config.dispatch_lead, stopped(stop_rx.clone())));
 
     let mailer = match &config.smtp_url {
         Some(url) => Mailer::smtp(url.expose())?,
@@ -159,6 +162,7 @@ pub async fn run(
         public_url: Arc::clone(&public_url),
         recordings: config.connector.record_to.clone(),
         lease: config.job_lease,
+        metrics: Arc::clone(&metrics),
     });
     let workers: Vec<_> = (0..JOB_WORKERS)
         .map(|_| {
@@ -186,14 +190,15 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    let _ = dispatcher.await;
     let _ = housekeeping.await;
     let _ = calendars.await;
     for w in workers {
         let _ = w.await;
     }
-    launcher.shutdown().await;
-    drop(launcher);
+    // Stopping the fleet's workers lets them publish their last events; the in-process bus
+    // closes (and its ingest ends) once the last holder of it is gone.
+    let _ = fleet_controller.await;
+    drop(fleet);
     match tokio::time::timeout(Duration::from_secs(10), server).await {
         Ok(Ok(Ok(()))) => tracing::info!("http server stopped"),
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "http server ended with an error"),
@@ -219,36 +224,58 @@ fn summarizer_name(s: &Summarizer) -> String {
     }
 }
 
-/// Sends a bot to every meeting that is due (start within `lead`, or no start time), waking on
-/// each new meeting and at least every second. Claiming in the database makes it safe with
-/// several replicas.
-async fn dispatch_loop(
-    store: Store,
-    launcher: Arc<Launcher>,
-    wake: Arc<Notify>,
-    lead: Duration,
-    shutdown: impl Future<Output = ()>,
-) {
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        match store.due_meetings(now_ms() + lead.as_millis() as u64).await {
-            Ok(due) => {
-                for meeting in due {
-                    match store.claim_meeting(meeting.meeting_id).await {
-                        Ok(true) => launcher.launch(&meeting).await,
-                        Ok(false) => {}
-                        Err(e) => tracing::warn!(error = %e, "cannot claim meeting"),
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read due meetings"),
+/// The assignment queue beside the bus (Redis with Redis, else in memory) and the launcher.
+async fn fleet(
+    config: &ServerConfig,
+    bus: Bus,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    chat_link_base: Option<Arc<str>>,
+) -> anyhow::Result<Fleet> {
+    let f = &config.fleet;
+    let queue = match &config.redis_url {
+        Some(url) => AnyQueue::Redis(
+            RedisQueue::connect(url.expose(), &f.assignments_stream)
+                .await
+                .context("cannot open the assignment queue")?,
+        ),
+        None => AnyQueue::memory(),
+    };
+    let launcher = match f.launcher {
+        LauncherKind::InProcess => AnyLauncher::InProcess(Box::new(InProcessLauncher::new(
+            queue.clone(),
+            bus,
+            config.asr.clone(),
+            config.connector.clone(),
+        ))),
+        LauncherKind::Process => {
+            let redis = config
+                .redis_url
+                .as_ref()
+                .context("the process launcher needs Redis")?;
+            AnyLauncher::Process(Box::new(ProcessLauncher::new(
+                f.bot_program.clone(),
+                redis.expose(),
+                &f.assignments_stream,
+                &config.events_stream,
+                &config.asr,
+                &config.connector,
+                queue.clone(),
+            )))
         }
-        tokio::select! {
-            () = &mut shutdown => return,
-            () = wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
+        LauncherKind::Kubernetes => AnyLauncher::Kubernetes(Box::new(
+            KubernetesLauncher::connect(f.bot_namespace.as_deref(), &f.bot_deployment).await?,
+        )),
+    };
+    tracing::info!(launcher = launcher.name(), "bot fleet");
+    Ok(Fleet::new(
+        queue,
+        store.clone(),
+        Arc::clone(metrics),
+        launcher,
+        f.defaults,
+        chat_link_base,
+    ))
 }
 
 /// Deletes expired sessions every ten minutes (they no longer authenticate anyway; this keeps the

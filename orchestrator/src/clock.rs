@@ -1,9 +1,3 @@
 //! Wall-clock time as the store keeps it: milliseconds since the Unix epoch.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use parley_shared::now_ms;

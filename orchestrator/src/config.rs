@@ -2,6 +2,8 @@
 //! variable; with none set, `parley serve` runs the embedded default.
 
 use crate::auth::rate_limit::Limits;
+use crate::fleet::launchers::LauncherKind;
+use crate::store::FleetSettings;
 use parley_bot::asr::settings::AsrArgs;
 use parley_bot::connector::open::ConnectorArgs;
 use std::fmt;
@@ -68,10 +70,41 @@ pub struct ServerConfig {
     pub calendar_horizon: Duration,
     /// Bots are dispatched this long before a meeting's start time.
     pub dispatch_lead: Duration,
-    /// Whisper settings of the in-process bots.
+    /// How bot workers are run, and the fleet's size until an admin sets it.
+    pub fleet: FleetConfig,
+    /// Whisper settings of the bots this server launches.
     pub asr: AsrArgs,
     /// How in-process bots join meetings.
     pub connector: ConnectorArgs,
+}
+
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    pub launcher: LauncherKind,
+    pub defaults: FleetSettings,
+    pub assignments_stream: String,
+    /// The `parley-bot` binary the process launcher runs; `None` finds it.
+    pub bot_program: Option<PathBuf>,
+    /// The Kubernetes launcher's namespace (`None`: the client's) and Deployment.
+    pub bot_namespace: Option<String>,
+    pub bot_deployment: String,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            launcher: LauncherKind::InProcess,
+            defaults: FleetSettings {
+                min_idle: 1,
+                max_bots: 4,
+                per_user: 2,
+            },
+            assignments_stream: parley_bot::fleet::DEFAULT_ASSIGNMENTS_STREAM.to_owned(),
+            bot_program: None,
+            bot_namespace: None,
+            bot_deployment: "parley-bot".to_owned(),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -97,6 +130,7 @@ impl ServerConfig {
             secret_key: None,
             calendar_poll: Duration::from_secs(60),
             calendar_horizon: Duration::from_secs(14 * 24 * 3600),
+            fleet: FleetConfig::default(),
             asr,
             connector: ConnectorArgs {
                 record_to: Some(data_dir.join("recordings").display().to_string()),

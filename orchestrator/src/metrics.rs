@@ -1,11 +1,86 @@
 //! Process metrics in the Prometheus text format, kept in atomics (no registry, no locks on the
-//! hot path).
+//! hot path). The names are what `k8s/base/prometheusrule.yaml` alerts on.
 
+use parley_bot::fleet::{BotInfo, QueueDepth, WorkerState};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Upper bounds (ms) of the ingest lag histogram buckets.
-const LAG_BUCKETS_MS: [u64; 13] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+/// Upper bounds (ms) of the ingest and caption latency histograms.
+const LAG_BUCKETS_MS: &[u64] = &[1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000];
+/// Upper bounds (ms) of the join latency histogram: from queueing a bot to its being in the
+/// meeting.
+const JOIN_BUCKETS_MS: &[u64] = &[250, 500, 1000, 2000, 3000, 5000, 10000, 15000, 30000, 60000];
+
+/// A histogram over fixed bucket bounds given at each call (at most 15).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; 16],
+    sum: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, bounds: &[u64], v: u64) {
+        let i = bounds.iter().position(|&b| v <= b).unwrap_or(bounds.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum.fetch_add(v, Relaxed);
+    }
+
+    /// The smallest bucket bound at or below which `q` of the observations fall (`None` before
+    /// any; `u64::MAX` beyond the last bucket).
+    fn quantile(&self, bounds: &[u64], q: f64) -> Option<u64> {
+        let counts: Vec<u64> = self.buckets[..=bounds.len()]
+            .iter()
+            .map(|c| c.load(Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let target = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= target {
+                return Some(bounds.get(i).copied().unwrap_or(u64::MAX));
+            }
+        }
+        Some(u64::MAX)
+    }
+
+    fn render(&self, out: &mut String, bounds: &[u64], name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, c) in self.buckets[..=bounds.len()].iter().enumerate() {
+            cumulative += c.load(Relaxed);
+            let le = bounds
+                .get(i)
+                .map_or_else(|| "+Inf".to_owned(), u64::to_string);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_sum {}\n{name}_count {cumulative}",
+            self.sum.load(Relaxed)
+        );
+    }
+}
+
+/// A per-kind counter of the after-meeting jobs (summary, email).
+#[derive(Debug, Default)]
+pub struct ByJobKind {
+    pub summary: AtomicU64,
+    pub email: AtomicU64,
+}
+
+impl ByJobKind {
+    pub fn add(&self, kind: crate::store::JobKind) {
+        match kind {
+            crate::store::JobKind::Summary => &self.summary,
+            crate::store::JobKind::Email => &self.email,
+        }
+        .fetch_add(1, Relaxed);
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -22,10 +97,23 @@ pub struct Metrics {
     pub ingest_unknown_meeting: AtomicU64,
     pub ingest_errors: AtomicU64,
     pub ingest_reclaimed: AtomicU64,
-    pub bots_active: AtomicU64,
-    pub bots_started: AtomicU64,
-    lag_buckets: [AtomicU64; LAG_BUCKETS_MS.len() + 1],
-    lag_sum_ms: AtomicU64,
+    pub bots_dispatched: AtomicU64,
+    pub dispatch_deferred: AtomicU64,
+    pub bot_rejoins: AtomicU64,
+    pub capture_stalled: AtomicU64,
+    pub jobs_failed: ByJobKind,
+    pub jobs_dead: ByJobKind,
+    /// Workers by [`WorkerState`], as last seen by the fleet controller.
+    fleet_bots: [AtomicU64; 4],
+    fleet_desired: AtomicU64,
+    fleet_max_bots: AtomicU64,
+    fleet_min_idle: AtomicU64,
+    assignments_queued: AtomicU64,
+    assignments_active: AtomicU64,
+    assignments_oldest_queued_s: AtomicU64,
+    ingest_lag: Histogram,
+    caption_latency: Histogram,
+    join_latency: Histogram,
 }
 
 impl Metrics {
@@ -40,31 +128,47 @@ impl Metrics {
 
     /// Records the time from an event's publication to its commit.
     pub fn observe_lag_ms(&self, lag_ms: u64) {
-        let i = LAG_BUCKETS_MS
-            .iter()
-            .position(|&b| lag_ms <= b)
-            .unwrap_or(LAG_BUCKETS_MS.len());
-        self.lag_buckets[i].fetch_add(1, Relaxed);
-        self.lag_sum_ms.fetch_add(lag_ms, Relaxed);
+        self.ingest_lag.observe(LAG_BUCKETS_MS, lag_ms);
     }
 
-    /// The smallest bucket bound at or below which `q` of the observed lags fall (`None` before
-    /// any observation; `u64::MAX` when it is beyond the last bucket).
     pub fn lag_quantile_ms(&self, q: f64) -> Option<u64> {
-        let counts: Vec<u64> = self.lag_buckets.iter().map(|c| c.load(Relaxed)).collect();
-        let total: u64 = counts.iter().sum();
-        if total == 0 {
-            return None;
+        self.ingest_lag.quantile(LAG_BUCKETS_MS, q)
+    }
+
+    /// Records the time from a segment's publication to its reaching the captions log.
+    pub fn observe_caption_ms(&self, ms: u64) {
+        self.caption_latency.observe(LAG_BUCKETS_MS, ms);
+    }
+
+    /// Records the time from queueing a bot to its being in the meeting.
+    pub fn observe_join_ms(&self, ms: u64) {
+        self.join_latency.observe(JOIN_BUCKETS_MS, ms);
+    }
+
+    pub fn join_quantile_ms(&self, q: f64) -> Option<u64> {
+        self.join_latency.quantile(JOIN_BUCKETS_MS, q)
+    }
+
+    /// The fleet as the controller last saw it.
+    pub fn set_fleet(&self, bots: &[BotInfo], depth: QueueDepth, now_ms: u64) {
+        for (i, state) in WorkerState::ALL.iter().enumerate() {
+            let n = bots.iter().filter(|b| b.state == *state).count();
+            self.fleet_bots[i].store(n as u64, Relaxed);
         }
-        let target = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, c) in counts.iter().enumerate() {
-            seen += c;
-            if seen >= target {
-                return Some(LAG_BUCKETS_MS.get(i).copied().unwrap_or(u64::MAX));
-            }
-        }
-        Some(u64::MAX)
+        self.assignments_queued.store(depth.queued, Relaxed);
+        self.assignments_active.store(depth.active, Relaxed);
+        let oldest_s = depth
+            .oldest_queued_ms
+            .map_or(0, |at| now_ms.saturating_sub(at) / 1000);
+        self.assignments_oldest_queued_s.store(oldest_s, Relaxed);
+    }
+
+    pub fn set_fleet_size(&self, desired: u64, settings: crate::store::FleetSettings) {
+        self.fleet_desired.store(desired, Relaxed);
+        self.fleet_max_bots
+            .store(u64::from(settings.max_bots), Relaxed);
+        self.fleet_min_idle
+            .store(u64::from(settings.min_idle), Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -73,114 +177,180 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
             let _ = writeln!(out, "{name}{labels} {}", v.load(Relaxed));
         };
-        counter(
-            "parley_http_responses_2xx_total",
-            "HTTP responses with a success or redirect status.",
-            "",
-            &self.http_2xx,
-        );
-        counter(
-            "parley_http_responses_4xx_total",
-            "HTTP responses with a client error status.",
-            "",
-            &self.http_4xx,
-        );
-        counter(
-            "parley_http_responses_5xx_total",
-            "HTTP responses with a server error status.",
-            "",
-            &self.http_5xx,
-        );
-        counter(
-            "parley_logins_failed_total",
-            "Logins refused for a wrong email or password.",
-            "",
-            &self.logins_failed,
-        );
-        counter(
-            "parley_logins_throttled_total",
-            "Logins refused by the per-account or per-address rate limit.",
-            "",
-            &self.logins_throttled,
-        );
-        counter(
-            "parley_ingest_events_total",
-            "Bus events stored.",
-            "",
-            &self.ingest_events,
-        );
-        counter(
-            "parley_ingest_segments_total",
-            "Transcript segment events (partial and final) stored.",
-            "",
-            &self.ingest_segments,
-        );
-        counter(
-            "parley_ingest_finals_total",
-            "Final transcript segment events stored.",
-            "",
-            &self.ingest_finals,
-        );
-        counter(
-            "parley_ingest_batches_total",
-            "Batches committed by the ingest.",
-            "",
-            &self.ingest_batches,
-        );
-        counter(
-            "parley_ingest_malformed_total",
-            "Bus entries that were not valid events (moved to the dead-letter stream).",
-            "",
-            &self.ingest_malformed,
-        );
-        counter(
-            "parley_ingest_unknown_meeting_total",
-            "Events for meetings this database does not know (moved to the dead-letter stream).",
-            "",
-            &self.ingest_unknown_meeting,
-        );
-        counter(
-            "parley_ingest_errors_total",
-            "Ingest attempts that failed and were retried.",
-            "",
-            &self.ingest_errors,
-        );
-        counter(
-            "parley_ingest_reclaimed_total",
-            "Entries taken over from consumers that stopped acknowledging.",
-            "",
-            &self.ingest_reclaimed,
-        );
-        counter(
-            "parley_bots_started_total",
-            "Bots started by this process.",
-            "",
-            &self.bots_started,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP parley_bots_active Bots running in this process.\n# TYPE parley_bots_active gauge\nparley_bots_active {}",
-            self.bots_active.load(Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP parley_ingest_lag_milliseconds Time from publication on the bus to commit.\n# TYPE parley_ingest_lag_milliseconds histogram"
-        );
-        let mut cumulative = 0;
-        for (i, c) in self.lag_buckets.iter().enumerate() {
-            cumulative += c.load(Relaxed);
-            let le = LAG_BUCKETS_MS
-                .get(i)
-                .map_or_else(|| "+Inf".to_owned(), u64::to_string);
-            let _ = writeln!(
-                out,
-                "parley_ingest_lag_milliseconds_bucket{{le=\"{le}\"}} {cumulative}"
+        for (name, help, v) in [
+            (
+                "parley_http_responses_2xx_total",
+                "HTTP responses with a success or redirect status.",
+                &self.http_2xx,
+            ),
+            (
+                "parley_http_responses_4xx_total",
+                "HTTP responses with a client error status.",
+                &self.http_4xx,
+            ),
+            (
+                "parley_http_responses_5xx_total",
+                "HTTP responses with a server error status.",
+                &self.http_5xx,
+            ),
+            (
+                "parley_logins_failed_total",
+                "Logins refused for a wrong email or password.",
+                &self.logins_failed,
+            ),
+            (
+                "parley_logins_throttled_total",
+                "Logins refused by the per-account or per-address rate limit.",
+                &self.logins_throttled,
+            ),
+            (
+                "parley_ingest_events_total",
+                "Bus events stored.",
+                &self.ingest_events,
+            ),
+            (
+                "parley_ingest_segments_total",
+                "Transcript segment events (partial and final) stored.",
+                &self.ingest_segments,
+            ),
+            (
+                "parley_ingest_finals_total",
+                "Final transcript segment events stored.",
+                &self.ingest_finals,
+            ),
+            (
+                "parley_ingest_batches_total",
+                "Batches committed by the ingest.",
+                &self.ingest_batches,
+            ),
+            (
+                "parley_ingest_malformed_total",
+                "Bus entries that were not valid events (moved to the dead-letter stream).",
+                &self.ingest_malformed,
+            ),
+            (
+                "parley_ingest_unknown_meeting_total",
+                "Events for meetings this database does not know (moved to the dead-letter stream).",
+                &self.ingest_unknown_meeting,
+            ),
+            (
+                "parley_ingest_errors_total",
+                "Ingest attempts that failed and were retried.",
+                &self.ingest_errors,
+            ),
+            (
+                "parley_ingest_reclaimed_total",
+                "Entries taken over from consumers that stopped acknowledging.",
+                &self.ingest_reclaimed,
+            ),
+            (
+                "parley_bots_dispatched_total",
+                "Bots queued for meetings by this replica's scheduler.",
+                &self.bots_dispatched,
+            ),
+            (
+                "parley_dispatch_deferred_total",
+                "Due meetings left waiting because the fleet or the user's bot limit was reached.",
+                &self.dispatch_deferred,
+            ),
+            (
+                "parley_bot_rejoins_total",
+                "Bots that re-joined a meeting after the bot before them stopped.",
+                &self.bot_rejoins,
+            ),
+            (
+                "parley_capture_stalled_total",
+                "Times a bot reported that no audio arrived from a meeting it was in.",
+                &self.capture_stalled,
+            ),
+        ] {
+            counter(name, help, "", v);
+        }
+        for (kind, failed, dead) in [
+            (
+                "summary",
+                &self.jobs_failed.summary,
+                &self.jobs_dead.summary,
+            ),
+            ("email", &self.jobs_failed.email, &self.jobs_dead.email),
+        ] {
+            let labels = format!("{{kind=\"{kind}\"}}");
+            counter(
+                "parley_jobs_failed_total",
+                "After-meeting job attempts that failed (each is retried until the last).",
+                &labels,
+                failed,
+            );
+            counter(
+                "parley_jobs_dead_total",
+                "After-meeting jobs given up after their last attempt.",
+                &labels,
+                dead,
             );
         }
-        let _ = writeln!(
-            out,
-            "parley_ingest_lag_milliseconds_sum {}\nparley_ingest_lag_milliseconds_count {cumulative}",
-            self.lag_sum_ms.load(Relaxed)
+        let mut gauge = |name: &str, help: &str, labels: &str, v: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            let _ = writeln!(out, "{name}{labels} {v}");
+        };
+        for (i, state) in WorkerState::ALL.iter().enumerate() {
+            gauge(
+                "parley_fleet_bots",
+                "Bot workers by state, from their heartbeats.",
+                &format!("{{state=\"{}\"}}", state.as_str()),
+                self.fleet_bots[i].load(Relaxed),
+            );
+        }
+        for (name, help, v) in [
+            (
+                "parley_fleet_desired_workers",
+                "Bot workers the launcher is asked to run: busy ones plus the warm pool, at most the maximum.",
+                &self.fleet_desired,
+            ),
+            (
+                "parley_fleet_max_bots",
+                "The fleet's maximum size.",
+                &self.fleet_max_bots,
+            ),
+            (
+                "parley_fleet_min_idle",
+                "Idle bot workers kept warm.",
+                &self.fleet_min_idle,
+            ),
+            (
+                "parley_assignments_queued",
+                "Assignments waiting for a bot worker.",
+                &self.assignments_queued,
+            ),
+            (
+                "parley_assignments_active",
+                "Assignments held by bot workers.",
+                &self.assignments_active,
+            ),
+            (
+                "parley_assignments_oldest_queued_seconds",
+                "Age of the oldest assignment waiting for a bot worker (0 when none waits).",
+                &self.assignments_oldest_queued_s,
+            ),
+        ] {
+            gauge(name, help, "", v.load(Relaxed));
+        }
+        self.ingest_lag.render(
+            &mut out,
+            LAG_BUCKETS_MS,
+            "parley_ingest_lag_milliseconds",
+            "Time from publication on the bus to commit.",
+        );
+        self.caption_latency.render(
+            &mut out,
+            LAG_BUCKETS_MS,
+            "parley_caption_latency_milliseconds",
+            "Time from a segment's publication by its bot to its reaching live caption viewers' log.",
+        );
+        self.join_latency.render(
+            &mut out,
+            JOIN_BUCKETS_MS,
+            "parley_bot_join_milliseconds",
+            "Time from queueing a bot to its being in the meeting.",
         );
         out
     }
@@ -205,5 +375,22 @@ mod tests {
         let text = m.render();
         assert!(text.contains("parley_ingest_lag_milliseconds_bucket{le=\"+Inf\"} 6"));
         assert!(text.contains("parley_ingest_lag_milliseconds_count 6"));
+    }
+
+    #[test]
+    fn every_alerted_metric_is_exported() {
+        let text = Metrics::default().render();
+        for name in [
+            "parley_fleet_bots{state=\"idle\"} 0",
+            "parley_assignments_queued 0",
+            "parley_assignments_oldest_queued_seconds 0",
+            "parley_capture_stalled_total 0",
+            "parley_jobs_failed_total{kind=\"summary\"} 0",
+            "parley_jobs_dead_total{kind=\"email\"} 0",
+            "parley_bot_rejoins_total 0",
+            "parley_bot_join_milliseconds_count 0",
+        ] {
+            assert!(text.contains(name), "{name} missing");
+        }
     }
 }

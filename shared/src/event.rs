@@ -55,6 +55,45 @@ pub enum EventBody {
     },
 }
 
+impl EventBody {
+    /// The same body on a meeting clock that started `offset_ms` earlier: what a bot that
+    /// re-joins a meeting publishes, so its times (and the segment ids derived from them)
+    /// continue the meeting's timeline instead of restarting at zero over the first bot's.
+    pub fn shifted(self, meeting: MeetingId, offset_ms: u64) -> Self {
+        if offset_ms == 0 {
+            return self;
+        }
+        match self {
+            Self::Segment(s) => Self::Segment(Segment {
+                segment_id: SegmentId::derive(meeting, &s.speaker.key, s.start_ms + offset_ms),
+                start_ms: s.start_ms + offset_ms,
+                end_ms: s.end_ms + offset_ms,
+                ..s
+            }),
+            Self::ParticipantJoined { speaker, at_ms } => Self::ParticipantJoined {
+                speaker,
+                at_ms: at_ms + offset_ms,
+            },
+            Self::ParticipantLeft { speaker, at_ms } => Self::ParticipantLeft {
+                speaker,
+                at_ms: at_ms + offset_ms,
+            },
+            Self::BotStatus {
+                state,
+                reason,
+                at_ms,
+            } => Self::BotStatus {
+                state,
+                reason,
+                at_ms: at_ms + offset_ms,
+            },
+            Self::MeetingEnded { at_ms } => Self::MeetingEnded {
+                at_ms: at_ms + offset_ms,
+            },
+        }
+    }
+}
+
 /// Who spoke: the platform's stable key and the display name shown to people.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Speaker {
@@ -83,4 +122,34 @@ pub enum BotState {
     CaptureStalled,
     Left,
     Failed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn segment(meeting: MeetingId, start_ms: u64) -> EventBody {
+        let key = SpeakerKey::parse("alice").expect("valid key");
+        EventBody::Segment(Segment {
+            segment_id: SegmentId::derive(meeting, &key, start_ms),
+            speaker: Speaker {
+                key,
+                name: "Alice".to_owned(),
+            },
+            start_ms,
+            end_ms: start_ms + 900,
+            text: "hello".to_owned(),
+            is_final: true,
+        })
+    }
+
+    #[test]
+    fn a_shifted_segment_is_the_segment_a_bot_that_started_earlier_would_publish() {
+        let m = MeetingId::from_uuid(Uuid::nil());
+        assert_eq!(segment(m, 400).shifted(m, 60_000), segment(m, 60_400));
+        assert_eq!(segment(m, 400).shifted(m, 0), segment(m, 400));
+        let ended = EventBody::MeetingEnded { at_ms: 5 }.shifted(m, 10);
+        assert_eq!(ended, EventBody::MeetingEnded { at_ms: 15 });
+    }
 }

@@ -4,11 +4,13 @@
 //! **Architecture Invariant:** this crate depends on neither tokio, sqlx, redis nor webrtc, so every
 //! other crate can use it and the wire format has one definition.
 
+pub mod clock;
 pub mod domain;
 pub mod event;
 pub mod ids;
 pub mod transcript;
 
+pub use clock::now_ms;
 pub use domain::{DomainError, EmailAddress, MeetingUrl, Platform};
 pub use event::{BotState, EVENT_VERSION, Event, EventBody, Segment, Speaker};
 pub use ids::{MeetingId, SegmentId, SpeakerKey};

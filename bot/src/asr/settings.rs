@@ -145,4 +145,31 @@ impl AsrArgs {
     pub fn pool(&self, model: &WhisperModel) -> anyhow::Result<AsrPool> {
         Ok(AsrPool::start(model, self.workers, self.engine())?)
     }
+
+    /// Loads the model and starts its decode workers.
+    pub async fn load_pool(&self) -> anyhow::Result<LoadedAsr> {
+        let (model, path) = self.load().await?;
+        let pool = self.pool(&model)?;
+        Ok(LoadedAsr {
+            _model: model,
+            pool,
+            path,
+        })
+    }
+}
+
+/// A loaded model and its decode workers, shared by every meeting a process serves.
+pub struct LoadedAsr {
+    /// Kept alive for the pool's workers.
+    _model: WhisperModel,
+    pub pool: AsrPool,
+    pub path: PathBuf,
+}
+
+impl std::fmt::Debug for LoadedAsr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedAsr")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }

@@ -57,26 +57,35 @@ pub struct AnyConnector {
 
 impl AnyConnector {
     /// Joins the meeting at `url`.
+    /// `clock_offset_ms`: how long the meeting has been recorded by earlier bots (zero for the
+    /// first), so a replacement continues their recordings and a replay resumes where a live
+    /// meeting would be.
     pub async fn open(
         url: &str,
         args: &ConnectorArgs,
         meeting: MeetingId,
+        clock_offset_ms: u64,
     ) -> Result<Self, ConnectorError> {
         let recorder = match args.record_to.as_deref() {
             None | Some("off") => None,
             Some(location) => Some(Recorder::new(
                 RecordingStore::open(location).map_err(ConnectorError::Setup)?,
                 meeting,
+                u32::try_from(clock_offset_ms / 1000).unwrap_or(u32::MAX),
             )),
         };
         Ok(Self {
-            kind: Self::kind(url, args).await?,
+            kind: Self::kind(url, args, clock_offset_ms).await?,
             recorder,
             last: None,
         })
     }
 
-    async fn kind(url: &str, args: &ConnectorArgs) -> Result<Kind, ConnectorError> {
+    async fn kind(
+        url: &str,
+        args: &ConnectorArgs,
+        clock_offset_ms: u64,
+    ) -> Result<Kind, ConnectorError> {
         if let Some(folder) = url.strip_prefix("replay:") {
             let tracks = ReplayConnector::discover(&[PathBuf::from(folder)])?;
             let pace = if args.replay_speed > 0.0 {
@@ -84,7 +93,13 @@ impl AnyConnector {
             } else {
                 Pace::Unpaced
             };
-            return Ok(Kind::Replay(ReplayConnector::start(tracks, pace)?));
+            // A live meeting goes on while no bot is in it: a replay joined late starts there.
+            let skip_ms = if args.replay_speed > 0.0 {
+                clock_offset_ms
+            } else {
+                0
+            };
+            return Ok(Kind::Replay(ReplayConnector::start(tracks, pace, skip_ms)?));
         }
         if url.starts_with("janus+ws://") || url.starts_with("janus+wss://") {
             let janus = JanusUrl::parse(url).map_err(ConnectorError::Setup)?;

@@ -110,8 +110,14 @@ impl ReplayConnector {
         Ok(tracks)
     }
 
-    /// Opens every file (so a bad one fails before anything plays) and starts the playback.
-    pub fn start(tracks: Vec<ReplayTrack>, pace: Pace) -> Result<Self, ConnectorError> {
+    /// Opens every file (so a bad one fails before anything plays) and starts the playback,
+    /// `skip_ms` into the recording (as a bot joining a running meeting hears it from then on;
+    /// times stay relative to this playback's start).
+    pub fn start(
+        tracks: Vec<ReplayTrack>,
+        pace: Pace,
+        skip_ms: u64,
+    ) -> Result<Self, ConnectorError> {
         let mut opened = Vec::new();
         for t in tracks {
             let file =
@@ -132,7 +138,7 @@ impl ReplayConnector {
             let name = format!("replay-{}", speaker.key);
             std::thread::Builder::new()
                 .name(name)
-                .spawn(move || play(speaker, file, pace, started, &tx, &stop))
+                .spawn(move || play(speaker, file, pace, skip_ms, started, &tx, &stop))
                 .map_err(|e| ConnectorError::Setup(format!("cannot start a replay thread: {e}")))?;
         }
         Ok(Self {
@@ -216,6 +222,7 @@ fn play(
     speaker: Speaker,
     mut file: AudioFile,
     pace: Pace,
+    skip_ms: u64,
     started: Instant,
     tx: &mpsc::Sender<ConnectorEvent>,
     stop: &AtomicBool,
@@ -263,6 +270,10 @@ fn play(
                 )
             }
         };
+        if at_ms < skip_ms {
+            continue;
+        }
+        let at_ms = at_ms - skip_ms;
         if let Pace::Speed(speed) = pace {
             let due = started + Duration::from_secs_f64(at_ms as f64 / 1000.0 / speed.max(0.01));
             let now = Instant::now();

@@ -124,6 +124,7 @@ struct Track {
 pub struct Recorder {
     store: RecordingStore,
     meeting: MeetingId,
+    first_part: u32,
     tracks: HashMap<SpeakerKey, Track>,
     parts: HashMap<SpeakerKey, u32>,
     uploads: JoinSet<()>,
@@ -139,10 +140,14 @@ impl std::fmt::Debug for Recorder {
 }
 
 impl Recorder {
-    pub fn new(store: RecordingStore, meeting: MeetingId) -> Self {
+    /// `first_part`: the number after which this recorder numbers its files; a bot that
+    /// replaces another starts above the parts its predecessor wrote (it passes the seconds the
+    /// meeting had run), so no recording is overwritten.
+    pub fn new(store: RecordingStore, meeting: MeetingId, first_part: u32) -> Self {
         Self {
             store,
             meeting,
+            first_part,
             tracks: HashMap::new(),
             parts: HashMap::new(),
             uploads: JoinSet::new(),
@@ -171,7 +176,7 @@ impl Recorder {
 
     fn write(&mut self, key: &SpeakerKey, timestamp: u32, payload: &[u8]) -> std::io::Result<()> {
         if !self.tracks.contains_key(key) {
-            let part = self.parts.entry(key.clone()).or_insert(0);
+            let part = self.parts.entry(key.clone()).or_insert(self.first_part);
             *part += 1;
             let spool = tempfile::Builder::new()
                 .prefix("parley-rec-")

@@ -5,6 +5,25 @@ use super::jsonl::JsonlSink;
 use super::redis::RedisSink;
 use super::{EventSink, SinkError};
 use parley_shared::Event;
+use tokio::sync::mpsc;
+
+/// Where a process's bots publish: the in-process ingest (embedded mode) or a Redis stream.
+#[derive(Debug, Clone)]
+pub enum Bus {
+    Channel(mpsc::Sender<Event>),
+    Redis { url: String, stream: String },
+}
+
+impl Bus {
+    pub async fn sink(&self) -> Result<AnySink, SinkError> {
+        Ok(match self {
+            Self::Channel(tx) => AnySink::Channel(ChannelSink::new(tx.clone())),
+            Self::Redis { url, stream } => {
+                AnySink::Redis(Box::new(RedisSink::connect(url, stream).await?))
+            }
+        })
+    }
+}
 
 #[derive(Debug)]
 pub enum AnySink {

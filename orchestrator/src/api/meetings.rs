@@ -7,6 +7,7 @@ use super::error::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, AuthUser};
 use crate::auth::ShareToken;
 use crate::clock::now_ms;
+use crate::fleet::Assigned;
 use crate::live::share_link;
 use crate::store::{JobKind, Meeting, MeetingStatus, NewMeeting, Participant, Role, Summary};
 use axum::Json;
@@ -152,7 +153,7 @@ pub async fn create(
     let new = new_meeting(&user, body)?;
     let meeting = state.store.create_meeting(new, now_ms()).await?;
     tracing::info!(meeting_id = %meeting.meeting_id, platform = meeting.platform.as_str(), "meeting created");
-    state.dispatch.notify_one();
+    state.fleet.wake();
     Ok((StatusCode::CREATED, Json(MeetingView::new(&state, meeting))))
 }
 
@@ -209,8 +210,17 @@ pub async fn end(
     // A bot that leaves publishes its last finals, then `meeting_ended`, which queues the summary
     // at once; this later one covers a bot that dies on the way out.
     let now = now_ms();
-    let summary_at = if state.launcher.stop(id) {
-        tracing::info!(meeting_id = %id, "asked the bot to leave");
+    let had_bot = matches!(
+        meeting.status,
+        MeetingStatus::Joining | MeetingStatus::InProgress
+    );
+    let summary_at = if had_bot {
+        if let Err(e) = state.fleet.stop(id).await {
+            // The bot leaves when the meeting ends on the platform, or when left alone.
+            tracing::warn!(meeting_id = %id, error = %e, "cannot ask the bot to leave");
+        } else {
+            tracing::info!(meeting_id = %id, "asked the bot to leave");
+        }
         now + BOT_LEAVE_GRACE_MS
     } else {
         now
@@ -391,10 +401,25 @@ pub async fn started(
             ));
         }
     };
-    if meeting.status == MeetingStatus::Scheduled
-        && state.store.claim_meeting(meeting.meeting_id).await?
-    {
-        state.launcher.launch(&meeting).await;
+    if meeting.status == MeetingStatus::Scheduled {
+        let assigned = state
+            .fleet
+            .assign_now(&meeting)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        match assigned {
+            Assigned::Queued | Assigned::NotScheduled => {}
+            Assigned::FleetFull => {
+                return Err(ApiError::Unavailable(
+                    "every bot is busy; the meeting gets one when a bot is free".to_owned(),
+                ));
+            }
+            Assigned::UserLimit => {
+                return Err(ApiError::Forbidden(
+                    "you have as many bots in meetings as one user may; the meeting gets one when one of them leaves",
+                ));
+            }
+        }
     }
     let meeting = state
         .store

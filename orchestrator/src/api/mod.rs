@@ -1,7 +1,7 @@
 //! The HTTP API (axum): accounts, meetings, transcripts, operations endpoints.
 
 mod accounts;
-mod admin;
+pub mod admin;
 mod calendars;
 pub mod error;
 mod meetings;
@@ -14,7 +14,6 @@ pub use meetings::summary_view;
 pub use session::AuthUser;
 
 use crate::auth::LoginLimiter;
-use crate::launcher::Launcher;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use axum::Router;
@@ -24,7 +23,6 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 /// What every handler can reach. Cheap to clone.
 #[derive(Clone)]
@@ -32,9 +30,8 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub limiter: Arc<LoginLimiter>,
-    pub launcher: Arc<Launcher>,
-    /// Wakes the dispatcher when a meeting is created or started.
-    pub dispatch: Arc<Notify>,
+    /// Bots: the scheduler's queue and the fleet's size.
+    pub fleet: Arc<crate::fleet::Fleet>,
     pub redis: Option<redis::aio::ConnectionManager>,
     pub token_ttl: Duration,
     /// Live captions: the viewers' hubs on this replica.
@@ -79,6 +76,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/meeting/summary", get(meetings::summary_by_query))
         .route("/admin/users", get(admin::users))
         .route("/admin/users/{id}/role", put(admin::set_role))
+        .route("/admin/fleet", get(admin::fleet).put(admin::set_fleet))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -75,9 +75,12 @@ impl BenchServers {
         let stream = format!("parley:bench:{}", uuid::Uuid::new_v4().simple());
         let data_dir = tempfile::Builder::new().prefix("parley-bench-").tempdir()?;
         let mut config = ServerConfig::embedded(data_dir.path().to_owned(), AsrArgs::default());
+        // Benchmarks send no bots: no warm worker loading a model beside them.
+        config.fleet.defaults.min_idle = 0;
         config.database_url = Some(Secret::new(self.database_url.clone()));
         config.redis_url = Some(Secret::new(self.redis_url.clone()));
         config.events_stream = stream.clone();
+        config.fleet.assignments_stream = format!("{stream}:assignments");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

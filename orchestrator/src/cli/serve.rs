@@ -2,7 +2,9 @@
 //! the data dir, in-process bus and bots); with `DATABASE_URL` and `REDIS_URL`, production mode.
 
 use crate::auth::rate_limit::Limits;
-use crate::config::{Secret, ServerConfig, default_consumer_name};
+use crate::config::{FleetConfig, Secret, ServerConfig, default_consumer_name};
+use crate::fleet::launchers::LauncherKind;
+use crate::store::FleetSettings;
 use anyhow::Context;
 use clap::Args;
 use parley_bot::asr::settings::AsrArgs;
@@ -93,6 +95,38 @@ pub struct ServeArgs {
     /// Seconds before a meeting's start time that its bot is sent.
     #[arg(long, env = "PARLEY_DISPATCH_LEAD_SECS", default_value_t = 60)]
     pub dispatch_lead_secs: u64,
+    /// How bot workers run: tasks in this server (in-process), `parley-bot worker` processes
+    /// (process; needs --redis-url), or the pods of a Kubernetes Deployment (kubernetes; needs
+    /// --redis-url).
+    #[arg(
+        long,
+        env = "PARLEY_LAUNCHER",
+        value_enum,
+        default_value = "in-process"
+    )]
+    pub launcher: LauncherKind,
+    /// Idle bot workers kept with the model loaded, so bots join at once (until an admin sets
+    /// it with PUT /admin/fleet).
+    #[arg(long, env = "PARLEY_FLEET_MIN_IDLE", default_value_t = 1)]
+    pub fleet_min_idle: u32,
+    /// Bot workers in all, idle and busy (until an admin sets it).
+    #[arg(long, env = "PARLEY_FLEET_MAX_BOTS", default_value_t = 4)]
+    pub fleet_max_bots: u32,
+    /// Meetings one user may have bots in at once (until an admin sets it).
+    #[arg(long, env = "PARLEY_FLEET_PER_USER", default_value_t = 2)]
+    pub fleet_per_user: u32,
+    /// Redis stream of bot assignments.
+    #[arg(long, env = "PARLEY_ASSIGNMENTS_STREAM", default_value = parley_bot::fleet::DEFAULT_ASSIGNMENTS_STREAM)]
+    pub assignments_stream: String,
+    /// The process launcher's `parley-bot` binary [default: beside this one, else on PATH].
+    #[arg(long, env = "PARLEY_BOT_PROGRAM")]
+    pub bot_program: Option<PathBuf>,
+    /// The Kubernetes launcher's namespace [default: the service account's or kubeconfig's].
+    #[arg(long, env = "PARLEY_BOT_NAMESPACE")]
+    pub bot_namespace: Option<String>,
+    /// The Kubernetes launcher's bot worker Deployment.
+    #[arg(long, env = "PARLEY_BOT_DEPLOYMENT", default_value = "parley-bot")]
+    pub bot_deployment: String,
     #[command(flatten)]
     pub asr: AsrArgs,
     #[command(flatten)]
@@ -127,6 +161,28 @@ impl ServeArgs {
             ..Limits::default()
         };
         config.dispatch_lead = Duration::from_secs(self.dispatch_lead_secs);
+        let defaults = FleetSettings {
+            min_idle: self.fleet_min_idle,
+            max_bots: self.fleet_max_bots,
+            per_user: self.fleet_per_user,
+        };
+        if let Err(e) = crate::api::admin::check_fleet(defaults) {
+            anyhow::bail!("fleet flags: {e}");
+        }
+        if self.launcher != LauncherKind::InProcess && config.redis_url.is_none() {
+            anyhow::bail!(
+                "--launcher {:?} needs --redis-url: its bots are other processes",
+                self.launcher
+            );
+        }
+        config.fleet = FleetConfig {
+            launcher: self.launcher,
+            defaults,
+            assignments_stream: self.assignments_stream.clone(),
+            bot_program: self.bot_program.clone(),
+            bot_namespace: self.bot_namespace.clone().filter(|n| !n.is_empty()),
+            bot_deployment: self.bot_deployment.clone(),
+        };
         config.chat_link = self.chat_link;
         config.smtp_url = nonempty(&self.smtp_url);
         config.mail_from = self.mail_from.clone();

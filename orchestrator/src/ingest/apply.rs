@@ -36,6 +36,12 @@ pub struct Applied {
     pub segments: usize,
     pub finals: usize,
     pub unknown: Vec<usize>,
+    /// Bots that replaced one that stopped mid-meeting.
+    pub rejoins: usize,
+    /// Bots that reported no audio arriving.
+    pub stalls: usize,
+    /// Dispatch-to-in-meeting times (ms) of bots that got into their meetings.
+    pub joins_ms: Vec<u64>,
 }
 
 /// Stores segments first, in one transaction, then applies meeting and participant changes in
@@ -87,7 +93,22 @@ pub async fn apply(
                     .participant_left(id, speaker.key.as_str(), *at_ms)
                     .await?;
             }
-            EventBody::BotStatus { state, reason, .. } => {
+            EventBody::BotStatus {
+                state,
+                reason,
+                at_ms,
+            } => {
+                match state {
+                    // A bot's clock starts at its meeting's: only a replacement joins later.
+                    BotState::Joining if *at_ms > 0 => applied.rejoins += 1,
+                    BotState::CaptureStalled => applied.stalls += 1,
+                    BotState::InMeeting => {
+                        if let Some(at) = store.take_dispatched_at(id).await? {
+                            applied.joins_ms.push(now_ms.saturating_sub(at));
+                        }
+                    }
+                    _ => {}
+                }
                 let status = match state {
                     BotState::Joining => Some(MeetingStatus::Joining),
                     BotState::InMeeting => Some(MeetingStatus::InProgress),

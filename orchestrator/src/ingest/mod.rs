@@ -13,7 +13,7 @@ use crate::clock::now_ms;
 use crate::live::{LiveLog, LiveSegment};
 use crate::metrics::Metrics;
 use crate::store::Store;
-use parley_shared::Event;
+use parley_shared::{Event, EventBody};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -110,6 +110,28 @@ pub async fn run<S: Source>(
             }
         };
         backoff.reset();
+        let appended = now_ms();
+        for entry in &entries {
+            if let (
+                Some(at),
+                Ok(Event {
+                    body: EventBody::Segment(_),
+                    ..
+                }),
+            ) = (entry.published_ms, &entry.event)
+            {
+                metrics.observe_caption_ms(appended.saturating_sub(at));
+            }
+        }
+        metrics
+            .bot_rejoins
+            .fetch_add(applied.rejoins as u64, Relaxed);
+        metrics
+            .capture_stalled
+            .fetch_add(applied.stalls as u64, Relaxed);
+        for &ms in &applied.joins_ms {
+            metrics.observe_join_ms(ms);
+        }
         for &i in &applied.unknown {
             metrics.ingest_unknown_meeting.fetch_add(1, Relaxed);
             dead.push((valid_index[i], "unknown meeting".to_owned()));

@@ -8,11 +8,13 @@ mod summary_job;
 
 use crate::clock::now_ms;
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::store::{Job, JobKind, Store};
 use crate::summary::Summarizer;
 use lettre::message::Mailbox;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How often an idle worker looks for due jobs.
 const POLL: Duration = Duration::from_millis(250);
@@ -29,6 +31,7 @@ pub struct Context {
     /// Where bots put recordings (a folder or `s3://…`), named in emails.
     pub recordings: Option<String>,
     pub lease: Duration,
+    pub metrics: Arc<Metrics>,
 }
 
 /// How a job went.
@@ -80,8 +83,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: impl Future<Output = ()>) {
                 }
             }
         };
-        let outcome = with_lease(&ctx, &job).await;
-        settle(&ctx.store, &job, outcome).await;
+        let span =
+            tracing::info_span!("job", meeting_id = %job.meeting_id, kind = job.kind.as_str());
+        let outcome = with_lease(&ctx, &job).instrument(span).await;
+        settle(&ctx, &job, outcome).await;
     }
 }
 
@@ -110,7 +115,11 @@ async fn with_lease(ctx: &Context, job: &Job) -> Outcome {
     }
 }
 
-async fn settle(store: &Store, job: &Job, outcome: Outcome) {
+async fn settle(ctx: &Context, job: &Job, outcome: Outcome) {
+    let store = &ctx.store;
+    if !matches!(outcome, Outcome::Done) {
+        ctx.metrics.jobs_failed.add(job.kind);
+    }
     let now = now_ms();
     let kind = job.kind.as_str();
     let result = match outcome {
@@ -123,6 +132,7 @@ async fn settle(store: &Store, job: &Job, outcome: Outcome) {
                 .await
         }
         Outcome::Retry(error) | Outcome::Fail(error) => {
+            ctx.metrics.jobs_dead.add(job.kind);
             tracing::error!(meeting_id = %job.meeting_id, kind, attempts = job.attempts, error, "job failed for good");
             store.fail_job(job.job_id, &error, now).await
         }

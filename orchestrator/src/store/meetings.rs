@@ -291,15 +291,63 @@ impl Store {
     }
 
     /// Takes a scheduled meeting for dispatch; only one caller wins.
-    pub async fn claim_meeting(&self, id: MeetingId) -> Result<bool> {
+    pub async fn claim_meeting(&self, id: MeetingId, now_ms: u64) -> Result<bool> {
         let n = sqlx::query(
-            "UPDATE meetings SET status = 'joining' WHERE meeting_id = $1 AND status = 'scheduled'",
+            "UPDATE meetings SET status = 'joining', dispatched_at = $1 \
+             WHERE meeting_id = $2 AND status = 'scheduled'",
         )
+        .bind(to_db_ms(now_ms))
         .bind(id.to_string())
         .execute(&self.pool)
         .await?
         .rows_affected();
         Ok(n > 0)
+    }
+
+    /// Puts a claimed meeting back for the next dispatch (its bot could not be queued).
+    pub async fn unclaim_meeting(&self, id: MeetingId) -> Result<()> {
+        sqlx::query(
+            "UPDATE meetings SET status = 'scheduled', dispatched_at = NULL \
+             WHERE meeting_id = $1 AND status = 'joining'",
+        )
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// When the meeting's bot was queued, once: the first caller after a dispatch gets it (the
+    /// ingest, when the bot is in the meeting, for join latency).
+    pub async fn take_dispatched_at(&self, id: MeetingId) -> Result<Option<u64>> {
+        let at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT dispatched_at FROM meetings WHERE meeting_id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(at) = at.flatten() else {
+            return Ok(None);
+        };
+        let n = sqlx::query(
+            "UPDATE meetings SET dispatched_at = NULL WHERE meeting_id = $1 AND dispatched_at = $2",
+        )
+        .bind(id.to_string())
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((n > 0).then(|| from_db_ms(at)))
+    }
+
+    /// How many of the user's meetings have a bot on its way or in them.
+    pub async fn meetings_with_bots(&self, owner: Uuid) -> Result<u32> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM meetings WHERE owner_id = $1 \
+             AND status IN ('joining', 'in_progress')",
+        )
+        .bind(owner.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     pub async fn invitees(&self, id: MeetingId) -> Result<Vec<EmailAddress>> {

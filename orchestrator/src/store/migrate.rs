@@ -44,6 +44,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/shared/0005_calendars.sql"),
         sqlite: include_str!("../../../migrations/shared/0005_calendars.sql"),
     },
+    Source {
+        version: 6,
+        description: "fleet",
+        postgres: include_str!("../../../migrations/shared/0006_fleet.sql"),
+        sqlite: include_str!("../../../migrations/shared/0006_fleet.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

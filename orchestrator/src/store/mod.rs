@@ -7,6 +7,7 @@
 //! test.
 
 mod calendars;
+mod fleet;
 mod jobs;
 mod meetings;
 mod migrate;
@@ -16,6 +17,7 @@ mod transcripts;
 mod users;
 
 pub use calendars::{Calendar, CalendarMeeting};
+pub use fleet::{FleetSettings, Leadership};
 pub use jobs::{Job, JobKind, JobState};
 pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant};
 pub use summaries::Summary;

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
 
-/// Both tests load the model and keep both cores busy: one at a time.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Tests that run bots load the model and keep both cores busy: one at a time.
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn replay_the_sample(app: &TestApp) {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -25,21 +25,9 @@ async fn replay_the_sample(app: &TestApp) {
             json!({"title": "Sample", "url": format!("replay:{}", dir.display()), "participants": []}),
         )
         .await;
-    let meeting: Value = eventually(
-        Duration::from_secs(300),
-        "the replayed meeting to end",
-        || async {
-            let m: Value = app
-                .get(&format!("/meetings/{id}"), Some(&admin))
-                .await
-                .json()
-                .await
-                .ok()?;
-            assert_ne!(m["status"], "failed", "{m}");
-            (m["status"] == "ended").then_some(m)
-        },
-    )
-    .await;
+    let meeting = app
+        .ended_meeting(&admin, &id, Duration::from_secs(300))
+        .await;
     let names: Vec<&str> = meeting["participants"]
         .as_array()
         .expect("participants")

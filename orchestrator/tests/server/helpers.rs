@@ -1,7 +1,7 @@
 //! Test harness: private servers, a fresh database per test, the app on port 0, an HTTP client.
 
 use parley_bot::asr::settings::AsrArgs;
-use parley_orchestrator::config::{Secret, ServerConfig};
+use parley_orchestrator::config::{FleetConfig, Secret, ServerConfig};
 use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis};
 use parley_orchestrator::store::{NewMeeting, Store};
 use parley_shared::{EmailAddress, MeetingId, MeetingUrl};
@@ -160,6 +160,9 @@ pub struct Options {
     pub smtp_url: Option<String>,
     pub llm: Option<parley_orchestrator::summary::LlmConfig>,
     pub calendar_poll: Option<Duration>,
+    /// How bots run; default in-process with no warm pool (most tests never need a bot, and
+    /// a worker loads the model when a meeting is queued).
+    pub fleet: Option<FleetConfig>,
 }
 
 impl TestApp {
@@ -189,8 +192,13 @@ impl TestApp {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut config = ServerConfig::embedded(dir.path().join("data"), AsrArgs::default());
         config.database_url = Some(Secret::new(database_url.clone()));
+        config.fleet.defaults.min_idle = 0;
+        if let Some(fleet) = options.fleet {
+            config.fleet = fleet;
+        }
         if let Some(stream) = options.redis_stream {
             config.redis_url = Some(Secret::new(options.redis_url.unwrap_or_else(redis_url)));
+            config.fleet.assignments_stream = format!("{stream}:assignments");
             config.events_stream = stream;
         }
         if let Some(idle) = options.claim_idle {
@@ -282,6 +290,21 @@ impl TestApp {
         assert_eq!(r.status(), StatusCode::OK, "login {email}");
         let body: Value = r.json().await.expect("login json");
         body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// The meeting once it ended (failing at once if it failed).
+    pub async fn ended_meeting(&self, token: &str, id: &str, within: Duration) -> Value {
+        eventually(within, "the meeting to end", || async {
+            let m: Value = self
+                .get(&format!("/meetings/{id}"), Some(token))
+                .await
+                .json()
+                .await
+                .ok()?;
+            assert_ne!(m["status"], "failed", "{m}");
+            (m["status"] == "ended").then_some(m)
+        })
+        .await
     }
 
     /// Creates a meeting; returns its id.

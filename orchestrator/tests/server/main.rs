@@ -10,6 +10,7 @@ mod accounts;
 mod bots;
 mod calendars;
 mod faults;
+mod fleet;
 mod ingest;
 mod live;
 mod logs;

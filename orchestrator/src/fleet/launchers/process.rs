@@ -1,0 +1,170 @@
+//! Bot workers as `parley-bot worker` child processes: a fleet on one machine with Redis,
+//! where a bot that crashes takes only itself down.
+
+use super::to_stop;
+use anyhow::Context;
+use parley_bot::asr::settings::AsrArgs;
+use parley_bot::connector::open::ConnectorArgs;
+use parley_bot::fleet::{AnyQueue, BotInfo};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+/// How long a stopping worker gets to hand its meeting over before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug)]
+pub struct ProcessLauncher {
+    program: PathBuf,
+    /// The environment every worker gets: Redis, streams, model and connector settings.
+    env: Vec<(&'static str, String)>,
+    queue: AnyQueue,
+    workers: Mutex<Workers>,
+}
+
+#[derive(Debug, Default)]
+struct Workers {
+    next: u64,
+    running: Vec<Running>,
+}
+
+#[derive(Debug)]
+struct Running {
+    id: String,
+    child: Child,
+    stopping: bool,
+}
+
+impl ProcessLauncher {
+    /// `program`: the `parley-bot` binary [default: the one beside this executable, else the
+    /// one on PATH].
+    pub fn new(
+        program: Option<PathBuf>,
+        redis_url: &str,
+        assignments_stream: &str,
+        events_stream: &str,
+        asr: &AsrArgs,
+        connector: &ConnectorArgs,
+        queue: AnyQueue,
+    ) -> Self {
+        let program = program.unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(|d| d.join("parley-bot")))
+                .filter(|p| p.is_file())
+                .unwrap_or_else(|| PathBuf::from("parley-bot"))
+        });
+        let mut env = vec![
+            ("REDIS_URL", redis_url.to_owned()),
+            ("PARLEY_ASSIGNMENTS_STREAM", assignments_stream.to_owned()),
+            ("PARLEY_EVENTS_STREAM", events_stream.to_owned()),
+            ("PARLEY_MODEL", asr.model.clone()),
+            ("PARLEY_ASR_WORKERS", asr.workers.to_string()),
+            ("PARLEY_ASR_THREADS", asr.threads.to_string()),
+            ("PARLEY_ICE_BIND", connector.ice_bind.join(",")),
+            (
+                "PARLEY_ALONE_TIMEOUT_SECS",
+                connector.alone_timeout_secs.to_string(),
+            ),
+            ("PARLEY_REPLAY_SPEED", connector.replay_speed.to_string()),
+        ];
+        if let Some(dir) = &asr.model_dir {
+            env.push(("PARLEY_MODEL_DIR", dir.display().to_string()));
+        }
+        if let Some(to) = &connector.record_to {
+            env.push(("PARLEY_RECORDINGS", to.clone()));
+        }
+        Self {
+            program,
+            env,
+            queue,
+            workers: Mutex::new(Workers::default()),
+        }
+    }
+
+    pub async fn scale(&self, desired: usize, bots: &[BotInfo]) -> anyhow::Result<()> {
+        let mut w = self.workers.lock().await;
+        self.reap(&mut w).await;
+        let current = w.running.iter().filter(|r| !r.stopping).count();
+        if current < desired {
+            for _ in current..desired {
+                w.next += 1;
+                let id = format!("process-{}-{}", std::process::id(), w.next);
+                let child = Command::new(&self.program)
+                    .arg("worker")
+                    .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
+                    .env("PARLEY_WORKER_ID", &id)
+                    .stdin(Stdio::null())
+                    .kill_on_drop(false)
+                    .spawn()
+                    .with_context(|| format!("cannot start {}", self.program.display()))?;
+                tracing::info!(worker = %id, pid = child.id(), "bot worker started");
+                w.running.push(Running {
+                    id,
+                    child,
+                    stopping: false,
+                });
+            }
+        } else if current > desired {
+            let ids = w.running.iter().map(|r| (r.id.as_str(), r.stopping));
+            for i in to_stop(ids, current - desired, bots) {
+                let r = &mut w.running[i];
+                terminate(&r.child);
+                r.stopping = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets workers that exited, so the fleet replaces them at once.
+    async fn reap(&self, w: &mut Workers) {
+        let mut gone = Vec::new();
+        w.running.retain_mut(|r| match r.child.try_wait() {
+            Ok(Some(status)) => {
+                if !r.stopping {
+                    tracing::warn!(worker = %r.id, %status, "bot worker exited");
+                }
+                gone.push(r.id.clone());
+                false
+            }
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(worker = %r.id, error = %e, "cannot check a bot worker");
+                true
+            }
+        });
+        for id in gone {
+            if let Err(e) = self.queue.forget(&id).await {
+                tracing::warn!(worker = %id, error = %e, "cannot remove an exited worker's report");
+            }
+        }
+    }
+
+    /// Asks every worker to hand its meeting over and exit; kills those that do not in time.
+    pub async fn shutdown(&self) {
+        let running = std::mem::take(&mut self.workers.lock().await.running);
+        for r in &running {
+            terminate(&r.child);
+        }
+        for mut r in running {
+            if tokio::time::timeout(STOP_GRACE, r.child.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(worker = %r.id, "bot worker did not stop in time; killing it");
+                let _ = r.child.kill().await;
+            }
+        }
+    }
+}
+
+/// SIGTERM: the worker finishes the utterances in progress and hands its meeting over.
+fn terminate(child: &Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+}

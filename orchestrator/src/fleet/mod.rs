@@ -1,0 +1,263 @@
+//! The bot fleet, orchestrator side: the scheduler that queues a bot for each due meeting
+//! (within the fleet's and the user's limits), and the controller that sizes the pool of
+//! workers through a launcher. Both run on one replica at a time: the holder of the scheduler
+//! lock (a Postgres advisory lock).
+
+pub mod launchers;
+
+use crate::clock::now_ms;
+use crate::live::share_link;
+use crate::metrics::Metrics;
+use crate::store::{FleetSettings, Leadership, Meeting, Store, StoreError};
+use launchers::AnyLauncher;
+use parley_bot::fleet::{AnyQueue, Assignment, BotInfo, QueueDepth, QueueError};
+use parley_shared::MeetingId;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How often the controller looks at due meetings and the pool when nothing wakes it.
+const TICK: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("assignment queue: {0}")]
+    Queue(#[from] QueueError),
+}
+
+/// What became of a request for a bot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assigned {
+    Queued,
+    /// The meeting was not waiting for a bot (another replica or request took it).
+    NotScheduled,
+    /// As many bots as the fleet may run are busy or queued.
+    FleetFull,
+    /// The meeting's owner has as many bots in meetings as one user may.
+    UserLimit,
+}
+
+#[derive(Debug)]
+pub struct Fleet {
+    pub queue: AnyQueue,
+    store: Store,
+    metrics: Arc<Metrics>,
+    launcher: AnyLauncher,
+    /// Settings until an admin sets them.
+    defaults: FleetSettings,
+    /// Base of the captions link bots post to the meeting chat; `None` posts nothing.
+    chat_link_base: Option<Arc<str>>,
+    wake: Notify,
+}
+
+/// The fleet as `GET /admin/fleet` shows it.
+#[derive(Debug, Serialize)]
+pub struct FleetStatus {
+    pub launcher: &'static str,
+    pub settings: FleetSettings,
+    pub queue: QueueDepth,
+    pub bots: Vec<BotView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BotView {
+    #[serde(flatten)]
+    pub info: BotInfo,
+    pub uptime_s: u64,
+}
+
+impl Fleet {
+    pub fn new(
+        queue: AnyQueue,
+        store: Store,
+        metrics: Arc<Metrics>,
+        launcher: AnyLauncher,
+        defaults: FleetSettings,
+        chat_link_base: Option<Arc<str>>,
+    ) -> Self {
+        Self {
+            queue,
+            store,
+            metrics,
+            launcher,
+            defaults,
+            chat_link_base,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Makes the controller look at due meetings now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub async fn settings(&self) -> Result<FleetSettings, StoreError> {
+        Ok(self.store.fleet_settings().await?.unwrap_or(self.defaults))
+    }
+
+    pub async fn set_settings(&self, s: FleetSettings) -> Result<(), StoreError> {
+        self.store.set_fleet_settings(s, now_ms()).await?;
+        self.wake();
+        Ok(())
+    }
+
+    pub async fn status(&self) -> Result<FleetStatus, FleetError> {
+        let now = now_ms();
+        let bots = self
+            .queue
+            .bots(now)
+            .await?
+            .into_iter()
+            .map(|info| BotView {
+                uptime_s: now.saturating_sub(info.started_ms) / 1000,
+                info,
+            })
+            .collect();
+        Ok(FleetStatus {
+            launcher: self.launcher.name(),
+            settings: self.settings().await?,
+            queue: self.queue.depth().await?,
+            bots,
+        })
+    }
+
+    /// Queues a bot for a meeting now, if the limits allow.
+    pub async fn assign_now(&self, meeting: &Meeting) -> Result<Assigned, FleetError> {
+        let settings = self.settings().await?;
+        let mut depth = self.queue.depth().await?;
+        let assigned = self.assign(meeting, settings, &mut depth).await?;
+        self.wake();
+        Ok(assigned)
+    }
+
+    async fn assign(
+        &self,
+        meeting: &Meeting,
+        settings: FleetSettings,
+        depth: &mut QueueDepth,
+    ) -> Result<Assigned, FleetError> {
+        if depth.active + depth.queued >= u64::from(settings.max_bots) {
+            return Ok(Assigned::FleetFull);
+        }
+        if self.store.meetings_with_bots(meeting.owner_id).await? >= settings.per_user {
+            return Ok(Assigned::UserLimit);
+        }
+        let now = now_ms();
+        let id = meeting.meeting_id;
+        if !self.store.claim_meeting(id, now).await? {
+            return Ok(Assigned::NotScheduled);
+        }
+        let announcement = self
+            .chat_link_base
+            .as_deref()
+            .zip(meeting.share_token.as_ref())
+            .map(|(base, token)| {
+                format!("Live captions of this meeting: {}", share_link(base, token))
+            });
+        let assignment = Assignment {
+            meeting_id: id,
+            url: meeting.url.to_string(),
+            record: meeting.record,
+            announcement,
+            dispatched_ms: now,
+        };
+        if let Err(e) = self.queue.publish(&assignment).await {
+            self.store.unclaim_meeting(id).await?;
+            return Err(e.into());
+        }
+        depth.queued += 1;
+        self.metrics.bots_dispatched.fetch_add(1, Relaxed);
+        tracing::info!(meeting_id = %id, "bot queued for the meeting");
+        Ok(Assigned::Queued)
+    }
+
+    /// Asks the meeting's bot to leave.
+    pub async fn stop(&self, id: MeetingId) -> Result<(), QueueError> {
+        self.queue.request_stop(id).await
+    }
+
+    /// Schedules and sizes the fleet while this replica holds the scheduler lock, until
+    /// `shutdown`; then stops the workers this replica launched.
+    pub async fn run(self: Arc<Self>, lead: Duration, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut leadership: Option<Leadership> = None;
+        loop {
+            leadership = self.keep_lead(leadership).await;
+            if let Err(e) = self.tick(leadership.is_some(), lead).await {
+                tracing::warn!(error = %e, "fleet controller");
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(TICK) => {}
+            }
+        }
+        drop(leadership);
+        self.launcher.shutdown().await;
+    }
+
+    async fn keep_lead(&self, held: Option<Leadership>) -> Option<Leadership> {
+        match held {
+            Some(mut l) => {
+                if l.holds().await {
+                    Some(l)
+                } else {
+                    tracing::warn!("lost the scheduler lock; another replica schedules bots");
+                    None
+                }
+            }
+            None => match self.store.try_lead().await {
+                Ok(Some(l)) => {
+                    tracing::info!("this replica schedules bots and sizes the fleet");
+                    Some(l)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot take the scheduler lock");
+                    None
+                }
+            },
+        }
+    }
+
+    async fn tick(&self, leader: bool, lead: Duration) -> Result<(), FleetError> {
+        let now = now_ms();
+        let bots = self.queue.bots(now).await?;
+        let mut depth = self.queue.depth().await?;
+        if leader {
+            let settings = self.settings().await?;
+            for meeting in self
+                .store
+                .due_meetings(now + lead.as_millis() as u64)
+                .await?
+            {
+                match self.assign(&meeting, settings, &mut depth).await {
+                    Ok(Assigned::Queued | Assigned::NotScheduled) => {}
+                    Ok(limit) => {
+                        self.metrics.dispatch_deferred.fetch_add(1, Relaxed);
+                        tracing::debug!(meeting_id = %meeting.meeting_id, ?limit, "meeting waits for a bot");
+                    }
+                    Err(e) => {
+                        tracing::warn!(meeting_id = %meeting.meeting_id, error = %e, "cannot queue a bot")
+                    }
+                }
+            }
+            let desired = (depth.active + depth.queued + u64::from(settings.min_idle))
+                .min(u64::from(settings.max_bots));
+            self.metrics.set_fleet_size(desired, settings);
+            if let Err(e) = self.launcher.scale(desired as usize, &bots).await {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    launcher = self.launcher.name(),
+                    "cannot size the bot fleet"
+                );
+            }
+        }
+        self.metrics.set_fleet(&bots, depth, now);
+        Ok(())
+    }
+}

@@ -1,0 +1,283 @@
+//! The bot fleet: the admin's view and settings, and a bot worker killed mid-meeting being
+//! replaced by another that re-joins, with the transcript neither duplicated nor losing more
+//! than the gap. The fault test runs real `parley-bot worker` processes (built by `cargo test
+//! --workspace`), Redis, Postgres and the tiny.en model.
+
+use crate::bots::ONE_AT_A_TIME;
+use crate::helpers::{Backend, Options, TestApp, eventually, unique_stream};
+use parley_bot::eval::Reference;
+use parley_orchestrator::config::FleetConfig;
+use parley_orchestrator::fleet::launchers::LauncherKind;
+use parley_orchestrator::store::FleetSettings;
+use parley_shared::{MeetingId, now_ms};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn only_admins_see_and_size_the_fleet_and_bad_settings_are_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.user("admin@example.com").await;
+    let user = app.user("user@example.com").await;
+    assert_eq!(
+        app.get("/admin/fleet", None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/admin/fleet", Some(&user)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let put = |token: String, body: Value| {
+        let req = app
+            .http
+            .put(app.url("/admin/fleet"))
+            .bearer_auth(token)
+            .json(&body);
+        async move { req.send().await.expect("request") }
+    };
+    assert_eq!(
+        put(user.clone(), json!({"max_bots": 9})).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    for bad in [
+        json!({"max_bots": 0}),
+        json!({"min_idle": 5, "max_bots": 2}),
+        json!({"per_user": 0}),
+        json!({"max_bots": 1_000_000}),
+        json!({"max_bots": "many"}),
+        json!({"replicas": 3}),
+    ] {
+        let r = put(admin.clone(), bad.clone()).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let r = put(admin.clone(), json!({"min_idle": 1, "max_bots": 3})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        app.store.fleet_settings().await.expect("settings"),
+        Some(FleetSettings {
+            min_idle: 1,
+            max_bots: 3,
+            per_user: 2
+        }),
+        "settings left out keep their values"
+    );
+    // The warm pool: one idle in-process worker with the model loaded.
+    let fleet: Value = eventually(Duration::from_secs(60), "a warm idle bot", || async {
+        let f = fleet(&app, &admin).await?;
+        let bots = f["bots"].as_array()?;
+        (bots.len() == 1 && bots[0]["state"] == "idle").then_some(f)
+    })
+    .await;
+    assert_eq!(fleet["launcher"], "in-process");
+    assert_eq!(fleet["settings"]["max_bots"], 3);
+    assert_eq!(fleet["queue"]["queued"], 0);
+    let bot = &fleet["bots"][0];
+    assert!(
+        bot["worker_id"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("in-process-"))
+    );
+    assert!(bot["uptime_s"].is_u64() && bot["pid"].is_u64(), "{bot}");
+    assert!(bot["meeting_id"].is_null());
+}
+
+/// The `parley-bot` binary `cargo test --workspace` built beside this test.
+fn bot_program() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let program = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("parley-bot"))
+        .expect("target dir");
+    assert!(
+        program.is_file(),
+        "{} is missing: build it with cargo build -p parley-bot (cargo test --workspace does)",
+        program.display()
+    );
+    program
+}
+
+async fn fleet(app: &TestApp, admin: &str) -> Option<Value> {
+    app.get("/admin/fleet", Some(admin)).await.json().await.ok()
+}
+
+/// The fleet's view of the bot in `meeting`: (worker id, pid, when it entered its state).
+async fn bot_in(app: &TestApp, admin: &str, meeting: &str) -> Option<(String, i32, u64)> {
+    let f = fleet(app, admin).await?;
+    f["bots"].as_array()?.iter().find_map(|b| {
+        (b["meeting_id"] == meeting && b["state"] == "in_meeting").then(|| {
+            (
+                b["worker_id"].as_str().unwrap_or_default().to_owned(),
+                b["pid"]
+                    .as_i64()
+                    .and_then(|p| i32::try_from(p).ok())
+                    .unwrap_or(0),
+                b["state_since_ms"].as_u64().unwrap_or(0),
+            )
+        })
+    })
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_worker_killed_mid_meeting_is_replaced_and_the_transcript_stays_whole() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let stream = unique_stream();
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        Options {
+            redis_stream: Some(stream),
+            replay_speed: Some(1.0),
+            fleet: Some(FleetConfig {
+                launcher: LauncherKind::Process,
+                defaults: FleetSettings {
+                    min_idle: 1,
+                    max_bots: 3,
+                    per_user: 2,
+                },
+                bot_program: Some(bot_program()),
+                ..FleetConfig::default()
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    let admin = app.user("admin@example.com").await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/meeting-dev")
+        .canonicalize()
+        .expect("testdata/meeting-dev");
+    // Workers load the model before they take meetings: wait for the warm pool.
+    eventually(Duration::from_secs(120), "a warm bot worker", || async {
+        let f = fleet(&app, &admin).await?;
+        f["bots"]
+            .as_array()?
+            .iter()
+            .any(|b| b["state"] == "idle")
+            .then_some(())
+    })
+    .await;
+    let id = app
+        .meeting(
+            &admin,
+            json!({"title": "Stand-up", "url": format!("replay:{}", dir.display()), "participants": []}),
+        )
+        .await;
+    let (first, pid, joined_ms) = eventually(
+        Duration::from_secs(30),
+        "the first bot in the meeting",
+        || bot_in(&app, &admin, &id),
+    )
+    .await;
+    // Let it transcribe for a while, then kill it as an OOM kill or a node loss would.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let meeting = MeetingId::parse(&id).expect("id");
+    let before = app.store.segments(meeting, false).await.expect("segments");
+    assert!(
+        !before.is_empty(),
+        "the first bot transcribed nothing in 25 s"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the bot worker");
+    let killed = Instant::now();
+    let killed_ms = now_ms();
+    let (second, _, rejoined_ms) = eventually(
+        Duration::from_secs(30),
+        "another bot in the meeting",
+        || async {
+            bot_in(&app, &admin, &id)
+                .await
+                .filter(|(w, _, _)| *w != first)
+        },
+    )
+    .await;
+    let gap = killed.elapsed();
+    eprintln!(
+        "bot {first} killed; {second} in the meeting {:.1} s later",
+        gap.as_secs_f64()
+    );
+    assert!(gap < Duration::from_secs(15), "re-joined after {gap:?}");
+
+    let ended = app
+        .ended_meeting(&admin, &id, Duration::from_secs(180))
+        .await;
+    assert_eq!(
+        ended["participants"].as_array().map(Vec::len),
+        Some(3),
+        "{ended}"
+    );
+
+    let finals = app.store.segments(meeting, false).await.expect("segments");
+    // No duplicates: the replacement's times continue the meeting's clock, so no two finals of
+    // a speaker cover the same stretch, and none repeats another's words.
+    for (i, a) in finals.iter().enumerate() {
+        for b in &finals[i + 1..] {
+            if a.speaker != b.speaker {
+                continue;
+            }
+            let overlap = a
+                .end_ms
+                .min(b.end_ms)
+                .saturating_sub(a.start_ms.max(b.start_ms));
+            assert!(overlap < 500, "overlapping finals: {a:?} and {b:?}");
+            assert!(
+                words(&a.text).len() < 3 || a.text != b.text,
+                "repeated final: {a:?} and {b:?}"
+            );
+        }
+    }
+    // Nothing lost but the gap: every reference utterance clear of [kill - 2 s, re-join + 2 s]
+    // on the meeting clock is in the transcript (word recall; synthetic voices misread some).
+    let gap_start = killed_ms.saturating_sub(joined_ms).saturating_sub(2_000);
+    let gap_end = rejoined_ms.saturating_sub(joined_ms) + 2_000;
+    let reference = Reference::load(&dir.join("reference.json")).expect("reference");
+    let (mut expected, mut found) = (0, 0);
+    let mut after_gap = 0;
+    for u in &reference.utterances {
+        if u.end_ms > gap_start && u.start_ms < gap_end {
+            continue;
+        }
+        after_gap += usize::from(u.start_ms >= gap_end);
+        let heard: HashSet<String> = finals
+            .iter()
+            .filter(|s| {
+                s.speaker == u.speaker
+                    && s.end_ms + 2_000 >= u.start_ms
+                    && s.start_ms <= u.end_ms + 2_000
+            })
+            .flat_map(|s| words(&s.text))
+            .collect();
+        let said = words(&u.text);
+        let got = said.iter().filter(|w| heard.contains(*w)).count();
+        // Misreads cost a word here and there; a lost utterance costs most of its words.
+        assert!(
+            got * 2 >= said.len(),
+            "utterance lost: {u:?}, heard {heard:?}"
+        );
+        expected += said.len();
+        found += got;
+    }
+    let recall = found as f64 / expected.max(1) as f64;
+    eprintln!(
+        "gap {gap_start}..{gap_end} ms on the meeting clock; word recall outside it {:.1} % ({found}/{expected}); {after_gap} utterances after it",
+        recall * 100.0
+    );
+    assert!(after_gap >= 3, "the test must leave speech after the gap");
+    assert!(recall >= 0.8, "recall {:.1} %", recall * 100.0);
+}
