@@ -36,6 +36,15 @@ impl Leadership {
     }
 }
 
+impl Drop for Leadership {
+    /// Closes the session rather than returning it to the pool, where it would keep the lock.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
+    }
+}
+
 impl Store {
     /// The admin's settings, if any were set.
     pub async fn fleet_settings(&self) -> Result<Option<FleetSettings>> {

@@ -194,3 +194,17 @@ async fn meetings_are_visible_to_owner_and_invitees_only(backend: Backend) {
     assert_eq!(admins.len(), 1, "only the first account is an admin");
     assert_eq!(admins[0].user_id, owner);
 }
+
+#[tokio::test]
+async fn one_replica_at_a_time_holds_the_scheduler_lock() {
+    let (url, _dir) = fresh_database(Backend::Postgres).await;
+    let a = Store::open(&url).await.expect("replica a");
+    let b = Store::open(&url).await.expect("replica b");
+    let mut lead = a.try_lead().await.expect("try").expect("a leads");
+    assert!(b.try_lead().await.expect("try").is_none(), "b must wait");
+    assert!(lead.holds().await);
+    drop(lead);
+    let held = b.try_lead().await.expect("try");
+    assert!(held.is_some(), "b takes over once a lets go");
+    assert!(a.try_lead().await.expect("try").is_none());
+}
