@@ -118,7 +118,7 @@ impl WhisperModel {
         };
         Ok(Decoder {
             ctx: Arc::clone(&self.ctx),
-            state,
+            state: Some(state),
             config,
             language,
             eot: self.ctx.token_eot(),
@@ -129,7 +129,8 @@ impl WhisperModel {
 /// One worker's decoder state.
 pub struct Decoder {
     ctx: Arc<WhisperContext>,
-    state: WhisperState,
+    /// `None` only between dropping a used state and creating its replacement.
+    state: Option<WhisperState>,
     config: EngineConfig,
     language: Option<String>,
     eot: i32,
@@ -204,20 +205,26 @@ impl Decoder {
         if beam_search {
             // whisper.cpp's beam search leaves state behind in a reused decoder state: the same
             // audio then decodes differently depending on what was decoded before it. A fresh
-            // state per beam-search decode keeps finals repeatable.
-            self.state = self
-                .ctx
-                .create_state()
-                .map_err(|e| EngineError::Decode(e.to_string()))?;
+            // state per beam-search decode keeps finals repeatable. The old one goes first, so
+            // the two never hold their buffers (about 100 MB) at once.
+            self.state = None;
         }
-        self.state
+        let state = match &mut self.state {
+            Some(state) => state,
+            empty => empty.insert(
+                self.ctx
+                    .create_state()
+                    .map_err(|e| EngineError::Decode(e.to_string()))?,
+            ),
+        };
+        state
             .full(params, &audio)
             .map_err(|e| EngineError::Decode(e.to_string()))?;
 
         let mut text = String::new();
         let mut no_speech_prob: f32 = 0.0;
         let (mut logprob_sum, mut tokens) = (0.0f32, 0usize);
-        for segment in self.state.as_iter() {
+        for segment in state.as_iter() {
             no_speech_prob = no_speech_prob.max(segment.no_speech_probability());
             if let Ok(t) = segment.to_str_lossy() {
                 text.push_str(&t);
