@@ -122,6 +122,10 @@ pub async fn run(
         metrics: Arc::clone(&metrics),
         limiter: Arc::new(LoginLimiter::new(config.login_limits)),
         fleet: Arc::clone(&fleet),
+        zoom_webhook_secret: config
+            .zoom_webhook_secret
+            .as_ref()
+            .map(|s| Arc::from(s.expose())),
         redis,
         token_ttl: config.token_ttl,
         live: Arc::new(Hubs::new(live, store.clone(), stop_rx.clone())),

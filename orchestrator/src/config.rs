@@ -70,6 +70,8 @@ pub struct ServerConfig {
     pub calendar_horizon: Duration,
     /// Bots are dispatched this long before a meeting's start time.
     pub dispatch_lead: Duration,
+    /// Zoom's webhook secret token (the Zoom app's "Secret Token"); `None` turns the webhook off.
+    pub zoom_webhook_secret: Option<Secret>,
     /// How bot workers are run, and the fleet's size until an admin sets it.
     pub fleet: FleetConfig,
     /// Whisper settings of the bots this server launches.
@@ -130,6 +132,7 @@ impl ServerConfig {
             secret_key: None,
             calendar_poll: Duration::from_secs(60),
             calendar_horizon: Duration::from_secs(14 * 24 * 3600),
+            zoom_webhook_secret: None,
             fleet: FleetConfig::default(),
             asr,
             connector: ConnectorArgs {

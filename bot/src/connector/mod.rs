@@ -5,6 +5,7 @@
 pub mod janus;
 pub mod open;
 pub mod replay;
+pub mod zoom_rtms;
 
 use crate::audio::jitter::RtpPacket;
 use parley_shared::{Speaker, SpeakerKey};

@@ -2,6 +2,7 @@
 
 use super::janus::{JanusConfig, JanusConnector, JanusUrl};
 use super::replay::{Pace, ReplayConnector};
+use super::zoom_rtms::{RtmsUrl, ZoomCredentials, ZoomRtmsConnector};
 use super::{ConnectorError, ConnectorEvent, MeetingConnector};
 use crate::recorder::{Recorder, RecordingStore};
 use clap::Args;
@@ -31,6 +32,17 @@ pub struct ConnectorArgs {
     /// "off" disables recording.
     #[arg(long, env = "PARLEY_RECORDINGS")]
     pub record_to: Option<String>,
+    /// The Zoom app's client id, for Zoom meetings (RTMS).
+    #[arg(long, env = "ZOOM_CLIENT_ID", default_value = "")]
+    pub zoom_client_id: String,
+    /// The Zoom app's client secret, which signs the RTMS handshake.
+    #[arg(
+        long,
+        env = "ZOOM_CLIENT_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub zoom_client_secret: String,
 }
 
 impl Default for ConnectorArgs {
@@ -43,6 +55,7 @@ impl Default for ConnectorArgs {
 enum Kind {
     Replay(ReplayConnector),
     Janus(Box<JanusConnector>),
+    ZoomRtms(ZoomRtmsConnector),
 }
 
 /// Any connector this build has, recording what it receives when asked to.
@@ -112,8 +125,16 @@ impl AnyConnector {
                 JanusConnector::join(janus, config).await?,
             )));
         }
+        if url.starts_with("zoom-rtms:") {
+            let rtms = RtmsUrl::parse(url).map_err(ConnectorError::Setup)?;
+            let creds = ZoomCredentials {
+                client_id: args.zoom_client_id.clone(),
+                client_secret: args.zoom_client_secret.clone(),
+            };
+            return Ok(Kind::ZoomRtms(ZoomRtmsConnector::join(rtms, &creds).await?));
+        }
         Err(ConnectorError::Setup(format!(
-            "no connector for this link in this build (replay: and janus+ws:// are supported): {url}"
+            "no connector for this link in this build (replay:, janus+ws:// and zoom-rtms: are supported): {url}"
         )))
     }
 }
@@ -125,6 +146,7 @@ impl MeetingConnector for AnyConnector {
             None => match &mut self.kind {
                 Kind::Replay(c) => c.next_event().await,
                 Kind::Janus(c) => c.next_event().await,
+                Kind::ZoomRtms(c) => c.next_event().await,
             },
         };
         let Some(recorder) = &mut self.recorder else {
@@ -143,6 +165,7 @@ impl MeetingConnector for AnyConnector {
         match &mut self.kind {
             Kind::Replay(c) => c.post_chat(text).await,
             Kind::Janus(c) => c.post_chat(text).await,
+            Kind::ZoomRtms(c) => c.post_chat(text).await,
         }
     }
 
@@ -150,6 +173,7 @@ impl MeetingConnector for AnyConnector {
         match &mut self.kind {
             Kind::Replay(c) => c.leave().await,
             Kind::Janus(c) => c.leave().await,
+            Kind::ZoomRtms(c) => c.leave().await,
         }
         if let Some(recorder) = &mut self.recorder {
             recorder.finish().await;

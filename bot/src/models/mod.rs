@@ -319,7 +319,7 @@ impl<W: Write> HashingWriter<W> {
     fn finish(self) -> (W, FileDigest) {
         let digest = FileDigest {
             size: self.size,
-            sha256: hex(&self.hasher.finalize()),
+            sha256: hex::encode(self.hasher.finalize()),
         };
         (self.inner, digest)
     }
@@ -336,16 +336,6 @@ impl<W: Write> Write for HashingWriter<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
 }
 
 fn sha256_file(path: &Path) -> Result<FileDigest, ModelError> {

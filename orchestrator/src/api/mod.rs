@@ -8,6 +8,7 @@ mod meetings;
 mod ops;
 pub mod recordings;
 mod session;
+mod zoom;
 
 pub use error::ApiError;
 pub use meetings::summary_view;
@@ -32,6 +33,8 @@ pub struct AppState {
     pub limiter: Arc<LoginLimiter>,
     /// Bots: the scheduler's queue and the fleet's size.
     pub fleet: Arc<crate::fleet::Fleet>,
+    /// Zoom's webhook secret token; `None` turns the Zoom webhook off.
+    pub zoom_webhook_secret: Option<Arc<str>>,
     pub redis: Option<redis::aio::ConnectionManager>,
     pub token_ttl: Duration,
     /// Live captions: the viewers' hubs on this replica.
@@ -77,6 +80,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/admin/users", get(admin::users))
         .route("/admin/users/{id}/role", put(admin::set_role))
         .route("/admin/fleet", get(admin::fleet).put(admin::set_fleet))
+        .route("/webhooks/zoom", post(zoom::webhook))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -20,7 +20,7 @@ impl BearerToken {
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes)?;
-        Ok(Self(format!("{PREFIX}{}", hex(&bytes))))
+        Ok(Self(format!("{PREFIX}{}", hex::encode(bytes))))
     }
 
     /// Parses an `Authorization` header value (`Bearer prl_…`).
@@ -40,7 +40,7 @@ impl BearerToken {
     }
 
     pub fn hash(&self) -> TokenHash {
-        TokenHash(hex(&Sha256::digest(self.0.as_bytes())))
+        TokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
     }
 }
 
@@ -69,7 +69,7 @@ impl ShareToken {
     pub fn generate() -> Result<Self, getrandom::Error> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes)?;
-        Ok(Self(hex(&bytes)))
+        Ok(Self(hex::encode(bytes)))
     }
 
     /// Accepts 64 lowercase hex digits, the only shape ever issued (the migration's backfill
@@ -82,10 +82,6 @@ impl ShareToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

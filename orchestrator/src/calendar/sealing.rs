@@ -13,23 +13,9 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 impl Sealer {
     pub fn from_hex(key: &str) -> anyhow::Result<Self> {
-        let bytes = unhex(key.trim()).filter(|b| b.len() == 32).context(
+        let bytes = hex::decode(key.trim()).ok().filter(|b| b.len() == 32).context(
             "PARLEY_SECRET_KEY must be 64 hex digits (32 random bytes, e.g. `openssl rand -hex 32`)",
         )?;
         let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes)
@@ -45,7 +31,7 @@ impl Sealer {
         }
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let key = hex(&bytes);
+        let key = hex::encode(bytes);
         write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
         Self::from_hex(&key)
     }
@@ -57,11 +43,13 @@ impl Sealer {
         self.0
             .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut data)
             .map_err(|_| anyhow::anyhow!("cannot seal"))?;
-        Ok(format!("{}{}", hex(&nonce), hex(&data)))
+        Ok(format!("{}{}", hex::encode(nonce), hex::encode(&data)))
     }
 
     pub fn open(&self, sealed: &str) -> anyhow::Result<String> {
-        let bytes = unhex(sealed).context("sealed value is not hex")?;
+        let bytes = hex::decode(sealed)
+            .ok()
+            .context("sealed value is not hex")?;
         if bytes.len() < NONCE_LEN {
             bail!("sealed value too short");
         }

@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// Seconds before a meeting's start time that its bot is sent.
     #[arg(long, env = "PARLEY_DISPATCH_LEAD_SECS", default_value_t = 60)]
     pub dispatch_lead_secs: u64,
+    /// The Zoom app's webhook secret token: turns on POST /webhooks/zoom, where Zoom reports
+    /// that a meeting's media stream (RTMS) started and its bot should join.
+    #[arg(long, env = "ZOOM_WEBHOOK_SECRET_TOKEN", hide_env_values = true)]
+    pub zoom_webhook_secret: Option<String>,
     /// How bot workers run: tasks in this server (in-process), `parley-bot worker` processes
     /// (process; needs --redis-url), or the pods of a Kubernetes Deployment (kubernetes; needs
     /// --redis-url).
@@ -204,6 +208,7 @@ impl ServeArgs {
             });
         config.job_lease = Duration::from_secs(self.job_lease_secs.max(1));
         config.secret_key = nonempty(&self.secret_key);
+        config.zoom_webhook_secret = nonempty(&self.zoom_webhook_secret);
         config.calendar_poll = Duration::from_secs(self.calendar_poll_secs.max(1));
         if let Some(url) = self.public_url.as_deref().filter(|u| !u.is_empty()) {
             let host = url

@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 use crate::store::{FleetSettings, Leadership, Meeting, Store, StoreError};
 use launchers::AnyLauncher;
 use parley_bot::fleet::{AnyQueue, Assignment, BotInfo, QueueDepth, QueueError};
-use parley_shared::MeetingId;
+use parley_shared::{MeetingId, Platform};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -125,11 +125,16 @@ impl Fleet {
         })
     }
 
-    /// Queues a bot for a meeting now, if the limits allow.
-    pub async fn assign_now(&self, meeting: &Meeting) -> Result<Assigned, FleetError> {
+    /// Queues a bot for a meeting now, if the limits allow; `link` replaces the meeting's URL
+    /// as the bot's way in (a Zoom meeting's RTMS stream).
+    pub async fn assign_now(
+        &self,
+        meeting: &Meeting,
+        link: Option<String>,
+    ) -> Result<Assigned, FleetError> {
         let settings = self.settings().await?;
         let mut depth = self.queue.depth().await?;
-        let assigned = self.assign(meeting, settings, &mut depth).await?;
+        let assigned = self.assign(meeting, link, settings, &mut depth).await?;
         self.wake();
         Ok(assigned)
     }
@@ -137,6 +142,7 @@ impl Fleet {
     async fn assign(
         &self,
         meeting: &Meeting,
+        link: Option<String>,
         settings: FleetSettings,
         depth: &mut QueueDepth,
     ) -> Result<Assigned, FleetError> {
@@ -160,7 +166,7 @@ impl Fleet {
             });
         let assignment = Assignment {
             meeting_id: id,
-            url: meeting.url.to_string(),
+            url: link.unwrap_or_else(|| meeting.url.to_string()),
             record: meeting.record,
             announcement,
             dispatched_ms: now,
@@ -230,12 +236,13 @@ impl Fleet {
         let mut depth = self.queue.depth().await?;
         if leader {
             let settings = self.settings().await?;
-            for meeting in self
+            let due = self
                 .store
                 .due_meetings(now + lead.as_millis() as u64)
-                .await?
-            {
-                match self.assign(&meeting, settings, &mut depth).await {
+                .await?;
+            // A Zoom meeting's bot goes when Zoom says its media stream started (the webhook).
+            for meeting in due.into_iter().filter(|m| m.platform != Platform::Zoom) {
+                match self.assign(&meeting, None, settings, &mut depth).await {
                     Ok(Assigned::Queued | Assigned::NotScheduled) => {}
                     Ok(limit) => {
                         self.metrics.dispatch_deferred.fetch_add(1, Relaxed);

@@ -290,6 +290,26 @@ impl Store {
         rows.iter().map(meeting_from_row).collect()
     }
 
+    /// The Zoom meeting `number` (the digits of its `/j/` link) waiting for its bot, the one
+    /// starting nearest `now_ms` if several do.
+    pub async fn waiting_zoom_meeting(&self, number: &str, now_ms: u64) -> Result<Option<Meeting>> {
+        debug_assert!(number.bytes().all(|b| b.is_ascii_digit()));
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            meeting_columns!(),
+            " FROM meetings m WHERE m.platform = 'zoom' AND m.status = 'scheduled' \
+              AND m.url LIKE $1"
+        ))
+        .bind(format!("%/j/{number}%"))
+        .fetch_all(&self.pool)
+        .await?;
+        let meetings: Vec<Meeting> = rows.iter().map(meeting_from_row).collect::<Result<_>>()?;
+        Ok(meetings
+            .into_iter()
+            .filter(|m| zoom_number(m.url.as_str()).as_deref() == Some(number))
+            .min_by_key(|m| m.start_time_ms.unwrap_or(now_ms).abs_diff(now_ms)))
+    }
+
     /// Takes a scheduled meeting for dispatch; only one caller wins.
     pub async fn claim_meeting(&self, id: MeetingId, now_ms: u64) -> Result<bool> {
         let n = sqlx::query(
@@ -423,4 +443,11 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The meeting number of a Zoom link (`https://zoom.us/j/123456789?pwd=…`).
+pub fn zoom_number(url: &str) -> Option<String> {
+    let rest = url.split("/j/").nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    (!digits.is_empty()).then_some(digits)
 }

@@ -19,7 +19,7 @@ mod users;
 pub use calendars::{Calendar, CalendarMeeting};
 pub use fleet::{FleetSettings, Leadership};
 pub use jobs::{Job, JobKind, JobState};
-pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant};
+pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant, zoom_number};
 pub use summaries::Summary;
 pub use transcripts::{SegmentRow, StoredSegment};
 pub use users::{Role, User};

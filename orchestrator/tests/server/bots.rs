@@ -2,8 +2,8 @@
 //! the in-process bus (embedded) or Redis (production), transcript read back over the API.
 //! Needs the tiny.en model installed (scripts/test installs it).
 
-use crate::helpers::{Backend, TestApp, eventually};
-use parley_bot::eval::{HypSegment, Reference, score};
+use crate::helpers::{Backend, TestApp, assert_transcript, eventually};
+use parley_bot::eval::Reference;
 use parley_shared::MeetingId;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -51,27 +51,7 @@ async fn replay_the_sample(app: &TestApp) {
         .segments(MeetingId::parse(&id).expect("id"), false)
         .await
         .expect("segments");
-    let hyps: Vec<HypSegment> = stored
-        .iter()
-        .map(|s| HypSegment {
-            speaker: s.speaker.clone(),
-            start_ms: s.start_ms,
-            end_ms: s.end_ms,
-            text: s.text.clone(),
-        })
-        .collect();
-    let s = score(&reference, &hyps);
-    eprintln!(
-        "sample through the server: WER {:.1} %, attribution {:.1} %",
-        s.overall.rate() * 100.0,
-        s.attribution() * 100.0
-    );
-    assert!(
-        s.overall.rate() <= 0.15,
-        "WER {:.1} %",
-        s.overall.rate() * 100.0
-    );
-    assert_eq!(s.attribution(), 1.0, "every word under the right speaker");
+    assert_transcript(app, &id, &reference, "sample through the server", 0.15).await;
 
     let transcript: Value = app
         .get(

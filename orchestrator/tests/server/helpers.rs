@@ -163,6 +163,8 @@ pub struct Options {
     /// How bots run; default in-process with no warm pool (most tests never need a bot, and
     /// a worker loads the model when a meeting is queued).
     pub fleet: Option<FleetConfig>,
+    /// Zoom: the webhook secret token, and the app's client id and secret the bots sign with.
+    pub zoom: Option<(String, String, String)>,
 }
 
 impl TestApp {
@@ -193,6 +195,11 @@ impl TestApp {
         let mut config = ServerConfig::embedded(dir.path().join("data"), AsrArgs::default());
         config.database_url = Some(Secret::new(database_url.clone()));
         config.fleet.defaults.min_idle = 0;
+        if let Some((webhook, id, secret)) = options.zoom {
+            config.zoom_webhook_secret = Some(Secret::new(webhook));
+            config.connector.zoom_client_id = id;
+            config.connector.zoom_client_secret = secret;
+        }
         if let Some(fleet) = options.fleet {
             config.fleet = fleet;
         }
@@ -404,4 +411,53 @@ pub async fn stored_meeting(store: &Store, invitees: &[&str]) -> MeetingId {
         .await
         .expect("meeting")
         .meeting_id
+}
+
+/// Scores the meeting's stored finals against `reference` (each under the reference speaker with
+/// its display name) and asserts the WER is at most `max_wer` and every word is under the right
+/// speaker.
+pub async fn assert_transcript(
+    app: &TestApp,
+    id: &str,
+    reference: &parley_bot::eval::Reference,
+    what: &str,
+    max_wer: f64,
+) {
+    let key_of = |name: &str| {
+        reference
+            .speakers
+            .iter()
+            .find(|s| s.name == name)
+            .map_or_else(|| name.to_owned(), |s| s.key.clone())
+    };
+    let stored = app
+        .store
+        .segments(parley_shared::MeetingId::parse(id).expect("id"), false)
+        .await
+        .expect("segments");
+    let hyps: Vec<parley_bot::eval::HypSegment> = stored
+        .iter()
+        .map(|s| parley_bot::eval::HypSegment {
+            speaker: key_of(&s.speaker_name),
+            start_ms: s.start_ms,
+            end_ms: s.end_ms,
+            text: s.text.clone(),
+        })
+        .collect();
+    let s = parley_bot::eval::score(reference, &hyps);
+    eprintln!(
+        "{what}: WER {:.1} %, attribution {:.1} %",
+        s.overall.rate() * 100.0,
+        s.attribution() * 100.0
+    );
+    assert!(
+        s.overall.rate() <= max_wer,
+        "{what}: WER {:.1} %",
+        s.overall.rate() * 100.0
+    );
+    assert_eq!(
+        s.attribution(),
+        1.0,
+        "{what}: every word under the right speaker"
+    );
 }

@@ -21,3 +21,4 @@ mod schema;
 mod security;
 mod store;
 mod summaries;
+mod zoom;

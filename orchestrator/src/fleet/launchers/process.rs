@@ -69,6 +69,8 @@ impl ProcessLauncher {
                 connector.alone_timeout_secs.to_string(),
             ),
             ("PARLEY_REPLAY_SPEED", connector.replay_speed.to_string()),
+            ("ZOOM_CLIENT_ID", connector.zoom_client_id.clone()),
+            ("ZOOM_CLIENT_SECRET", connector.zoom_client_secret.clone()),
         ];
         if let Some(dir) = &asr.model_dir {
             env.push(("PARLEY_MODEL_DIR", dir.display().to_string()));
