@@ -40,13 +40,19 @@ struct Client {
 }
 
 impl Client {
-    async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
-        let r = self
+    /// The response, whatever its status.
+    async fn send(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        Ok(self
             .http
             .get(format!("{}{path}", self.base))
             .bearer_auth(&self.token)
             .send()
-            .await?;
+            .await?)
+    }
+
+    /// A successful response, or an error with the status and body.
+    async fn get(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let r = self.send(path).await?;
         if !r.status().is_success() {
             bail!(
                 "GET {path}: {} {}",
@@ -253,7 +259,8 @@ async fn summary(client: &Client, id: &str) -> anyhow::Result<()> {
     eprintln!("\nwaiting for the summary...");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let summary: Value = loop {
-        let r = client.get(&format!("/meetings/{id}/summary")).await?;
+        // 404 until the summary job has run: the meeting ended a moment ago.
+        let r = client.send(&format!("/meetings/{id}/summary")).await?;
         if r.status().is_success() {
             break r.json().await?;
         }

@@ -107,7 +107,7 @@ impl std::fmt::Debug for ZoomCredentials {
 
 #[derive(Debug)]
 pub struct ZoomRtmsConnector {
-    events: mpsc::Receiver<ConnectorEvent>,
+    events: mpsc::Receiver<Result<ConnectorEvent, ConnectorError>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -258,7 +258,7 @@ impl ZoomRtmsConnector {
 
 impl MeetingConnector for ZoomRtmsConnector {
     async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
-        Ok(self.events.recv().await)
+        self.events.recv().await.transpose()
     }
 
     async fn leave(&mut self) {
@@ -271,7 +271,7 @@ impl MeetingConnector for ZoomRtmsConnector {
 
 /// The receiving side: both sockets until the stream ends, the bot leaves, or a socket drops.
 struct Session {
-    tx: mpsc::Sender<ConnectorEvent>,
+    tx: mpsc::Sender<Result<ConnectorEvent, ConnectorError>>,
     started: Instant,
     /// Per speaker: the 16 kHz position where their next packet starts.
     speakers: HashMap<SpeakerKey, u64>,
@@ -281,7 +281,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(tx: mpsc::Sender<ConnectorEvent>) -> Self {
+    fn new(tx: mpsc::Sender<Result<ConnectorEvent, ConnectorError>>) -> Self {
         Self {
             tx,
             started: Instant::now(),
@@ -289,6 +289,10 @@ impl Session {
             origin: None,
             malformed: 0,
         }
+    }
+
+    async fn emit(&self, event: ConnectorEvent) {
+        let _ = self.tx.send(Ok(event)).await;
     }
 
     fn at_ms(&self) -> u64 {
@@ -310,11 +314,13 @@ impl Session {
                 }
                 frame = signaling.next() => match self.frame(frame, &mut signaling).await {
                     Ok(None) => {}
-                    Ok(Some(end)) | Err(end) => break end,
+                    Ok(Some(end)) => break Ok(end),
+                    Err(lost) => break Err(lost),
                 },
                 frame = media.next() => match self.frame(frame, &mut media).await {
                     Ok(None) => {}
-                    Ok(Some(end)) | Err(end) => break end,
+                    Ok(Some(end)) => break Ok(end),
+                    Err(lost) => break Err(lost),
                 },
             }
         };
@@ -324,26 +330,33 @@ impl Session {
                 "RTMS frames that were malformed were skipped"
             );
         }
-        for key in self.speakers.keys() {
-            let _ = self
-                .tx
-                .send(ConnectorEvent::Left {
-                    key: key.clone(),
+        match end {
+            // The stream is over: so is the meeting, for the bot.
+            Ok(reason) => {
+                for key in self.speakers.keys() {
+                    self.emit(ConnectorEvent::Left {
+                        key: key.clone(),
+                        at_ms: self.at_ms(),
+                        reason: None,
+                    })
+                    .await;
+                }
+                self.emit(ConnectorEvent::Ended {
                     at_ms: self.at_ms(),
-                    reason: None,
+                    reason,
                 })
                 .await;
+            }
+            // A dropped connection is not the meeting's end: the bot fails over, and the next
+            // bot signs in to the same stream again.
+            Err(lost) => {
+                let _ = self.tx.send(Err(ConnectorError::Lost(lost))).await;
+            }
         }
-        let _ = self
-            .tx
-            .send(ConnectorEvent::Ended {
-                at_ms: self.at_ms(),
-                reason: end,
-            })
-            .await;
     }
 
-    /// Handles one frame; `Ok(Some(reason))` or `Err(reason)` ends the session.
+    /// Handles one frame: `Ok(Some(reason))` when the stream ended, `Err(reason)` when the
+    /// connection failed.
     async fn frame(
         &mut self,
         frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
@@ -418,10 +431,7 @@ impl Session {
                 key: key.clone(),
                 name,
             };
-            let _ = self
-                .tx
-                .send(ConnectorEvent::Joined { speaker, at_ms })
-                .await;
+            self.emit(ConnectorEvent::Joined { speaker, at_ms }).await;
         }
         // Multi-stream audio comes only while someone speaks: a speaker's position follows the
         // stream's timestamps (their gaps become silence), or, without them, the arrival time.
@@ -440,10 +450,7 @@ impl Session {
             pos,
             samples,
         };
-        let _ = self
-            .tx
-            .send(ConnectorEvent::Media { key, at_ms, media })
-            .await;
+        self.emit(ConnectorEvent::Media { key, at_ms, media }).await;
     }
 
     /// Participants leaving (EVENT_UPDATE with a leave event) end their tracks.
@@ -459,14 +466,12 @@ impl Session {
                 continue;
             };
             if self.speakers.remove(&key).is_some() {
-                let _ = self
-                    .tx
-                    .send(ConnectorEvent::Left {
-                        key,
-                        at_ms: self.at_ms(),
-                        reason: Some("left the meeting".to_owned()),
-                    })
-                    .await;
+                self.emit(ConnectorEvent::Left {
+                    key,
+                    at_ms: self.at_ms(),
+                    reason: Some("left the meeting".to_owned()),
+                })
+                .await;
             }
         }
     }
