@@ -233,10 +233,10 @@ async fn seed_routes_start_and_summarise(backend: Backend) {
     let id = app
         .meeting(
             &token,
-            json!({"title": "Later", "url": "https://zoom.us/j/9", "start_time": LATER}),
+            json!({"title": "Later", "url": "https://teams.microsoft.com/l/meetup-join/later", "start_time": LATER}),
         )
         .await;
-    // Starting a scheduled meeting dispatches its bot now (which fails: no Zoom connector yet).
+    // Starting a scheduled meeting dispatches its bot now (which fails: no Teams connector).
     let r = app
         .post("/meeting/started", Some(&token), &json!({"meeting_id": id}))
         .await;
@@ -252,6 +252,11 @@ async fn seed_routes_start_and_summarise(backend: Backend) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
+    let adhoc: Value = r.json().await.expect("json");
+    assert_eq!(
+        adhoc["status"], "scheduled",
+        "a Zoom meeting's bot waits for Zoom to start its media stream"
+    );
     let r = app.post("/meeting/started", Some(&token), &json!({})).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
