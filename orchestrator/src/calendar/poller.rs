@@ -171,9 +171,15 @@ impl Poller {
                     .collect(),
             };
             self.store.sync_calendar_meeting(&meeting, now).await?;
-            self.store
+            if !self
+                .store
                 .set_calendar_instance(calendar.calendar_id, &key, start_ms)
-                .await?;
+                .await?
+            {
+                // Removed while being read: what it just scheduled goes with it.
+                self.store.drop_calendar_instance(None, &key).await?;
+                return Ok(synced);
+            }
             seen.insert(key);
             synced.scheduled += 1;
         }

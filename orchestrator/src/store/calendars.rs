@@ -195,18 +195,21 @@ impl Store {
             .collect())
     }
 
-    pub async fn set_calendar_instance(&self, id: Uuid, key: &str, start_ms: u64) -> Result<()> {
-        sqlx::query(
+    /// Records that a calendar shows an instance; `false` when the calendar is gone (removed
+    /// while it was being read).
+    pub async fn set_calendar_instance(&self, id: Uuid, key: &str, start_ms: u64) -> Result<bool> {
+        let n = sqlx::query(
             "INSERT INTO calendar_instances (calendar_id, calendar_key, start_time) \
-             VALUES ($1, $2, $3) ON CONFLICT (calendar_id, calendar_key) \
-             DO UPDATE SET start_time = excluded.start_time",
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM calendars WHERE calendar_id = $1) \
+             ON CONFLICT (calendar_id, calendar_key) DO UPDATE SET start_time = excluded.start_time",
         )
         .bind(id.to_string())
         .bind(key)
         .bind(to_db_ms(start_ms))
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
     }
 
     /// Forgets an instance for a calendar; cancels its meeting when no calendar shows it any more
