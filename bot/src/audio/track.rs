@@ -1,6 +1,7 @@
 //! One participant's audio from the network or a file to 16 kHz samples placed on the meeting
 //! clock: RTP Opus through the reorder buffer and decoder, or PCM at any rate; gaps in the
-//! sender's timestamps (DTX, mute) become silence or, when long, a jump in the timeline.
+//! sender's timestamps (DTX, mute) become silence or, when long, a jump in the timeline that a
+//! second of silence leads into (as it does into a track's first audio).
 
 use super::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout, RtpPacket};
 use super::opus_decode::{DecoderInitError, OpusTrackDecoder};
@@ -10,6 +11,8 @@ use super::{ASR_RATE, OPUS_RATE};
 /// A gap up to this long is filled with silence; a longer one restarts the timeline there, so a
 /// muted hour costs nothing.
 const MAX_FILL_MS: u64 = 2_000;
+/// Silence put before audio that resumes after a gap longer than [`MAX_FILL_MS`].
+const LEAD_IN_MS: u64 = 1_000;
 
 /// 16 kHz samples starting at `start` (16 kHz samples since the meeting clock's zero).
 #[derive(Debug, Clone, PartialEq)]
@@ -57,11 +60,19 @@ impl Timeline {
         out: &mut Vec<AudioChunk>,
     ) -> Result<(), TrackError> {
         let max_fill = MAX_FILL_MS * u64::from(self.rate) / 1000;
+        // Silence leads into audio that starts, or resumes after a long gap (a speaker whose
+        // audio flows only while they talk): the voice gate and the utterance pre-roll then
+        // start from silence, as on a continuous track, instead of clipping the first word.
+        let lead = (LEAD_IN_MS * u64::from(self.rate) / 1000).min(pos);
         match self.next_in {
-            None => self.restart(pos),
+            None => {
+                self.restart(pos - lead);
+                self.feed(&vec![0.0; lead as usize], out)?;
+            }
             Some(next) if pos > next + max_fill => {
                 self.flush(out)?;
-                self.restart(pos);
+                self.restart(pos - lead);
+                self.feed(&vec![0.0; lead as usize], out)?;
             }
             Some(next) if pos > next => {
                 let gap = vec![0.0; (pos - next) as usize];
@@ -248,6 +259,13 @@ mod tests {
         chunks.iter().map(|c| c.samples.len()).sum()
     }
 
+    fn flat(chunks: &[AudioChunk]) -> Vec<f32> {
+        chunks
+            .iter()
+            .flat_map(|c| c.samples.iter().copied())
+            .collect()
+    }
+
     fn contiguous(chunks: &[AudioChunk]) -> bool {
         chunks
             .windows(2)
@@ -279,11 +297,13 @@ mod tests {
             track.poll(now, &mut out).expect("poll");
         }
         track.finish(&mut out).expect("finish");
-        // Packet 1 came first, at 1000 ms, so packet 0 belongs 20 ms earlier.
-        assert_eq!(out[0].start, 16 * 980);
+        // Packet 1 came first, at 1000 ms, so packet 0 belongs 20 ms earlier; silence leads in
+        // from the meeting's start.
+        assert_eq!(out[0].start, 0);
         assert!(contiguous(&out));
+        assert!(flat(&out)[..16 * 950].iter().all(|x| x.abs() < 1e-4));
         assert!(
-            (total(&out) as i64 - 50 * 320).abs() <= 2,
+            (total(&out) as i64 - 16 * 980 - 50 * 320).abs() <= 2,
             "{}",
             total(&out)
         );
@@ -314,9 +334,10 @@ mod tests {
         let last = out.last().expect("output");
         assert!(last.start >= 16 * 10_000, "jumped: {}", last.start);
         assert!(!contiguous(&out));
+        // The jump lands 10.52 s in, with a second of silence leading in.
         let before_jump: usize = out
             .iter()
-            .filter(|c| c.start < 16 * 10_000)
+            .filter(|c| c.start < 16 * 9_000)
             .map(|c| c.samples.len())
             .sum();
         assert!(
@@ -333,7 +354,11 @@ mod tests {
             .push(44_100, &vec![0.1; 44_100], &mut out)
             .expect("push");
         track.finish(&mut out).expect("finish");
-        assert_eq!(out[0].start, 16_000);
-        assert!((total(&out) as i64 - 16_000).abs() <= 1);
+        // One second of silence leads in; the audio starts at 1 s.
+        assert_eq!(out[0].start, 0);
+        let samples = flat(&out);
+        assert!((samples.len() as i64 - 32_000).abs() <= 1);
+        assert!(samples[..15_500].iter().all(|x| x.abs() < 1e-4));
+        assert!(samples[16_100..].iter().all(|&x| x != 0.0));
     }
 }
