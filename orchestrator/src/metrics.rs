@@ -145,10 +145,6 @@ impl Metrics {
         self.join_latency.observe(JOIN_BUCKETS_MS, ms);
     }
 
-    pub fn join_quantile_ms(&self, q: f64) -> Option<u64> {
-        self.join_latency.quantile(JOIN_BUCKETS_MS, q)
-    }
-
     /// The fleet as the controller last saw it.
     pub fn set_fleet(&self, bots: &[BotInfo], depth: QueueDepth, now_ms: u64) {
         for (i, state) in WorkerState::ALL.iter().enumerate() {

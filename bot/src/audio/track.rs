@@ -60,19 +60,11 @@ impl Timeline {
         out: &mut Vec<AudioChunk>,
     ) -> Result<(), TrackError> {
         let max_fill = MAX_FILL_MS * u64::from(self.rate) / 1000;
-        // Silence leads into audio that starts, or resumes after a long gap (a speaker whose
-        // audio flows only while they talk): the voice gate and the utterance pre-roll then
-        // start from silence, as on a continuous track, instead of clipping the first word.
-        let lead = (LEAD_IN_MS * u64::from(self.rate) / 1000).min(pos);
         match self.next_in {
-            None => {
-                self.restart(pos - lead);
-                self.feed(&vec![0.0; lead as usize], out)?;
-            }
+            None => self.restart(pos, out)?,
             Some(next) if pos > next + max_fill => {
                 self.flush(out)?;
-                self.restart(pos - lead);
-                self.feed(&vec![0.0; lead as usize], out)?;
+                self.restart(pos, out)?;
             }
             Some(next) if pos > next => {
                 let gap = vec![0.0; (pos - next) as usize];
@@ -84,9 +76,16 @@ impl Timeline {
         self.feed(samples, out)
     }
 
-    fn restart(&mut self, pos: u64) {
-        self.next_in = Some(pos);
-        self.next_out = pos * u64::from(ASR_RATE) / u64::from(self.rate);
+    /// Starts the timeline so that audio at `pos` follows a lead-in of silence. Audio that
+    /// starts, or resumes after a long gap (a speaker whose audio flows only while they talk),
+    /// then meets a voice gate and an utterance pre-roll that start from silence, as on a
+    /// continuous track, instead of clipping its first word.
+    fn restart(&mut self, pos: u64, out: &mut Vec<AudioChunk>) -> Result<(), TrackError> {
+        let lead = (LEAD_IN_MS * u64::from(self.rate) / 1000).min(pos);
+        let start = pos - lead;
+        self.next_in = Some(start);
+        self.next_out = start * u64::from(ASR_RATE) / u64::from(self.rate);
+        self.feed(&vec![0.0; lead as usize], out)
     }
 
     fn feed(&mut self, samples: &[f32], out: &mut Vec<AudioChunk>) -> Result<(), TrackError> {

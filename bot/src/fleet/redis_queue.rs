@@ -36,7 +36,6 @@ pub struct RedisQueue {
     /// Blocking reads get their own connection, so they hold up no other command.
     reader: ConnectionManager,
     stream: String,
-    lease: Duration,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -66,14 +65,7 @@ impl RedisQueue {
             conn,
             reader,
             stream: stream.to_owned(),
-            lease: LEASE,
         })
-    }
-
-    /// A shorter or longer lease than [`LEASE`] (tests, slow networks).
-    pub fn with_lease(mut self, lease: Duration) -> Self {
-        self.lease = lease;
-        self
     }
 
     fn bots_key(&self) -> String {
@@ -113,7 +105,7 @@ impl RedisQueue {
                 &self.stream,
                 GROUP,
                 worker,
-                self.lease.as_millis() as u64,
+                LEASE.as_millis() as u64,
                 "0-0",
                 StreamAutoClaimOptions::default().count(1),
             )
@@ -198,7 +190,7 @@ impl RedisQueue {
 
     /// Marks the claim as idle for longer than any lease, so the next free worker takes it.
     pub async fn release(&self, c: &Claimed) -> Result<(), QueueError> {
-        let idle_ms = self.lease.as_millis() as u64 * 10;
+        let idle_ms = LEASE.as_millis() as u64 * 10;
         let _: redis::Value = redis::cmd("XCLAIM")
             .arg(&self.stream)
             .arg(GROUP)

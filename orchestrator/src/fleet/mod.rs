@@ -43,7 +43,7 @@ pub enum Assigned {
 
 #[derive(Debug)]
 pub struct Fleet {
-    pub queue: AnyQueue,
+    queue: AnyQueue,
     store: Store,
     metrics: Arc<Metrics>,
     launcher: AnyLauncher,

@@ -146,7 +146,7 @@ async fn expect(socket: &mut Socket, msg_type: u64, what: &str) -> Result<Value,
             Some(Ok(Message::Close(c))) => {
                 return Err(ConnectorError::Setup(format!(
                     "the RTMS server closed the connection before the {what}{}",
-                    c_reason(&frame_close(c))
+                    close_reason(c)
                 )));
             }
             None => {
@@ -171,13 +171,10 @@ async fn expect(socket: &mut Socket, msg_type: u64, what: &str) -> Result<Value,
     }
 }
 
-fn frame_close(c: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> Option<String> {
-    c.map(|c| c.reason.to_string()).filter(|r| !r.is_empty())
-}
-
-fn c_reason(reason: &Option<String>) -> String {
-    reason
-        .as_deref()
+/// A close frame's reason, as " (reason)" to follow a sentence, or nothing.
+fn close_reason(c: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> String {
+    c.map(|c| c.reason.to_string())
+        .filter(|r| !r.is_empty())
         .map(|r| format!(" ({r})"))
         .unwrap_or_default()
 }
@@ -367,7 +364,7 @@ impl Session {
             Some(Ok(Message::Close(c))) => {
                 return Err(format!(
                     "the RTMS server closed the stream{}",
-                    c_reason(&frame_close(c))
+                    close_reason(c)
                 ));
             }
             None => return Err("the RTMS server closed the stream".to_owned()),
