@@ -175,6 +175,7 @@ fn event_time(event: &ConnectorEvent) -> u64 {
     match event {
         ConnectorEvent::Joined { at_ms, .. }
         | ConnectorEvent::Media { at_ms, .. }
+        | ConnectorEvent::Quiet { at_ms, .. }
         | ConnectorEvent::Left { at_ms, .. }
         | ConnectorEvent::Capture { at_ms, .. }
         | ConnectorEvent::Ended { at_ms, .. } => *at_ms,
@@ -216,6 +217,13 @@ impl<S: EventSink> Run<'_, S> {
                     .push(EventBody::ParticipantJoined { speaker, at_ms });
             }
             ConnectorEvent::Media { key, at_ms, media } => self.media(key, at_ms, media)?,
+            ConnectorEvent::Quiet { key, .. } => {
+                // The track stays; its next audio starts a new timeline and utterance.
+                if let Some(mut track) = self.tracks.remove(&key) {
+                    self.finish_track(&mut track)?;
+                    self.tracks.insert(key, track);
+                }
+            }
             ConnectorEvent::Left { key, at_ms, .. } => {
                 if let Some(mut track) = self.tracks.remove(&key) {
                     self.finish_track(&mut track)?;

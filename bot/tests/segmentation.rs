@@ -197,3 +197,44 @@ fn overlapping_speakers_are_segmented_independently() {
     assert!(at(&tom, 42_500), "Tom's turn end not detected");
     assert!(at(&priya, 42_500), "Priya's overlapping start not detected");
 }
+
+#[test]
+fn audio_resuming_after_a_cut_is_placed_where_it_resumes() {
+    // A platform that forwards only the loudest speakers cuts a speaker off, and their audio
+    // resumes seconds later on another stream: the new utterance starts there, not where the
+    // old audio stopped.
+    let dir = testdata("sample");
+    let whole = read_16k(&dir.join("ana.opus"), 60_000).expect("decode");
+    // Cut mid-sentence.
+    let samples = &whole[..4 * 16_000 + 100];
+    let mut seg = Segmenter::new(SegmenterConfig::default(), VadConfig::default());
+    let mut finals = Vec::new();
+    let mut run = |seg: &mut Segmenter, offset: u64| {
+        // Chunks of 300 samples: the segmenter's frames straddle them.
+        for (i, c) in samples.chunks(300).enumerate() {
+            seg.push(&AudioChunk {
+                start: offset + i as u64 * 300,
+                samples: c.to_vec(),
+            });
+        }
+        seg.finish();
+        while let Some(o) = seg.poll() {
+            if let SegmenterOutput::Final(u) = o {
+                finals.push(u.start);
+            }
+        }
+    };
+    run(&mut seg, 0);
+    let resumed_at = 10 * 16_000;
+    run(&mut seg, resumed_at);
+    let (first, second): (Vec<u64>, Vec<u64>) = finals.iter().partition(|&&s| s < resumed_at);
+    assert!(!first.is_empty() && !second.is_empty(), "{finals:?}");
+    assert_eq!(
+        first.len(),
+        second.len(),
+        "the same audio twice: {finals:?}"
+    );
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(b - a, resumed_at, "{finals:?}");
+    }
+}

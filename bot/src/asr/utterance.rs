@@ -142,10 +142,15 @@ impl Segmenter {
         }
     }
 
-    /// End of the track: closes the utterance in progress.
+    /// End of the track (or of its stretch: audio may resume later at any position): closes
+    /// the utterance in progress and forgets the partial frame, whose position would otherwise
+    /// carry over to the audio that resumes.
     pub fn finish(&mut self) {
         self.close(false);
         self.cursor = None;
+        self.gate.reset();
+        self.preroll.clear();
+        self.pending.clear();
     }
 
     pub fn poll(&mut self) -> Option<SegmenterOutput> {

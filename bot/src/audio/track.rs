@@ -114,24 +114,31 @@ impl Timeline {
     }
 }
 
-/// Opus over RTP: reorder, decode, conceal, place.
+/// A decoded stretch of one RTP stream: `samples` (48 kHz) at `pos` on the meeting clock.
+/// `timestamp` is the RTP timestamp of the packet they came from, `None` for a concealed loss.
 #[derive(Debug)]
-pub struct RtpOpusTrack {
+pub struct Decoded<'a> {
+    pub pos: u64,
+    pub samples: &'a [f32],
+    pub timestamp: Option<u32>,
+}
+
+/// Opus over RTP to 48 kHz PCM on the meeting clock: reorder, decode, conceal.
+#[derive(Debug)]
+pub struct RtpOpusDecoder {
     jitter: JitterBuffer,
     decoder: OpusTrackDecoder,
-    timeline: Timeline,
     /// RTP timestamp of the first packet and the meeting-clock position (48 kHz) it maps to.
     origin: Option<(u32, u64)>,
     /// Unwrapped RTP timestamp of the next expected sample.
     last_ts: u64,
 }
 
-impl RtpOpusTrack {
+impl RtpOpusDecoder {
     pub fn new(jitter: JitterConfig) -> Result<Self, TrackError> {
         Ok(Self {
             jitter: JitterBuffer::new(jitter),
             decoder: OpusTrackDecoder::new()?,
-            timeline: Timeline::new(OPUS_RATE)?,
             origin: None,
             last_ts: 0,
         })
@@ -154,41 +161,93 @@ impl RtpOpusTrack {
         self.jitter.push(packet, now_ms);
     }
 
-    /// Decodes whatever the reorder buffer releases by `now_ms`.
-    pub fn poll(&mut self, now_ms: u64, out: &mut Vec<AudioChunk>) -> Result<(), TrackError> {
+    /// Decodes whatever the reorder buffer releases by `now_ms`, in order.
+    pub fn poll<E>(
+        &mut self,
+        now_ms: u64,
+        mut each: impl FnMut(Decoded<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         while let Some(p) = self.jitter.poll(now_ms) {
-            self.play(p, out)?;
+            self.play(p, &mut each)?;
         }
         Ok(())
     }
 
-    /// End of stream: plays out everything still waiting and flushes the resampler.
-    pub fn finish(&mut self, out: &mut Vec<AudioChunk>) -> Result<(), TrackError> {
+    /// End of stream: decodes everything still waiting.
+    pub fn drain<E>(
+        &mut self,
+        mut each: impl FnMut(Decoded<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         for p in self.jitter.drain() {
-            self.play(p, out)?;
+            self.play(p, &mut each)?;
         }
-        self.timeline.flush(out)
+        Ok(())
     }
 
-    fn play(&mut self, playout: Playout, out: &mut Vec<AudioChunk>) -> Result<(), TrackError> {
+    fn play<E>(
+        &mut self,
+        playout: Playout,
+        each: &mut impl FnMut(Decoded<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
         let Some((ts0, pos0)) = self.origin else {
             return Ok(());
         };
-        match playout {
+        let (start, samples, timestamp) = match playout {
             Playout::Packet { timestamp, payload } => {
                 let ts = unwrap_ts(self.last_ts, timestamp);
-                let pcm = self.decoder.decode(&payload);
-                let pos = (pos0 + ts).saturating_sub(u64::from(ts0));
-                self.last_ts = ts + pcm.len() as u64;
-                self.timeline.place(pos, pcm, out)
+                (ts, self.decoder.decode(&payload), Some(timestamp))
             }
-            Playout::Lost { fec } => {
-                let pcm = self.decoder.conceal(fec.as_deref());
-                let pos = (pos0 + self.last_ts).saturating_sub(u64::from(ts0));
-                self.last_ts += pcm.len() as u64;
-                self.timeline.place(pos, pcm, out)
-            }
-        }
+            Playout::Lost { fec } => (self.last_ts, self.decoder.conceal(fec.as_deref()), None),
+        };
+        self.last_ts = start + samples.len() as u64;
+        each(Decoded {
+            pos: (pos0 + start).saturating_sub(u64::from(ts0)),
+            samples,
+            timestamp,
+        })
+    }
+}
+
+/// Opus over RTP: reorder, decode, conceal, place.
+#[derive(Debug)]
+pub struct RtpOpusTrack {
+    rtp: RtpOpusDecoder,
+    timeline: Timeline,
+}
+
+impl RtpOpusTrack {
+    pub fn new(jitter: JitterConfig) -> Result<Self, TrackError> {
+        Ok(Self {
+            rtp: RtpOpusDecoder::new(jitter)?,
+            timeline: Timeline::new(OPUS_RATE)?,
+        })
+    }
+
+    pub fn jitter_stats(&self) -> JitterStats {
+        self.rtp.jitter_stats()
+    }
+
+    pub fn corrupt_packets(&self) -> u64 {
+        self.rtp.corrupt_packets()
+    }
+
+    /// Takes a packet that arrived at `now_ms` on the meeting clock.
+    pub fn push(&mut self, packet: RtpPacket, now_ms: u64) {
+        self.rtp.push(packet, now_ms);
+    }
+
+    /// Decodes whatever the reorder buffer releases by `now_ms`.
+    pub fn poll(&mut self, now_ms: u64, out: &mut Vec<AudioChunk>) -> Result<(), TrackError> {
+        let timeline = &mut self.timeline;
+        self.rtp
+            .poll(now_ms, |d| timeline.place(d.pos, d.samples, out))
+    }
+
+    /// End of stream: plays out everything still waiting and flushes the resampler.
+    pub fn finish(&mut self, out: &mut Vec<AudioChunk>) -> Result<(), TrackError> {
+        let timeline = &mut self.timeline;
+        self.rtp.drain(|d| timeline.place(d.pos, d.samples, out))?;
+        self.timeline.flush(out)
     }
 }
 

@@ -3,7 +3,9 @@
 //! that send raw audio); the pipeline does the rest the same way for all of them.
 
 pub mod janus;
+pub mod meet;
 pub mod open;
+pub mod peer;
 pub mod replay;
 pub mod zoom_rtms;
 
@@ -35,6 +37,12 @@ pub enum ConnectorEvent {
         key: SpeakerKey,
         at_ms: u64,
         media: Media,
+    },
+    /// The participant's audio stopped while they stay: a platform that forwards only the
+    /// loudest speakers gave their stream to someone else. Whatever they were saying is final.
+    Quiet {
+        key: SpeakerKey,
+        at_ms: u64,
     },
     /// The participant's track ended (left, unpublished, or the file ended).
     Left {

@@ -1,6 +1,9 @@
-//! Opening a connector from a meeting link: `replay:FOLDER` or `janus+ws(s)://…`.
+//! Opening a connector from a meeting link: `replay:FOLDER`, `janus+ws(s)://…`,
+//! `https://meet.google.com/…` or `zoom-rtms:…`.
 
 use super::janus::{JanusConfig, JanusConnector, JanusUrl};
+use super::meet::oauth::GoogleCredentials;
+use super::meet::{MeetConfig, MeetConnector};
 use super::replay::{Pace, ReplayConnector};
 use super::zoom_rtms::{RtmsUrl, ZoomCredentials, ZoomRtmsConnector};
 use super::{ConnectorError, ConnectorEvent, MeetingConnector};
@@ -43,6 +46,48 @@ pub struct ConnectorArgs {
         default_value = ""
     )]
     pub zoom_client_secret: String,
+    /// The OAuth client id of the Google Cloud project enrolled in the Meet Media API preview.
+    #[arg(long, env = "GOOGLE_CLIENT_ID", default_value = "")]
+    pub google_client_id: String,
+    #[arg(
+        long,
+        env = "GOOGLE_CLIENT_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub google_client_secret: String,
+    /// A refresh token of the Google account the bot acts for, granted the
+    /// meetings.conference.media.audio.readonly scope.
+    #[arg(
+        long,
+        env = "GOOGLE_REFRESH_TOKEN",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub google_refresh_token: String,
+    /// Google's OAuth token endpoint.
+    #[arg(
+        long,
+        env = "GOOGLE_TOKEN_URL",
+        default_value = "https://oauth2.googleapis.com/token"
+    )]
+    pub google_token_url: String,
+    /// The Meet REST API.
+    #[arg(
+        long,
+        env = "PARLEY_MEET_API_URL",
+        default_value = "https://meet.googleapis.com"
+    )]
+    pub meet_api_url: String,
+    /// STUN servers for platforms reached over the internet (Meet), comma-separated; empty for
+    /// none.
+    #[arg(
+        long,
+        env = "PARLEY_STUN",
+        value_delimiter = ',',
+        default_value = "stun:stun.l.google.com:19302"
+    )]
+    pub stun: Vec<String>,
 }
 
 impl Default for ConnectorArgs {
@@ -56,6 +101,7 @@ enum Kind {
     Replay(ReplayConnector),
     Janus(Box<JanusConnector>),
     ZoomRtms(ZoomRtmsConnector),
+    Meet(MeetConnector),
 }
 
 /// Any connector this build has, recording what it receives when asked to.
@@ -125,6 +171,27 @@ impl AnyConnector {
                 JanusConnector::join(janus, config).await?,
             )));
         }
+        if url.starts_with("https://meet.google.com/") {
+            let config = MeetConfig {
+                credentials: GoogleCredentials {
+                    client_id: args.google_client_id.clone(),
+                    client_secret: args.google_client_secret.clone(),
+                    refresh_token: args.google_refresh_token.clone(),
+                    token_url: args.google_token_url.clone(),
+                },
+                api_url: args.meet_api_url.clone(),
+                udp_bind: args.ice_bind.clone(),
+                stun: args
+                    .stun
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned()
+                    .collect(),
+                wait_for_start: Duration::from_secs(600),
+                alone_timeout: Duration::from_secs(args.alone_timeout_secs),
+            };
+            return Ok(Kind::Meet(MeetConnector::join(url, config).await?));
+        }
         if url.starts_with("zoom-rtms:") {
             let rtms = RtmsUrl::parse(url).map_err(ConnectorError::Setup)?;
             let creds = ZoomCredentials {
@@ -134,7 +201,7 @@ impl AnyConnector {
             return Ok(Kind::ZoomRtms(ZoomRtmsConnector::join(rtms, &creds).await?));
         }
         Err(ConnectorError::Setup(format!(
-            "no connector for this link in this build (replay:, janus+ws:// and zoom-rtms: are supported): {url}"
+            "no connector for this link in this build (replay:, janus+ws://, https://meet.google.com/ and zoom-rtms: are supported): {url}"
         )))
     }
 }
@@ -147,6 +214,7 @@ impl MeetingConnector for AnyConnector {
                 Kind::Replay(c) => c.next_event().await,
                 Kind::Janus(c) => c.next_event().await,
                 Kind::ZoomRtms(c) => c.next_event().await,
+                Kind::Meet(c) => c.next_event().await,
             },
         };
         let Some(recorder) = &mut self.recorder else {
@@ -166,6 +234,7 @@ impl MeetingConnector for AnyConnector {
             Kind::Replay(c) => c.post_chat(text).await,
             Kind::Janus(c) => c.post_chat(text).await,
             Kind::ZoomRtms(c) => c.post_chat(text).await,
+            Kind::Meet(c) => c.post_chat(text).await,
         }
     }
 
@@ -174,6 +243,7 @@ impl MeetingConnector for AnyConnector {
             Kind::Replay(c) => c.leave().await,
             Kind::Janus(c) => c.leave().await,
             Kind::ZoomRtms(c) => c.leave().await,
+            Kind::Meet(c) => c.leave().await,
         }
         if let Some(recorder) = &mut self.recorder {
             recorder.finish().await;

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -165,6 +166,17 @@ pub struct Options {
     pub fleet: Option<FleetConfig>,
     /// Zoom: the webhook secret token, and the app's client id and secret the bots sign with.
     pub zoom: Option<(String, String, String)>,
+    pub meet: Option<MeetSettings>,
+}
+
+/// Google Meet: where the (simulated) Meet API and token endpoint are, and the OAuth client.
+#[derive(Debug, Clone)]
+pub struct MeetSettings {
+    pub api_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
 }
 
 impl TestApp {
@@ -199,6 +211,14 @@ impl TestApp {
             config.zoom_webhook_secret = Some(Secret::new(webhook));
             config.connector.zoom_client_id = id;
             config.connector.zoom_client_secret = secret;
+        }
+        if let Some(meet) = options.meet {
+            config.connector.meet_api_url = meet.api_url;
+            config.connector.google_token_url = meet.token_url;
+            config.connector.google_client_id = meet.client_id;
+            config.connector.google_client_secret = meet.client_secret;
+            config.connector.google_refresh_token = meet.refresh_token;
+            config.connector.stun = Vec::new();
         }
         if let Some(fleet) = options.fleet {
             config.fleet = fleet;
@@ -299,17 +319,29 @@ impl TestApp {
         body["token"].as_str().expect("token").to_owned()
     }
 
+    async fn meeting_json(&self, token: &str, id: &str) -> Option<Value> {
+        self.get(&format!("/meetings/{id}"), Some(token))
+            .await
+            .json()
+            .await
+            .ok()
+    }
+
     /// The meeting once it ended (failing at once if it failed).
     pub async fn ended_meeting(&self, token: &str, id: &str, within: Duration) -> Value {
         eventually(within, "the meeting to end", || async {
-            let m: Value = self
-                .get(&format!("/meetings/{id}"), Some(token))
-                .await
-                .json()
-                .await
-                .ok()?;
+            let m = self.meeting_json(token, id).await?;
             assert_ne!(m["status"], "failed", "{m}");
             (m["status"] == "ended").then_some(m)
+        })
+        .await
+    }
+
+    /// Waits for the meeting to fail; returns why it did.
+    pub async fn failure_reason(&self, token: &str, id: &str, within: Duration) -> String {
+        eventually(within, "the meeting to fail", || async {
+            let m = self.meeting_json(token, id).await?;
+            (m["status"] == "failed").then(|| m["status_reason"].as_str().unwrap_or("").to_owned())
         })
         .await
     }
@@ -416,6 +448,26 @@ pub async fn stored_meeting(store: &Store, invitees: &[&str]) -> MeetingId {
 /// Scores the meeting's stored finals against `reference` (each under the reference speaker with
 /// its display name) and asserts the WER is at most `max_wer` and every word is under the right
 /// speaker.
+/// The bundled sample meeting (Ana Lima and Ben Carter) came through `what` under both names,
+/// with every word under the right one.
+pub async fn assert_sample_meeting(app: &TestApp, id: &str, ended: &Value, what: &str) {
+    let names: Vec<&str> = ended["participants"]
+        .as_array()
+        .expect("participants")
+        .iter()
+        .filter_map(|p| p["display_name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"Ana Lima") && names.contains(&"Ben Carter"),
+        "{names:?}"
+    );
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/sample");
+    let reference =
+        parley_bot::eval::Reference::load(&dir.join("reference.json")).expect("reference");
+    // 6 % measured through the replay path, as with the tracks sent whole.
+    assert_transcript(app, id, &reference, what, 0.15).await;
+}
+
 pub async fn assert_transcript(
     app: &TestApp,
     id: &str,

@@ -15,6 +15,7 @@ mod ingest;
 mod live;
 mod logs;
 mod mail_servers;
+mod meet;
 mod meetings;
 mod ops;
 mod schema;

@@ -1,7 +1,7 @@
 //! The meetings API: create, list, get, end, transcripts, summaries, the seed's routes.
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp, eventually};
+use crate::helpers::{Backend, TestApp};
 use parley_orchestrator::store::SegmentRow;
 use parley_shared::MeetingId;
 use reqwest::StatusCode;
@@ -213,16 +213,9 @@ async fn a_meeting_no_bot_can_join_fails_with_a_reason(backend: Backend) {
             json!({"title": "Now", "url": "https://teams.microsoft.com/l/meetup-join/x"}),
         )
         .await;
-    let reason = eventually(Duration::from_secs(20), "the meeting to fail", || async {
-        let m: Value = app
-            .get(&format!("/meetings/{id}"), Some(&token))
-            .await
-            .json()
-            .await
-            .ok()?;
-        (m["status"] == "failed").then(|| m["status_reason"].as_str().unwrap_or("").to_owned())
-    })
-    .await;
+    let reason = app
+        .failure_reason(&token, &id, Duration::from_secs(20))
+        .await;
     assert!(reason.contains("teams"), "{reason}");
     app.stop().await;
 }

@@ -6,11 +6,10 @@
 //! terminates the stream at the end.
 
 use crate::bots::ONE_AT_A_TIME;
-use crate::helpers::{Backend, Options, TestApp, assert_transcript, eventually};
+use crate::helpers::{Backend, Options, TestApp, assert_sample_meeting};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use parley_bot::connector::zoom_rtms::protocol::signature;
-use parley_bot::eval::Reference;
 use parley_orchestrator::dev_servers::free_port;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -352,22 +351,7 @@ async fn a_zoom_meeting_is_transcribed_per_participant_once_zoom_starts_its_medi
         sim.seen.keep_alive_answered.load(Ordering::Relaxed),
         "keep-alive answered"
     );
-    let names: Vec<&str> = ended["participants"]
-        .as_array()
-        .expect("participants")
-        .iter()
-        .filter_map(|p| p["display_name"].as_str())
-        .collect();
-    assert!(
-        names.contains(&"Ana Lima") && names.contains(&"Ben Carter"),
-        "{names:?}"
-    );
-
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/sample");
-    let reference = Reference::load(&dir.join("reference.json")).expect("reference");
-    // As through the replay path: the gaps of active-speaker audio cost nothing (6 % measured,
-    // as with the tracks sent whole).
-    assert_transcript(&app, &id, &reference, "Zoom RTMS simulator", 0.15).await;
+    assert_sample_meeting(&app, &id, &ended, "Zoom RTMS simulator").await;
 }
 
 #[tokio::test]
@@ -386,17 +370,9 @@ async fn a_zoom_app_with_the_wrong_secret_fails_the_meeting_with_a_reason_to_act
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let m: Value = eventually(Duration::from_secs(60), "the meeting to fail", || async {
-        let m: Value = app
-            .get(&format!("/meetings/{id}"), Some(&admin))
-            .await
-            .json()
-            .await
-            .ok()?;
-        (m["status"] == "failed").then_some(m)
-    })
-    .await;
-    let reason = m["status_reason"].as_str().unwrap_or_default();
+    let reason = app
+        .failure_reason(&admin, &id, Duration::from_secs(60))
+        .await;
     assert!(
         reason.contains("RTMS refused the signalling handshake")
             && reason.contains("client id and secret"),

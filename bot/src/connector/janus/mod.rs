@@ -6,7 +6,7 @@
 //! same, so the pipeline keeps each speaker's state.
 
 mod capture;
-mod peer;
+mod forward;
 pub mod protocol;
 mod signalling;
 pub mod url;
@@ -14,9 +14,9 @@ pub mod url;
 pub use url::JanusUrl;
 
 use super::{ConnectorError, ConnectorEvent, MeetingConnector};
+use crate::connector::peer::{Peer, PeerEvent};
 use capture::CaptureWatch;
 use parley_shared::{Speaker, SpeakerKey};
-use peer::{Peer, PeerEvent};
 use protocol::{FeedId, Incoming, Jsep, Publisher, RoomEvent, SubStream, out};
 use signalling::Signalling;
 use std::collections::{HashMap, HashSet};
@@ -337,7 +337,7 @@ impl Session {
             publishers = publishers.len(),
             "joined the Janus room"
         );
-        let peer = Peer::new(&config.udp_bind).await.map_err(setup)?;
+        let peer = Peer::new(&config.udp_bind, &[]).await.map_err(setup)?;
         let mut session = Self {
             sig,
             room: url.room,
@@ -477,7 +477,7 @@ impl Session {
                 }
                 event = self.peer.next() => match event {
                     PeerEvent::Track(track) => {
-                        peer::forward(track, self.peer.connection(), Arc::clone(&self.shared));
+                        forward::forward(track, self.peer.connection(), Arc::clone(&self.shared));
                     }
                     PeerEvent::Failed => return End::Lost("the media connection failed".to_owned()),
                 },

@@ -1,20 +1,19 @@
-//! The subscriber's WebRTC peer connection (webrtc-rs) and the forwarding of each received audio
-//! track's RTP packets to the pipeline under the speaker its mid currently maps to.
+//! A WebRTC peer connection (webrtc-rs) with the settings every peer here shares: the connectors
+//! that meet an SFU over WebRTC answer its offer (Janus) or make the offer (Meet), and take each
+//! received track; the platform simulators in the tests answer as the SFU, and take the data
+//! channels the bot opens.
 
-use super::Shared;
-use crate::audio::jitter::RtpPacket;
-use crate::connector::{ConnectorEvent, Media};
 use rtc::interceptor::Registry;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceServer};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::data_channel::DataChannel;
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
     RTCPeerConnectionState,
@@ -22,6 +21,7 @@ use webrtc::peer_connection::{
 
 struct Handler {
     tracks: mpsc::Sender<Arc<dyn TrackRemote>>,
+    channels: mpsc::Sender<Arc<dyn DataChannel>>,
     state: watch::Sender<RTCPeerConnectionState>,
     gathered: watch::Sender<bool>,
 }
@@ -42,6 +42,11 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         let _ = self.tracks.send(track).await;
     }
+
+    async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
+        // Only a peer that takes data channels reads them; never block the others on it.
+        let _ = self.channels.try_send(dc);
+    }
 }
 
 pub enum PeerEvent {
@@ -52,12 +57,15 @@ pub enum PeerEvent {
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
     tracks: mpsc::Receiver<Arc<dyn TrackRemote>>,
+    channels: mpsc::Receiver<Arc<dyn DataChannel>>,
     state: watch::Receiver<RTCPeerConnectionState>,
     gathered: watch::Receiver<bool>,
 }
 
 impl Peer {
-    pub async fn new(udp_bind: &[String]) -> Result<Self, String> {
+    /// A peer gathering candidates on `udp_bind`, with `stun` servers (`stun:host:port`) for a
+    /// server-reflexive candidate when the far side is on the internet.
+    pub async fn new(udp_bind: &[String], stun: &[String]) -> Result<Self, String> {
         let mut media = MediaEngine::default();
         media
             .register_default_codecs()
@@ -69,15 +77,28 @@ impl Peer {
             .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
             .build();
         let (tracks_tx, tracks) = mpsc::channel(64);
+        let (channels_tx, channels) = mpsc::channel(16);
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, gathered) = watch::channel(false);
         let handler = Arc::new(Handler {
             tracks: tracks_tx,
+            channels: channels_tx,
             state: state_tx,
             gathered: gathered_tx,
         });
         let pc = PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(
+                RTCConfigurationBuilder::new()
+                    .with_ice_servers(if stun.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![RTCIceServer {
+                            urls: stun.to_vec(),
+                            ..Default::default()
+                        }]
+                    })
+                    .build(),
+            )
             .with_media_engine(media)
             .with_setting_engine(settings)
             .with_interceptor_registry(registry)
@@ -89,6 +110,7 @@ impl Peer {
         Ok(Self {
             pc: Arc::new(pc),
             tracks,
+            channels,
             state,
             gathered,
         })
@@ -98,7 +120,7 @@ impl Peer {
         Arc::clone(&self.pc)
     }
 
-    /// Answers Janus's offer; the answer carries every candidate (Janus is not sent trickles).
+    /// Answers the SFU's offer; the answer carries every candidate (no trickle).
     pub async fn answer(&mut self, offer_sdp: &str) -> Result<String, String> {
         let offer = RTCSessionDescription::offer(offer_sdp.to_owned())
             .map_err(|e| format!("malformed SDP offer: {e}"))?;
@@ -111,16 +133,46 @@ impl Peer {
             .create_answer(None)
             .await
             .map_err(|e| format!("cannot create an answer: {e}"))?;
-        self.pc
-            .set_local_description(answer)
+        self.set_local(answer).await
+    }
+
+    /// Makes an offer for the transceivers and data channels already added; it carries every
+    /// candidate (no trickle).
+    pub async fn offer(&mut self) -> Result<String, String> {
+        let offer = self
+            .pc
+            .create_offer(None)
             .await
-            .map_err(|e| format!("cannot apply the answer: {e}"))?;
+            .map_err(|e| format!("cannot create an offer: {e}"))?;
+        self.set_local(offer).await
+    }
+
+    /// Applies the far side's answer to our offer.
+    pub async fn accept(&self, answer_sdp: &str) -> Result<(), String> {
+        let answer = RTCSessionDescription::answer(answer_sdp.to_owned())
+            .map_err(|e| format!("malformed SDP answer: {e}"))?;
+        self.pc
+            .set_remote_description(answer)
+            .await
+            .map_err(|e| format!("cannot apply the SDP answer: {e}"))
+    }
+
+    async fn set_local(&mut self, desc: RTCSessionDescription) -> Result<String, String> {
+        self.pc
+            .set_local_description(desc)
+            .await
+            .map_err(|e| format!("cannot apply the local description: {e}"))?;
         let _ = tokio::time::timeout(Duration::from_secs(5), self.gathered.wait_for(|g| *g)).await;
         self.pc
             .local_description()
             .await
             .map(|d| d.sdp)
             .ok_or_else(|| "no local description".to_owned())
+    }
+
+    /// The next data channel the far side opened.
+    pub async fn next_data_channel(&mut self) -> Option<Arc<dyn DataChannel>> {
+        self.channels.recv().await
     }
 
     /// The next received track, or the connection failing.
@@ -142,60 +194,4 @@ impl Peer {
     pub async fn close(&self) {
         let _ = self.pc.close().await;
     }
-}
-
-/// The mid of the transceiver receiving `track`, once negotiated.
-async fn mid_of(pc: &Arc<dyn PeerConnection>, track: &Arc<dyn TrackRemote>) -> Option<String> {
-    let id = track.track_id().await;
-    for t in pc.get_transceivers().await {
-        if let Ok(Some(receiver)) = t.receiver().await
-            && receiver.track().track_id().await == id
-        {
-            return t.mid().await.ok().flatten();
-        }
-    }
-    None
-}
-
-/// Forwards `track`'s packets until it ends.
-pub fn forward(track: Arc<dyn TrackRemote>, pc: Arc<dyn PeerConnection>, shared: Arc<Shared>) {
-    tokio::spawn(async move {
-        let mut mid = mid_of(&pc, &track).await;
-        let mut last_lookup = Instant::now();
-        while let Some(event) = track.poll().await {
-            let TrackRemoteEvent::OnRtpPacket(packet) = event else {
-                continue;
-            };
-            shared.stats.rtp_packets.fetch_add(1, Relaxed);
-            if mid.is_none() && last_lookup.elapsed() > Duration::from_secs(1) {
-                mid = mid_of(&pc, &track).await;
-                last_lookup = Instant::now();
-            }
-            let speaker = mid.as_ref().and_then(|m| {
-                shared
-                    .mids
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(m)
-                    .cloned()
-            });
-            let Some(speaker) = speaker else {
-                shared.stats.unmapped_packets.fetch_add(1, Relaxed);
-                continue;
-            };
-            shared.capture().audio(speaker.key.as_str(), Instant::now());
-            shared.ensure_joined(&speaker).await;
-            shared
-                .send(ConnectorEvent::Media {
-                    key: speaker.key,
-                    at_ms: shared.at_ms(),
-                    media: Media::Rtp(RtpPacket {
-                        seq: packet.header.sequence_number,
-                        timestamp: packet.header.timestamp,
-                        payload: packet.payload.to_vec(),
-                    }),
-                })
-                .await;
-        }
-    });
 }
