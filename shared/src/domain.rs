@@ -71,6 +71,8 @@ pub enum Platform {
     Teams,
     /// A Janus VideoRoom (`janus+ws://` or `janus+wss://` signalling URL).
     Janus,
+    /// A LiveKit room (`livekit+ws://` or `livekit+wss://` server URL with `?room=`).
+    LiveKit,
     /// Recorded per-speaker tracks on the bot's machine (`replay:` followed by a folder path):
     /// the demo and the tests.
     Replay,
@@ -85,6 +87,7 @@ impl Platform {
             Self::Zoom => "zoom",
             Self::Teams => "teams",
             Self::Janus => "janus",
+            Self::LiveKit => "livekit",
             Self::Replay => "replay",
             Self::Other => "other",
         }
@@ -96,6 +99,7 @@ impl Platform {
             Self::Zoom,
             Self::Teams,
             Self::Janus,
+            Self::LiveKit,
             Self::Replay,
             Self::Other,
         ]
@@ -104,8 +108,8 @@ impl Platform {
     }
 }
 
-/// A meeting link: `https://…` for hosted platforms, `janus+ws(s)://…` for a Janus room, or
-/// `replay:PATH` for recorded tracks.
+/// A meeting link: `https://…` for hosted platforms, `janus+ws(s)://…` for a Janus room,
+/// `livekit+ws(s)://…` for a LiveKit room, or `replay:PATH` for recorded tracks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct MeetingUrl {
@@ -143,6 +147,14 @@ impl MeetingUrl {
             }
             Platform::Janus
         } else if let Some(rest) = url
+            .strip_prefix("livekit+ws://")
+            .or_else(|| url.strip_prefix("livekit+wss://"))
+        {
+            if host_of(rest).is_empty() {
+                return Err(DomainError::MeetingUrl("no host"));
+            }
+            Platform::LiveKit
+        } else if let Some(rest) = url
             .strip_prefix("https://")
             .or_else(|| url.strip_prefix("http://"))
         {
@@ -162,7 +174,7 @@ impl MeetingUrl {
             }
         } else {
             return Err(DomainError::MeetingUrl(
-                "expected https://…, janus+ws://… or replay:PATH",
+                "expected https://…, janus+ws://…, livekit+wss://… or replay:PATH",
             ));
         };
         Ok(Self {
@@ -239,6 +251,10 @@ mod tests {
                 Platform::Teams,
             ),
             ("janus+ws://127.0.0.1:8188/1234", Platform::Janus),
+            (
+                "livekit+wss://lk.example.com?room=standup",
+                Platform::LiveKit,
+            ),
             ("replay:testdata/sample", Platform::Replay),
             ("https://example.com/room", Platform::Other),
             ("https://notzoom.us/j/1", Platform::Other),

@@ -2,11 +2,14 @@
 //! events it yields. Connectors deliver media as they receive it (RTP Opus, or PCM for platforms
 //! that send raw audio); the pipeline does the rest the same way for all of them.
 
+mod capture;
 pub mod janus;
+pub mod livekit;
 pub mod meet;
 pub mod open;
 pub mod peer;
 pub mod replay;
+pub mod session;
 pub mod zoom_rtms;
 
 use crate::audio::jitter::RtpPacket;

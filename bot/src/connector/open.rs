@@ -2,9 +2,11 @@
 //! `https://meet.google.com/…` or `zoom-rtms:…`.
 
 use super::janus::{JanusConfig, JanusConnector, JanusUrl};
+use super::livekit::{self, LiveKitConfig};
 use super::meet::oauth::GoogleCredentials;
-use super::meet::{MeetConfig, MeetConnector};
+use super::meet::{self, MeetConfig};
 use super::replay::{Pace, ReplayConnector};
+use super::session::SessionHandle;
 use super::zoom_rtms::{RtmsUrl, ZoomCredentials, ZoomRtmsConnector};
 use super::{ConnectorError, ConnectorEvent, MeetingConnector};
 use crate::recorder::{Recorder, RecordingStore};
@@ -79,6 +81,16 @@ pub struct ConnectorArgs {
         default_value = "https://meet.googleapis.com"
     )]
     pub meet_api_url: String,
+    /// The LiveKit deployment's API key, for LiveKit rooms (the bot mints its join token).
+    #[arg(long, env = "LIVEKIT_API_KEY", default_value = "")]
+    pub livekit_api_key: String,
+    #[arg(
+        long,
+        env = "LIVEKIT_API_SECRET",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    pub livekit_api_secret: String,
     /// STUN servers for platforms reached over the internet (Meet), comma-separated; empty for
     /// none.
     #[arg(
@@ -101,7 +113,8 @@ enum Kind {
     Replay(ReplayConnector),
     Janus(Box<JanusConnector>),
     ZoomRtms(ZoomRtmsConnector),
-    Meet(MeetConnector),
+    /// Meet and LiveKit: a session task of the connector's own.
+    Session(SessionHandle),
 }
 
 /// Any connector this build has, recording what it receives when asked to.
@@ -134,7 +147,7 @@ impl AnyConnector {
             )),
         };
         Ok(Self {
-            kind: Self::kind(url, args, clock_offset_ms).await?,
+            kind: Self::kind(url, args, meeting, clock_offset_ms).await?,
             recorder,
             last: None,
         })
@@ -143,6 +156,7 @@ impl AnyConnector {
     async fn kind(
         url: &str,
         args: &ConnectorArgs,
+        meeting: MeetingId,
         clock_offset_ms: u64,
     ) -> Result<Kind, ConnectorError> {
         if let Some(folder) = url.strip_prefix("replay:") {
@@ -190,7 +204,19 @@ impl AnyConnector {
                 wait_for_start: Duration::from_secs(600),
                 alone_timeout: Duration::from_secs(args.alone_timeout_secs),
             };
-            return Ok(Kind::Meet(MeetConnector::join(url, config).await?));
+            return Ok(Kind::Session(meet::join(url, config).await?));
+        }
+        if url.starts_with("livekit+ws://") || url.starts_with("livekit+wss://") {
+            let config = LiveKitConfig {
+                api_key: args.livekit_api_key.clone(),
+                api_secret: args.livekit_api_secret.clone(),
+                identity: format!("parley-{meeting}"),
+                name: "Parley notes".to_owned(),
+                udp_bind: args.ice_bind.clone(),
+                alone_timeout: Duration::from_secs(args.alone_timeout_secs),
+                stall_after: Duration::from_secs(30),
+            };
+            return Ok(Kind::Session(livekit::join(url, config).await?));
         }
         if url.starts_with("zoom-rtms:") {
             let rtms = RtmsUrl::parse(url).map_err(ConnectorError::Setup)?;
@@ -201,7 +227,7 @@ impl AnyConnector {
             return Ok(Kind::ZoomRtms(ZoomRtmsConnector::join(rtms, &creds).await?));
         }
         Err(ConnectorError::Setup(format!(
-            "no connector for this link in this build (replay:, janus+ws://, https://meet.google.com/ and zoom-rtms: are supported): {url}"
+            "no connector for this link in this build (replay:, janus+ws://, livekit+wss://, https://meet.google.com/ and zoom-rtms: are supported): {url}"
         )))
     }
 }
@@ -214,7 +240,7 @@ impl MeetingConnector for AnyConnector {
                 Kind::Replay(c) => c.next_event().await,
                 Kind::Janus(c) => c.next_event().await,
                 Kind::ZoomRtms(c) => c.next_event().await,
-                Kind::Meet(c) => c.next_event().await,
+                Kind::Session(c) => c.next_event().await,
             },
         };
         let Some(recorder) = &mut self.recorder else {
@@ -234,7 +260,7 @@ impl MeetingConnector for AnyConnector {
             Kind::Replay(c) => c.post_chat(text).await,
             Kind::Janus(c) => c.post_chat(text).await,
             Kind::ZoomRtms(c) => c.post_chat(text).await,
-            Kind::Meet(c) => c.post_chat(text).await,
+            Kind::Session(c) => c.post_chat(text).await,
         }
     }
 
@@ -243,7 +269,7 @@ impl MeetingConnector for AnyConnector {
             Kind::Replay(c) => c.leave().await,
             Kind::Janus(c) => c.leave().await,
             Kind::ZoomRtms(c) => c.leave().await,
-            Kind::Meet(c) => c.leave().await,
+            Kind::Session(c) => c.leave().await,
         }
         if let Some(recorder) = &mut self.recorder {
             recorder.finish().await;

@@ -113,6 +113,14 @@ pub fn captured_logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
 
+/// Each line was logged (hostile input a simulator sent, rejected with a clear line).
+pub fn assert_logged(lines: &[&str]) {
+    let logs = captured_logs();
+    for said in lines {
+        assert!(logs.contains(said), "not logged: {said}");
+    }
+}
+
 static LOGS: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 struct LogWriter;
@@ -167,6 +175,8 @@ pub struct Options {
     /// Zoom: the webhook secret token, and the app's client id and secret the bots sign with.
     pub zoom: Option<(String, String, String)>,
     pub meet: Option<MeetSettings>,
+    /// LiveKit: the deployment's API key and secret.
+    pub livekit: Option<(String, String)>,
 }
 
 /// Google Meet: where the (simulated) Meet API and token endpoint are, and the OAuth client.
@@ -219,6 +229,10 @@ impl TestApp {
             config.connector.google_client_secret = meet.client_secret;
             config.connector.google_refresh_token = meet.refresh_token;
             config.connector.stun = Vec::new();
+        }
+        if let Some((key, secret)) = options.livekit {
+            config.connector.livekit_api_key = key;
+            config.connector.livekit_api_secret = secret;
         }
         if let Some(fleet) = options.fleet {
             config.fleet = fleet;

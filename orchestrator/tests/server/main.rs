@@ -13,6 +13,7 @@ mod faults;
 mod fleet;
 mod ingest;
 mod live;
+mod livekit;
 mod logs;
 mod mail_servers;
 mod meet;

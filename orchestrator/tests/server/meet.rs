@@ -13,7 +13,9 @@
 //! entry names.
 
 use crate::bots::ONE_AT_A_TIME;
-use crate::helpers::{Backend, MeetSettings, Options, TestApp, assert_sample_meeting};
+use crate::helpers::{
+    Backend, MeetSettings, Options, TestApp, assert_logged, assert_sample_meeting,
+};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -613,6 +615,11 @@ async fn a_meet_call_is_transcribed_per_participant_through_the_media_api() {
         "stats were uploaded as the configuration asked"
     );
     assert_sample_meeting(&app, &id, &ended, "Meet Media API simulator").await;
+    assert_logged(&[
+        "Meet sent a malformed data-channel message; skipped",
+        "Meet sent audio whose CSRC no media entry names",
+        "unattributed_packets",
+    ]);
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@
 //! or ICE failure start a new session that re-subscribes; the speaker keys (`feed-<id>`) stay the
 //! same, so the pipeline keeps each speaker's state.
 
-mod capture;
 mod forward;
 pub mod protocol;
 mod signalling;
@@ -13,9 +12,9 @@ pub mod url;
 
 pub use url::JanusUrl;
 
+use super::capture::CaptureWatch;
 use super::{ConnectorError, ConnectorEvent, MeetingConnector};
 use crate::connector::peer::{Peer, PeerEvent};
-use capture::CaptureWatch;
 use parley_shared::{Speaker, SpeakerKey};
 use protocol::{FeedId, Incoming, Jsep, Publisher, RoomEvent, SubStream, out};
 use signalling::Signalling;

@@ -11,6 +11,7 @@ pub mod protocol;
 pub mod streams;
 
 use super::peer::{Peer, PeerEvent};
+use super::session::{LeaveRequest, Outgoing, Present, SessionHandle, session};
 use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
 use crate::audio::OPUS_RATE;
 use crate::audio::jitter::{JitterConfig, RtpPacket};
@@ -173,88 +174,60 @@ async fn connect(
     }
 }
 
-#[derive(Debug)]
-pub struct MeetConnector {
-    events: mpsc::Receiver<Result<ConnectorEvent, ConnectorError>>,
-    leave: Option<oneshot::Sender<oneshot::Sender<()>>>,
-}
-
-impl MeetConnector {
-    pub async fn join(link: &str, config: MeetConfig) -> Result<Self, ConnectorError> {
-        let setup = ConnectorError::Setup;
-        let code = meeting_code(link).map_err(setup)?;
-        let http = reqwest::Client::new();
-        let token = oauth::access_token(&http, &config.credentials)
-            .await
-            .map_err(setup)?;
-        let mut peer = Peer::new(&config.udp_bind, &config.stun)
-            .await
-            .map_err(setup)?;
-        let pc = peer.connection();
-        for _ in 0..AUDIO_STREAMS {
-            pc.add_transceiver_from_kind(
-                RtpCodecKind::Audio,
-                Some(RTCRtpTransceiverInit {
-                    direction: RTCRtpTransceiverDirection::Recvonly,
-                    ..Default::default()
-                }),
-            )
-            .await
-            .map_err(|e| setup(format!("cannot add an audio transceiver: {e}")))?;
-        }
-        let mut channels = HashMap::new();
-        for label in protocol::CHANNELS {
-            let dc = pc
-                .create_data_channel(label, None)
-                .await
-                .map_err(|e| setup(format!("cannot create the {label} data channel: {e}")))?;
-            channels.insert(label, dc);
-        }
-        let offer = peer.offer().await.map_err(setup)?;
-        let answer = connect(&http, &config, &code, &token, &offer).await?;
-        peer.accept(&answer).await.map_err(setup)?;
-        tracing::info!("Meet Media API session offered; waiting to be admitted");
-
-        let (tx, events) = mpsc::channel(CHANNEL);
-        let (leave, leave_rx) = oneshot::channel();
-        let (admitted_tx, admitted) = oneshot::channel();
-        let session = Session::new(tx, channels, config.alone_timeout, admitted_tx);
-        tokio::spawn(session.run(peer, leave_rx));
-        let mut connector = Self {
-            events,
-            leave: Some(leave),
-        };
-        // Joined means admitted: someone in the call may have to allow the session first.
-        match tokio::time::timeout(config.wait_for_start, admitted).await {
-            Ok(Ok(Ok(()))) => Ok(connector),
-            Ok(Ok(Err(e))) => Err(e),
-            Ok(Err(_)) => Err(setup(
-                "the Media API session ended before it was admitted".to_owned(),
-            )),
-            Err(_) => {
-                connector.leave().await;
-                Err(setup(format!(
-                    "nobody admitted the Media API session within {} s",
-                    config.wait_for_start.as_secs()
-                )))
-            }
-        }
+/// Joins the Meet call at `link`: once someone in it admitted the session.
+pub async fn join(link: &str, config: MeetConfig) -> Result<SessionHandle, ConnectorError> {
+    let setup = ConnectorError::Setup;
+    let code = meeting_code(link).map_err(setup)?;
+    let http = reqwest::Client::new();
+    let token = oauth::access_token(&http, &config.credentials)
+        .await
+        .map_err(setup)?;
+    let mut peer = Peer::new(&config.udp_bind, &config.stun)
+        .await
+        .map_err(setup)?;
+    let pc = peer.connection();
+    for _ in 0..AUDIO_STREAMS {
+        pc.add_transceiver_from_kind(
+            RtpCodecKind::Audio,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|e| setup(format!("cannot add an audio transceiver: {e}")))?;
     }
-}
-
-impl MeetingConnector for MeetConnector {
-    async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
-        self.events.recv().await.transpose()
+    let mut channels = HashMap::new();
+    for label in protocol::CHANNELS {
+        let dc = pc
+            .create_data_channel(label, None)
+            .await
+            .map_err(|e| setup(format!("cannot create the {label} data channel: {e}")))?;
+        channels.insert(label, dc);
     }
+    let offer = peer.offer().await.map_err(setup)?;
+    let answer = connect(&http, &config, &code, &token, &offer).await?;
+    peer.accept(&answer).await.map_err(setup)?;
+    tracing::info!("Meet Media API session offered; waiting to be admitted");
 
-    async fn leave(&mut self) {
-        if let Some(leave) = self.leave.take() {
-            let (done, left) = oneshot::channel();
-            if leave.send(done).is_ok() {
-                let _ = left.await;
-            }
+    let (mut connector, tx, leave_rx) = session(CHANNEL);
+    let (admitted_tx, admitted) = oneshot::channel();
+    let session = Session::new(tx, channels, config.alone_timeout, admitted_tx);
+    tokio::spawn(session.run(peer, leave_rx));
+    // Joined means admitted: someone in the call may have to allow the session first.
+    match tokio::time::timeout(config.wait_for_start, admitted).await {
+        Ok(Ok(Ok(()))) => Ok(connector),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(_)) => Err(setup(
+            "the Media API session ended before it was admitted".to_owned(),
+        )),
+        Err(_) => {
+            connector.leave().await;
+            Err(setup(format!(
+                "nobody admitted the Media API session within {} s",
+                config.wait_for_start.as_secs()
+            )))
         }
-        self.events.close();
     }
 }
 
@@ -266,8 +239,6 @@ enum Input {
     PeerFailed,
 }
 
-type Outgoing = Result<ConnectorEvent, ConnectorError>;
-
 /// The session, owned by one task: the virtual streams, who is who, and the requests in flight.
 struct Session {
     tx: mpsc::Sender<Outgoing>,
@@ -277,7 +248,7 @@ struct Session {
     entries: HashMap<i64, MediaEntry>,
     participants: HashMap<i64, Participant>,
     /// Speakers announced with `Joined` and not since `Left`.
-    present: HashSet<SpeakerKey>,
+    present: Present,
     /// CSRCs already reported as naming no media entry.
     unknown_csrcs: HashSet<u32>,
     malformed: u64,
@@ -311,7 +282,7 @@ impl Session {
             demux: VirtualStreams::new(JitterConfig::default(), STREAM_IDLE_MS),
             entries: HashMap::new(),
             participants: HashMap::new(),
-            present: HashSet::new(),
+            present: Present::default(),
             unknown_csrcs: HashSet::new(),
             malformed: 0,
             joined: false,
@@ -333,7 +304,7 @@ impl Session {
         let _ = self.tx.send(Ok(event)).await;
     }
 
-    async fn run(mut self, mut peer: Peer, mut leave: oneshot::Receiver<oneshot::Sender<()>>) {
+    async fn run(mut self, mut peer: Peer, mut leave: LeaveRequest) {
         let (input, mut inputs) = mpsc::channel(CHANNEL);
         for (label, dc) in &self.channels {
             tokio::spawn(read_channel(label, Arc::clone(dc), input.clone()));
@@ -463,17 +434,12 @@ impl Session {
                 self.participants.insert(id, participant);
             }
             Update::ParticipantGone { id } => {
+                let at_ms = self.at_ms();
                 if let Some(gone) = self.participants.remove(&id)
                     && let Some(key) = gone.key.and_then(|k| SpeakerKey::parse(k).ok())
-                    && self.present.remove(&key)
+                    && let Some(left) = self.present.left(key, at_ms, "left the meeting")
                 {
-                    let at_ms = self.at_ms();
-                    self.emit(ConnectorEvent::Left {
-                        key,
-                        at_ms,
-                        reason: Some("left the meeting".to_owned()),
-                    })
-                    .await;
+                    self.emit(left).await;
                 }
             }
             Update::StatsConfig {
@@ -601,23 +567,14 @@ impl Session {
                     let Some(speaker) = self.speaker_of(csrc) else {
                         continue;
                     };
-                    if self.present.insert(speaker.key.clone()) {
-                        self.emit(ConnectorEvent::Joined {
-                            speaker: speaker.clone(),
-                            at_ms,
-                        })
-                        .await;
+                    let media = Media::Pcm {
+                        rate: OPUS_RATE,
+                        pos,
+                        samples,
+                    };
+                    for event in self.present.media(speaker, at_ms, media) {
+                        self.emit(event).await;
                     }
-                    self.emit(ConnectorEvent::Media {
-                        key: speaker.key,
-                        at_ms,
-                        media: Media::Pcm {
-                            rate: OPUS_RATE,
-                            pos,
-                            samples,
-                        },
-                    })
-                    .await;
                 }
                 Demuxed::Cut { csrc } => {
                     if let Some(speaker) = self.speaker_of(csrc)

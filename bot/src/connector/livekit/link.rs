@@ -1,0 +1,142 @@
+//! LiveKit meeting links and access tokens. A link is the server's URL with a `livekit+` prefix
+//! and the room: `livekit+wss://HOST[:PORT][/PATH]?room=ROOM`. The bot mints its own join token
+//! from the deployment's API key and secret, as LiveKit servers expect of a backend
+//! (https://docs.livekit.io/home/get-started/authentication/).
+
+use base64::Engine as _;
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveKitUrl {
+    /// `ws://…` or `wss://…`, without a trailing slash.
+    pub server: String,
+    pub room: String,
+}
+
+impl LiveKitUrl {
+    pub fn parse(link: &str) -> Result<Self, String> {
+        let rest = link
+            .strip_prefix("livekit+")
+            .ok_or_else(|| format!("a LiveKit link starts with livekit+wss://, not {link}"))?;
+        let url = url::Url::parse(rest).map_err(|e| format!("not a LiveKit link ({e}): {link}"))?;
+        if !matches!(url.scheme(), "ws" | "wss") || url.host_str().is_none() {
+            return Err(format!(
+                "a LiveKit link is livekit+ws(s)://HOST?room=ROOM, not {link}"
+            ));
+        }
+        let room = url
+            .query_pairs()
+            .find(|(k, _)| k == "room")
+            .map(|(_, v)| v.into_owned())
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| format!("the LiveKit link names no room (?room=NAME): {link}"))?;
+        let mut server = url.clone();
+        server.set_query(None);
+        server.set_fragment(None);
+        Ok(Self {
+            server: server.as_str().trim_end_matches('/').to_owned(),
+            room,
+        })
+    }
+
+    /// The signalling endpoint, for a subscriber speaking protocol 16 and subscribing to every
+    /// track (https://github.com/livekit/protocol, `livekit_rtc.proto`).
+    pub fn signal_url(&self) -> String {
+        format!(
+            "{}/rtc?sdk=rust&protocol=16&auto_subscribe=1&adaptive_stream=0",
+            self.server
+        )
+    }
+
+    /// The HTTP endpoint that says why a join was refused.
+    pub fn validate_url(&self) -> String {
+        let http = self
+            .server
+            .replacen("wss://", "https://", 1)
+            .replacen("ws://", "http://", 1);
+        format!("{http}/rtc/validate?sdk=rust&protocol=16")
+    }
+}
+
+/// A LiveKit access token (an HS256 JWT signed with the API secret) letting `identity` join
+/// `room` to subscribe only: visible in the participant list as `name`, publishing nothing.
+pub fn access_token(
+    api_key: &str,
+    api_secret: &str,
+    room: &str,
+    identity: &str,
+    name: &str,
+    now_secs: u64,
+    ttl_secs: u64,
+) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(json!({"alg": "HS256", "typ": "JWT"}).to_string());
+    let claims = json!({
+        "iss": api_key, "sub": identity, "name": name,
+        "nbf": now_secs, "exp": now_secs + ttl_secs,
+        "video": {"roomJoin": true, "room": room, "canSubscribe": true,
+                  "canPublish": false, "canPublishData": false},
+    });
+    let payload = b64.encode(claims.to_string());
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, api_secret.as_bytes());
+    let signature = ring::hmac::sign(&key, format!("{header}.{payload}").as_bytes());
+    format!("{header}.{payload}.{}", b64.encode(signature.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_name_the_server_and_room() {
+        let u =
+            LiveKitUrl::parse("livekit+wss://lk.example.com/?room=design%20review").expect("url");
+        assert_eq!(u.server, "wss://lk.example.com");
+        assert_eq!(u.room, "design review");
+        assert_eq!(
+            u.signal_url(),
+            "wss://lk.example.com/rtc?sdk=rust&protocol=16&auto_subscribe=1&adaptive_stream=0"
+        );
+        assert_eq!(
+            u.validate_url(),
+            "https://lk.example.com/rtc/validate?sdk=rust&protocol=16"
+        );
+        let u = LiveKitUrl::parse("livekit+ws://127.0.0.1:7880?room=r1").expect("url");
+        assert_eq!(u.server, "ws://127.0.0.1:7880");
+        for bad in [
+            "livekit+wss://lk.example.com",
+            "livekit+wss://lk.example.com?room=",
+            "livekit+https://lk.example.com?room=a",
+            "wss://lk.example.com?room=a",
+        ] {
+            assert!(LiveKitUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_token_is_a_signed_subscribe_only_grant() {
+        let token = access_token(
+            "APIkey",
+            "secret",
+            "r1",
+            "parley-bot",
+            "Parley notes",
+            1000,
+            60,
+        );
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let claims: serde_json::Value =
+            serde_json::from_slice(&b64.decode(parts[1]).expect("b64")).expect("json");
+        assert_eq!(claims["iss"], "APIkey");
+        assert_eq!(claims["exp"], 1060);
+        assert_eq!(claims["video"]["room"], "r1");
+        assert_eq!(claims["video"]["canPublish"], false);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret");
+        let mac = b64.decode(parts[2]).expect("b64");
+        assert!(
+            ring::hmac::verify(&key, format!("{}.{}", parts[0], parts[1]).as_bytes(), &mac).is_ok()
+        );
+    }
+}

@@ -1,0 +1,85 @@
+//! The handle of a connector whose session runs as a task of its own (Meet, LiveKit): the events
+//! it sends, and a way to make it leave and wait until it has.
+
+use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
+use parley_shared::{Speaker, SpeakerKey};
+use std::collections::HashSet;
+use tokio::sync::{mpsc, oneshot};
+
+pub type Outgoing = Result<ConnectorEvent, ConnectorError>;
+
+/// How a session task is told to leave: it answers on the sender once it has.
+pub type LeaveRequest = oneshot::Receiver<oneshot::Sender<()>>;
+
+#[derive(Debug)]
+pub struct SessionHandle {
+    events: mpsc::Receiver<Outgoing>,
+    leave: Option<oneshot::Sender<oneshot::Sender<()>>>,
+}
+
+/// A handle and the session task's ends of it.
+pub fn session(capacity: usize) -> (SessionHandle, mpsc::Sender<Outgoing>, LeaveRequest) {
+    let (tx, events) = mpsc::channel(capacity);
+    let (leave, leave_rx) = oneshot::channel();
+    (
+        SessionHandle {
+            events,
+            leave: Some(leave),
+        },
+        tx,
+        leave_rx,
+    )
+}
+
+impl MeetingConnector for SessionHandle {
+    async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
+        self.events.recv().await.transpose()
+    }
+
+    async fn leave(&mut self) {
+        if let Some(leave) = self.leave.take() {
+            let (done, left) = oneshot::channel();
+            if leave.send(done).is_ok() {
+                let _ = left.await;
+            }
+        }
+        self.events.close();
+    }
+}
+
+/// The speakers a connector has announced with `Joined` and not since `Left`: a speaker is
+/// announced with their first audio, so the pipeline never meets a key it does not know.
+#[derive(Debug, Default)]
+pub struct Present(HashSet<SpeakerKey>);
+
+impl Present {
+    /// The events delivering `media` from `speaker`: `Joined` first when they are new.
+    pub fn media(&mut self, speaker: Speaker, at_ms: u64, media: Media) -> Vec<ConnectorEvent> {
+        let mut events = Vec::with_capacity(2);
+        if self.0.insert(speaker.key.clone()) {
+            events.push(ConnectorEvent::Joined {
+                speaker: speaker.clone(),
+                at_ms,
+            });
+        }
+        events.push(ConnectorEvent::Media {
+            key: speaker.key,
+            at_ms,
+            media,
+        });
+        events
+    }
+
+    /// `Left` for `key` if they were announced.
+    pub fn left(&mut self, key: SpeakerKey, at_ms: u64, reason: &str) -> Option<ConnectorEvent> {
+        self.0.remove(&key).then(|| ConnectorEvent::Left {
+            key,
+            at_ms,
+            reason: Some(reason.to_owned()),
+        })
+    }
+
+    pub fn contains(&self, key: &SpeakerKey) -> bool {
+        self.0.contains(key)
+    }
+}

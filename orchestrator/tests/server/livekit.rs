@@ -1,0 +1,540 @@
+//! LiveKit rooms, against a simulator of a LiveKit server written from its public protocol
+//! (https://github.com/livekit/protocol `livekit_rtc.proto` and `livekit_models.proto`, and the
+//! server's documented join flow): no LiveKit server is installed on the test machines. The
+//! simulator checks the bot's access token (HS256 with the API secret, a subscribe-only grant for
+//! the room) before upgrading the WebSocket, as LiveKit does, refusing a bad token with 401 and an
+//! unknown room with 404. It then sends `join` with the participants and their tracks, offers a
+//! subscriber peer connection (tracks whose msid stream id is `PARTICIPANT_SID|TRACK_SID`, the
+//! `_reliable` and `_lossy` data channels) and trickles its candidates, takes the answer, answers
+//! pings, streams each participant's Opus audio with `speakers_changed` as they talk, and closes
+//! the room with `leave`. Hostile input rides along: frames that are not protobuf, a text frame,
+//! a message of a kind the bot does not know, a malformed candidate, and a track from a
+//! participant nobody announced.
+
+use crate::bots::ONE_AT_A_TIME;
+use crate::helpers::{Backend, Options, TestApp, assert_logged, assert_sample_meeting};
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use livekit_protocol::{
+    DisconnectReason, IceServer, JoinResponse, LeaveRequest, ParticipantInfo, Pong, Room,
+    SessionDescription, SignalRequest, SignalResponse, SignalTarget, SpeakerInfo, SpeakersChanged,
+    TrackInfo, TrackSource, TrackType, TrickleRequest, leave_request, participant_info,
+    signal_request, signal_response,
+};
+use parley_bot::audio::file::{AudioFile, FileFrame};
+use parley_bot::connector::peer::Peer;
+use prost::Message as _;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+
+const API_KEY: &str = "APIparleytest";
+const API_SECRET: &str = "livekit-secret-for-tests-0123456789";
+const ROOM: &str = "design-review";
+
+struct Publisher {
+    sid: &'static str,
+    identity: &'static str,
+    name: &'static str,
+    track_sid: &'static str,
+    ssrc: u32,
+    /// Opus packets in order, 20 ms apart.
+    packets: Vec<Vec<u8>>,
+    /// Whether they talk in each 20 ms frame.
+    talking: Vec<bool>,
+}
+
+#[derive(Default)]
+struct Seen {
+    token_ok: AtomicBool,
+    subscribe_only: AtomicBool,
+    answered: AtomicBool,
+    pings: AtomicU64,
+}
+
+struct Sim {
+    publishers: Vec<Publisher>,
+    seen: Seen,
+}
+
+/// Verifies a LiveKit access token as the server does; the grant's claims when it holds.
+fn verify(token: &str) -> Option<Value> {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut parts = token.split('.');
+    let (header, payload, signature) = (parts.next()?, parts.next()?, parts.next()?);
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, API_SECRET.as_bytes());
+    let mac = b64.decode(signature).ok()?;
+    ring::hmac::verify(&key, format!("{header}.{payload}").as_bytes(), &mac).ok()?;
+    let claims: Value = serde_json::from_slice(&b64.decode(payload).ok()?).ok()?;
+    let now = parley_shared::now_ms() / 1000;
+    let fresh = claims["exp"].as_u64()? + 60 > now && claims["nbf"].as_u64()? <= now + 60;
+    (fresh && claims["iss"] == API_KEY && claims["video"]["roomJoin"] == true).then_some(claims)
+}
+
+fn refuse(status: u16, body: &str) -> ErrorResponse {
+    let mut r = ErrorResponse::new(Some(body.to_owned()));
+    *r.status_mut() =
+        tokio_tungstenite::tungstenite::http::StatusCode::from_u16(status).expect("status");
+    r
+}
+
+fn response(message: signal_response::Message) -> Message {
+    Message::binary(
+        SignalResponse {
+            message: Some(message),
+        }
+        .encode_to_vec(),
+    )
+}
+
+fn participant(p: &Publisher) -> ParticipantInfo {
+    ParticipantInfo {
+        sid: p.sid.to_owned(),
+        identity: p.identity.to_owned(),
+        name: p.name.to_owned(),
+        state: participant_info::State::Active.into(),
+        is_publisher: true,
+        version: 1,
+        tracks: vec![TrackInfo {
+            sid: p.track_sid.to_owned(),
+            r#type: TrackType::Audio.into(),
+            name: "microphone".to_owned(),
+            source: TrackSource::Microphone.into(),
+            mime_type: "audio/opus".to_owned(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn opus_track(stream: &str, track: &str, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream.to_owned(),
+        track.to_owned(),
+        track.to_owned(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                rtcp_feedback: vec![],
+            },
+            ..Default::default()
+        }],
+    )))
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// One participant's connection: the subscriber session LiveKit runs for the bot.
+async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
+    let mut peer = match Peer::new(&["0.0.0.0:0".to_owned()], &[]).await {
+        Ok(p) => p,
+        Err(_) => return,
+    };
+    let pc = peer.connection();
+    let mut tracks = Vec::new();
+    for p in &sim.publishers {
+        let track = opus_track(&format!("{}|{}", p.sid, p.track_sid), p.track_sid, p.ssrc);
+        let _ = pc
+            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+            .await;
+        tracks.push(track);
+    }
+    // A track whose participant was never announced.
+    let ghost = opus_track("PA_ghost|TR_ghost", "TR_ghost", 77_000);
+    let _ = pc
+        .add_track(Arc::clone(&ghost) as Arc<dyn TrackLocal>)
+        .await;
+    let _ = pc.create_data_channel("_reliable", None).await;
+    let _ = pc.create_data_channel("_lossy", None).await;
+
+    let join = JoinResponse {
+        room: Some(Room {
+            sid: "RM_sim".to_owned(),
+            name: ROOM.to_owned(),
+            ..Default::default()
+        }),
+        participant: Some(ParticipantInfo {
+            sid: "PA_bot".to_owned(),
+            identity,
+            state: participant_info::State::Joining.into(),
+            ..Default::default()
+        }),
+        other_participants: sim.publishers.iter().map(participant).collect(),
+        ice_servers: Vec::<IceServer>::new(),
+        subscriber_primary: true,
+        ping_interval: 1,
+        ping_timeout: 15,
+        ..Default::default()
+    };
+    let _ = ws
+        .send(response(signal_response::Message::Join(join)))
+        .await;
+    // Hostile: not protobuf, a text frame, and a message kind from a later protocol.
+    let _ = ws.send(Message::binary(vec![0xff, 0xff, 0xff, 0x01])).await;
+    let _ = ws.send(Message::text("{\"join\":{}}")).await;
+    let _ = ws.send(Message::binary(vec![0xa2, 0x06, 0x00])).await;
+
+    let Ok(offer) = peer.offer().await else {
+        return;
+    };
+    let _ = ws
+        .send(response(signal_response::Message::Offer(
+            SessionDescription {
+                r#type: "offer".to_owned(),
+                sdp: offer.clone(),
+                id: 7,
+                ..Default::default()
+            },
+        )))
+        .await;
+    // The server trickles its candidates (they are in the offer too); one is malformed.
+    for line in offer.lines().filter(|l| l.starts_with("a=candidate:")) {
+        let init = json!({"candidate": &line[2..], "sdpMid": "0", "sdpMLineIndex": 0});
+        let _ = ws
+            .send(response(signal_response::Message::Trickle(
+                TrickleRequest {
+                    candidate_init: init.to_string(),
+                    target: SignalTarget::Subscriber.into(),
+                    r#final: false,
+                },
+            )))
+            .await;
+    }
+    let _ = ws
+        .send(response(signal_response::Message::Trickle(
+            TrickleRequest {
+                candidate_init: "{not json".to_owned(),
+                target: SignalTarget::Subscriber.into(),
+                r#final: true,
+            },
+        )))
+        .await;
+
+    let (mut sink, mut stream) = ws.split();
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Message>(256);
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            if sink.send(m).await.is_err() {
+                break;
+            }
+        }
+        let _ = sink.close().await;
+    });
+    let (answered_tx, answered) = tokio::sync::oneshot::channel::<String>();
+    let reader = {
+        let sim = Arc::clone(&sim);
+        let out = out_tx.clone();
+        tokio::spawn(async move {
+            let mut answered_tx = Some(answered_tx);
+            while let Some(Ok(frame)) = stream.next().await {
+                let Message::Binary(b) = frame else { continue };
+                let Ok(SignalRequest { message: Some(m) }) = SignalRequest::decode(b.as_ref())
+                else {
+                    continue;
+                };
+                match m {
+                    signal_request::Message::Answer(a) if a.id == 7 => {
+                        if let Some(tx) = answered_tx.take() {
+                            let _ = tx.send(a.sdp);
+                        }
+                    }
+                    signal_request::Message::PingReq(p) => {
+                        sim.seen.pings.fetch_add(1, Ordering::Relaxed);
+                        let pong = Pong {
+                            last_ping_timestamp: p.timestamp,
+                            timestamp: parley_shared::now_ms() as i64,
+                        };
+                        let _ = out
+                            .send(response(signal_response::Message::PongResp(pong)))
+                            .await;
+                    }
+                    signal_request::Message::Leave(_) => break,
+                    _ => {}
+                }
+            }
+        })
+    };
+    let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_secs(20), answered).await else {
+        return;
+    };
+    if peer.accept(&answer).await.is_err() {
+        return;
+    }
+    sim.seen.answered.store(true, Ordering::Relaxed);
+    stream_audio(&sim, &tracks, &ghost, &out_tx).await;
+    let leave = LeaveRequest {
+        reason: DisconnectReason::RoomDeleted.into(),
+        action: leave_request::Action::Disconnect.into(),
+        ..Default::default()
+    };
+    let _ = out_tx
+        .send(response(signal_response::Message::Leave(leave)))
+        .await;
+    drop(out_tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    reader.abort();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    peer.close().await;
+}
+
+/// Each publisher's packets on their own track, in real time, with `speakers_changed` when
+/// someone starts or stops talking (LiveKit sends deltas).
+async fn stream_audio(
+    sim: &Sim,
+    tracks: &[Arc<TrackLocalStaticRTP>],
+    ghost: &Arc<TrackLocalStaticRTP>,
+    out: &tokio::sync::mpsc::Sender<Message>,
+) {
+    let frames = sim
+        .publishers
+        .iter()
+        .map(|p| p.packets.len())
+        .max()
+        .unwrap_or(0);
+    let mut talking = vec![false; sim.publishers.len()];
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    for frame in 0..frames {
+        tick.tick().await;
+        let mut changed = Vec::new();
+        for (i, p) in sim.publishers.iter().enumerate() {
+            let now = p.talking.get(frame) == Some(&true);
+            if now != talking[i] {
+                talking[i] = now;
+                changed.push(SpeakerInfo {
+                    sid: p.sid.to_owned(),
+                    level: if now { 0.6 } else { 0.0 },
+                    active: now,
+                });
+            }
+            let Some(payload) = p.packets.get(frame) else {
+                continue;
+            };
+            let packet = rtp::packet::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    payload_type: 111,
+                    sequence_number: frame as u16,
+                    timestamp: 5_000 + frame as u32 * 960,
+                    ssrc: p.ssrc,
+                    ..Default::default()
+                },
+                payload: Bytes::from(payload.clone()),
+            };
+            let _ = tracks[i].write_rtp(packet).await;
+        }
+        if !changed.is_empty() {
+            let _ = out
+                .send(response(signal_response::Message::SpeakersChanged(
+                    SpeakersChanged { speakers: changed },
+                )))
+                .await;
+        }
+        if frame % 100 == 0
+            && let Some(payload) = sim.publishers[0].packets.get(frame)
+        {
+            let packet = rtp::packet::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    payload_type: 111,
+                    sequence_number: (frame / 100) as u16,
+                    timestamp: frame as u32 * 960,
+                    ssrc: 77_000,
+                    ..Default::default()
+                },
+                payload: Bytes::from(payload.clone()),
+            };
+            let _ = ghost.write_rtp(packet).await;
+        }
+    }
+}
+
+fn publisher(
+    sid: &'static str,
+    identity: &'static str,
+    name: &'static str,
+    n: u32,
+    file: &str,
+) -> Publisher {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/sample")
+        .join(file);
+    let mut packets = Vec::new();
+    let mut audio = AudioFile::open(&path).expect("sample audio");
+    while let Some(frame) = audio.next_frame().expect("frame") {
+        if let FileFrame::Opus { payload, .. } = frame {
+            packets.push(payload);
+        }
+    }
+    let pcm = parley_bot::audio::file::read_16k(&path, 600_000).expect("sample audio");
+    let talking = pcm
+        .chunks(320)
+        .map(|c| c.iter().map(|x| x * x).sum::<f32>() / 320.0 > 1e-5)
+        .collect();
+    Publisher {
+        sid,
+        identity,
+        name,
+        track_sid: if n == 1 { "TR_ana_mic" } else { "TR_ben_mic" },
+        ssrc: 60_000 + n,
+        packets,
+        talking,
+    }
+}
+
+/// The simulator's WebSocket URL (`ws://127.0.0.1:PORT`).
+async fn simulator() -> (Arc<Sim>, String) {
+    let sim = Arc::new(Sim {
+        publishers: vec![
+            publisher("PA_ana", "ana", "Ana Lima", 1, "ana.opus"),
+            publisher("PA_ben", "ben", "Ben Carter", 2, "ben.opus"),
+        ],
+        seen: Seen::default(),
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let sim2 = Arc::clone(&sim);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let sim = Arc::clone(&sim2);
+            tokio::spawn(async move {
+                let identity = Arc::new(Mutex::new(String::new()));
+                let id2 = Arc::clone(&identity);
+                let sim3 = Arc::clone(&sim);
+                #[expect(
+                    clippy::result_large_err,
+                    reason = "tungstenite's handshake callback returns its error response by value"
+                )]
+                let check = move |req: &Request, resp: Response| {
+                    if req.uri().path() != "/rtc" {
+                        return Err(refuse(404, "page not found"));
+                    }
+                    let token = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "))
+                        .unwrap_or_default();
+                    let Some(claims) = verify(token) else {
+                        return Err(refuse(401, "invalid authorization token"));
+                    };
+                    sim3.seen.token_ok.store(true, Ordering::Relaxed);
+                    if claims["video"]["room"] != ROOM {
+                        return Err(refuse(404, "requested room does not exist"));
+                    }
+                    if claims["video"]["canPublish"] == false
+                        && claims["video"]["canSubscribe"] == true
+                    {
+                        sim3.seen.subscribe_only.store(true, Ordering::Relaxed);
+                    }
+                    if let Ok(mut id) = id2.lock() {
+                        *id = claims["sub"].as_str().unwrap_or_default().to_owned();
+                    }
+                    Ok(resp)
+                };
+                if let Ok(ws) = tokio_tungstenite::accept_hdr_async(tcp, check).await {
+                    let identity = identity.lock().map(|i| i.clone()).unwrap_or_default();
+                    serve(sim, ws, identity).await;
+                }
+            });
+        }
+    });
+    (sim, url)
+}
+
+async fn livekit_app(secret: &str) -> TestApp {
+    TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            livekit: Some((API_KEY.to_owned(), secret.to_owned())),
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+fn link(server: &str, room: &str) -> String {
+    format!("livekit+{server}?room={room}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_livekit_room_is_transcribed_per_participant() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (sim, server) = simulator().await;
+    let app = livekit_app(API_SECRET).await;
+    let admin = app.user("admin@example.com").await;
+    let id = app
+        .meeting(
+            &admin,
+            json!({"title": "LiveKit review", "url": link(&server, ROOM), "participants": []}),
+        )
+        .await;
+    let ended = app
+        .ended_meeting(&admin, &id, Duration::from_secs(180))
+        .await;
+    assert!(
+        sim.seen.token_ok.load(Ordering::Relaxed),
+        "the token was signed with the secret"
+    );
+    assert!(
+        sim.seen.subscribe_only.load(Ordering::Relaxed),
+        "the grant is subscribe-only"
+    );
+    assert!(
+        sim.seen.answered.load(Ordering::Relaxed),
+        "the offer was answered"
+    );
+    assert!(
+        sim.seen.pings.load(Ordering::Relaxed) >= 2,
+        "the bot pinged at the interval"
+    );
+    assert_sample_meeting(&app, &id, &ended, "LiveKit simulator").await;
+    assert_logged(&[
+        "LiveKit sent a malformed signalling message; skipped",
+        "LiveKit sent a malformed ICE candidate; skipped",
+        "audio from a participant LiveKit has not announced; dropped until it does",
+    ]);
+}
+
+#[tokio::test]
+async fn a_livekit_bot_refused_by_the_server_fails_with_a_reason_to_act_on() {
+    let (_sim, server) = simulator().await;
+    for (secret, room, expected) in [
+        ("not-the-secret", ROOM, "LIVEKIT_API_SECRET"),
+        (API_SECRET, "no-such-room", "does not exist"),
+    ] {
+        let app = livekit_app(secret).await;
+        let admin = app.user("admin@example.com").await;
+        let id = app
+            .meeting(
+                &admin,
+                json!({"title": "LiveKit", "url": link(&server, room), "participants": []}),
+            )
+            .await;
+        let reason = app
+            .failure_reason(&admin, &id, Duration::from_secs(60))
+            .await;
+        assert!(reason.contains(expected), "{reason}");
+    }
+}
