@@ -4,10 +4,11 @@
 //! channels the bot opens.
 
 use rtc::interceptor::Registry;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+pub use rtc::peer_connection::configuration::RTCIceServer;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceServer};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,9 +64,9 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// A peer gathering candidates on `udp_bind`, with `stun` servers (`stun:host:port`) for a
-    /// server-reflexive candidate when the far side is on the internet.
-    pub async fn new(udp_bind: &[String], stun: &[String]) -> Result<Self, String> {
+    /// A peer gathering candidates on `udp_bind`, with ICE servers (STUN for a server-reflexive
+    /// candidate when the far side is on the internet, TURN to relay through strict NATs).
+    pub async fn new(udp_bind: &[String], ice_servers: Vec<RTCIceServer>) -> Result<Self, String> {
         let mut media = MediaEngine::default();
         media
             .register_default_codecs()
@@ -89,14 +90,7 @@ impl Peer {
         let pc = PeerConnectionBuilder::new()
             .with_configuration(
                 RTCConfigurationBuilder::new()
-                    .with_ice_servers(if stun.is_empty() {
-                        Vec::new()
-                    } else {
-                        vec![RTCIceServer {
-                            urls: stun.to_vec(),
-                            ..Default::default()
-                        }]
-                    })
+                    .with_ice_servers(ice_servers)
                     .build(),
             )
             .with_media_engine(media)

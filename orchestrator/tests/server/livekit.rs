@@ -148,7 +148,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 /// One participant's connection: the subscriber session LiveKit runs for the bot.
 async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
-    let mut peer = match Peer::new(&["0.0.0.0:0".to_owned()], &[]).await {
+    let mut peer = match Peer::new(&["0.0.0.0:0".to_owned()], Vec::new()).await {
         Ok(p) => p,
         Err(_) => return,
     };

@@ -336,7 +336,9 @@ impl Session {
             publishers = publishers.len(),
             "joined the Janus room"
         );
-        let peer = Peer::new(&config.udp_bind, &[]).await.map_err(setup)?;
+        let peer = Peer::new(&config.udp_bind, Vec::new())
+            .await
+            .map_err(setup)?;
         let mut session = Self {
             sig,
             room: url.room,

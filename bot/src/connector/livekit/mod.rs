@@ -9,7 +9,7 @@
 pub mod link;
 
 use super::capture::CaptureWatch;
-use super::peer::{Peer, PeerEvent};
+use super::peer::{Peer, PeerEvent, RTCIceServer};
 use super::session::{Outgoing, Present, SessionHandle, session};
 use super::{ConnectorError, ConnectorEvent, Media};
 use crate::audio::jitter::RtpPacket;
@@ -185,7 +185,20 @@ pub async fn join(link: &str, config: LiveKitConfig) -> Result<SessionHandle, Co
     })
     .await
     .map_err(|_| setup("no join response from the LiveKit server in time".to_owned()))??;
-    let peer = Peer::new(&config.udp_bind, &[]).await.map_err(setup)?;
+    // The server's STUN and TURN servers (TURN credentials are short-lived, minted for this
+    // join), so media gets through NATs the way LiveKit's own clients' does.
+    let ice_servers = join
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect();
+    let peer = Peer::new(&config.udp_bind, ice_servers)
+        .await
+        .map_err(setup)?;
     tracing::info!(room = %url.room, "LiveKit room joined");
 
     let (connector, tx, leave_rx) = session(CHANNEL);

@@ -10,7 +10,7 @@ pub mod oauth;
 pub mod protocol;
 pub mod streams;
 
-use super::peer::{Peer, PeerEvent};
+use super::peer::{Peer, PeerEvent, RTCIceServer};
 use super::session::{LeaveRequest, Outgoing, Present, SessionHandle, session};
 use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
 use crate::audio::OPUS_RATE;
@@ -182,7 +182,16 @@ pub async fn join(link: &str, config: MeetConfig) -> Result<SessionHandle, Conne
     let token = oauth::access_token(&http, &config.credentials)
         .await
         .map_err(setup)?;
-    let mut peer = Peer::new(&config.udp_bind, &config.stun)
+    let stun = RTCIceServer {
+        urls: config.stun.clone(),
+        ..Default::default()
+    };
+    let ice_servers = if config.stun.is_empty() {
+        Vec::new()
+    } else {
+        vec![stun]
+    };
+    let mut peer = Peer::new(&config.udp_bind, ice_servers)
         .await
         .map_err(setup)?;
     let pc = peer.connection();
