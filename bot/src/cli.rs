@@ -33,8 +33,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Join a meeting (janus+ws://HOST:PORT/?room=ROOM, or replay:FOLDER) until it ends or
-    /// SIGINT/SIGTERM, then finish every utterance in progress and flush.
+    /// Join a meeting until it ends or SIGINT/SIGTERM, then finish every utterance in progress
+    /// and flush.
     Join(JoinArgs),
     /// Serve the fleet: load the model once, then join each meeting the orchestrator assigns
     /// (Redis stream `parley:assignments`), one at a time, heart-beating while in it. On
@@ -64,7 +64,9 @@ struct WorkerArgs {
 
 #[derive(Debug, clap::Args)]
 struct JoinArgs {
-    /// The meeting link.
+    /// The meeting link: janus+ws://HOST:PORT/?room=ROOM, livekit+wss://HOST?room=ROOM,
+    /// https://meet.google.com/CODE (Google credentials below), zoom-rtms:?server=…&meeting_uuid=…&stream=…
+    /// (as the orchestrator builds it from Zoom's webhook), or replay:FOLDER.
     url: String,
     /// Write every event as a JSON line to this file (appending).
     #[arg(long, required_unless_present = "redis_url")]
