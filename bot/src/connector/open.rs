@@ -51,6 +51,7 @@ pub struct ConnectorArgs {
     /// The OAuth client id of the Google Cloud project enrolled in the Meet Media API preview.
     #[arg(long, env = "GOOGLE_CLIENT_ID", default_value = "")]
     pub google_client_id: String,
+    /// The OAuth client's secret.
     #[arg(
         long,
         env = "GOOGLE_CLIENT_SECRET",
@@ -84,6 +85,7 @@ pub struct ConnectorArgs {
     /// The LiveKit deployment's API key, for LiveKit rooms (the bot mints its join token).
     #[arg(long, env = "LIVEKIT_API_KEY", default_value = "")]
     pub livekit_api_key: String,
+    /// The LiveKit deployment's API secret, which signs the bot's join token.
     #[arg(
         long,
         env = "LIVEKIT_API_SECRET",
