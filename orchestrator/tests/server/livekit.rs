@@ -6,8 +6,8 @@
 //! unknown room with 404. It then sends `join` with the participants and their tracks, offers a
 //! subscriber peer connection (tracks whose msid stream id is `PARTICIPANT_SID|TRACK_SID`, the
 //! `_reliable` and `_lossy` data channels) and trickles its candidates, takes the answer, answers
-//! pings, streams each participant's Opus audio with `speakers_changed` as they talk, and closes
-//! the room with `leave`. Hostile input rides along: frames that are not protobuf, a text frame,
+//! pings, streams each participant's Opus audio with `speakers_changed` as they talk, brings a
+//! late joiner in with `update` and a new offer, and closes the room with `leave`. Hostile input rides along: frames that are not protobuf, a text frame,
 //! a message of a kind the bot does not know, a malformed candidate, and a track from a
 //! participant nobody announced.
 
@@ -17,10 +17,10 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use livekit_protocol::{
-    DisconnectReason, IceServer, JoinResponse, LeaveRequest, ParticipantInfo, Pong, Room,
-    SessionDescription, SignalRequest, SignalResponse, SignalTarget, SpeakerInfo, SpeakersChanged,
-    TrackInfo, TrackSource, TrackType, TrickleRequest, leave_request, participant_info,
-    signal_request, signal_response,
+    DisconnectReason, IceServer, JoinResponse, LeaveRequest, ParticipantInfo, ParticipantUpdate,
+    Pong, Room, SessionDescription, SignalRequest, SignalResponse, SignalTarget, SpeakerInfo,
+    SpeakersChanged, TrackInfo, TrackSource, TrackType, TrickleRequest, leave_request,
+    participant_info, signal_request, signal_response,
 };
 use parley_bot::audio::file::{AudioFile, FileFrame};
 use parley_bot::connector::peer::Peer;
@@ -41,6 +41,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::peer_connection::PeerConnection;
 
 const API_KEY: &str = "APIparleytest";
 const API_SECRET: &str = "livekit-secret-for-tests-0123456789";
@@ -56,6 +57,8 @@ struct Publisher {
     packets: Vec<Vec<u8>>,
     /// Whether they talk in each 20 ms frame.
     talking: Vec<bool>,
+    /// The frame they join the room at (0: there before the bot).
+    joins_at: usize,
 }
 
 #[derive(Default)]
@@ -63,6 +66,8 @@ struct Seen {
     token_ok: AtomicBool,
     subscribe_only: AtomicBool,
     answered: AtomicBool,
+    /// The bot answered the re-offer that brought a late joiner's track.
+    renegotiated: AtomicBool,
     pings: AtomicU64,
 }
 
@@ -155,11 +160,11 @@ async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
     let pc = peer.connection();
     let mut tracks = Vec::new();
     for p in &sim.publishers {
-        let track = opus_track(&format!("{}|{}", p.sid, p.track_sid), p.track_sid, p.ssrc);
-        let _ = pc
-            .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
-            .await;
-        tracks.push(track);
+        tracks.push(if p.joins_at == 0 {
+            Some(publish(&pc, p).await)
+        } else {
+            None
+        });
     }
     // A track whose participant was never announced.
     let ghost = opus_track("PA_ghost|TR_ghost", "TR_ghost", 77_000);
@@ -181,7 +186,12 @@ async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
             state: participant_info::State::Joining.into(),
             ..Default::default()
         }),
-        other_participants: sim.publishers.iter().map(participant).collect(),
+        other_participants: sim
+            .publishers
+            .iter()
+            .filter(|p| p.joins_at == 0)
+            .map(participant)
+            .collect(),
         ice_servers: Vec::<IceServer>::new(),
         subscriber_primary: true,
         ping_interval: 1,
@@ -242,12 +252,11 @@ async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
         }
         let _ = sink.close().await;
     });
-    let (answered_tx, answered) = tokio::sync::oneshot::channel::<String>();
+    let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<(u32, String)>(4);
     let reader = {
         let sim = Arc::clone(&sim);
         let out = out_tx.clone();
         tokio::spawn(async move {
-            let mut answered_tx = Some(answered_tx);
             while let Some(Ok(frame)) = stream.next().await {
                 let Message::Binary(b) = frame else { continue };
                 let Ok(SignalRequest { message: Some(m) }) = SignalRequest::decode(b.as_ref())
@@ -255,10 +264,8 @@ async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
                     continue;
                 };
                 match m {
-                    signal_request::Message::Answer(a) if a.id == 7 => {
-                        if let Some(tx) = answered_tx.take() {
-                            let _ = tx.send(a.sdp);
-                        }
+                    signal_request::Message::Answer(a) => {
+                        let _ = answers_tx.send((a.id, a.sdp)).await;
                     }
                     signal_request::Message::PingReq(p) => {
                         sim.seen.pings.fetch_add(1, Ordering::Relaxed);
@@ -276,14 +283,11 @@ async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
             }
         })
     };
-    let Ok(Ok(answer)) = tokio::time::timeout(Duration::from_secs(20), answered).await else {
-        return;
-    };
-    if peer.accept(&answer).await.is_err() {
+    if !answered(&mut peer, &mut answers, 7).await {
         return;
     }
     sim.seen.answered.store(true, Ordering::Relaxed);
-    stream_audio(&sim, &tracks, &ghost, &out_tx).await;
+    stream_audio(&sim, &mut peer, &mut tracks, &ghost, &out_tx, &mut answers).await;
     let leave = LeaveRequest {
         reason: DisconnectReason::RoomDeleted.into(),
         action: leave_request::Action::Disconnect.into(),
@@ -299,14 +303,48 @@ async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
     peer.close().await;
 }
 
+/// Adds `p`'s microphone track to the subscriber connection, with LiveKit's stream id.
+async fn publish(pc: &Arc<dyn PeerConnection>, p: &Publisher) -> Arc<TrackLocalStaticRTP> {
+    let track = opus_track(&format!("{}|{}", p.sid, p.track_sid), p.track_sid, p.ssrc);
+    let _ = pc
+        .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
+        .await;
+    track
+}
+
+/// Waits for the bot's answer to offer `id` and applies it.
+async fn answered(
+    peer: &mut Peer,
+    answers: &mut tokio::sync::mpsc::Receiver<(u32, String)>,
+    id: u32,
+) -> bool {
+    let answer = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some((got, sdp)) = answers.recv().await {
+            if got == id {
+                return Some(sdp);
+            }
+        }
+        None
+    })
+    .await;
+    match answer {
+        Ok(Some(sdp)) => peer.accept(&sdp).await.is_ok(),
+        _ => false,
+    }
+}
+
 /// Each publisher's packets on their own track, in real time, with `speakers_changed` when
-/// someone starts or stops talking (LiveKit sends deltas).
+/// someone starts or stops talking (LiveKit sends deltas). A late joiner is announced with
+/// `update` and their track brought by a new offer, as the server does.
 async fn stream_audio(
     sim: &Sim,
-    tracks: &[Arc<TrackLocalStaticRTP>],
+    peer: &mut Peer,
+    tracks: &mut [Option<Arc<TrackLocalStaticRTP>>],
     ghost: &Arc<TrackLocalStaticRTP>,
     out: &tokio::sync::mpsc::Sender<Message>,
+    answers: &mut tokio::sync::mpsc::Receiver<(u32, String)>,
 ) {
+    let mut offer_id = 7;
     let frames = sim
         .publishers
         .iter()
@@ -317,8 +355,40 @@ async fn stream_audio(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     for frame in 0..frames {
         tick.tick().await;
+        for (i, p) in sim.publishers.iter().enumerate() {
+            if p.joins_at != frame || tracks[i].is_some() {
+                continue;
+            }
+            let update = ParticipantUpdate {
+                participants: vec![participant(p)],
+            };
+            let _ = out
+                .send(response(signal_response::Message::Update(update)))
+                .await;
+            tracks[i] = Some(publish(&peer.connection(), p).await);
+            let Ok(offer) = peer.offer().await else {
+                return;
+            };
+            offer_id += 1;
+            let _ = out
+                .send(response(signal_response::Message::Offer(
+                    SessionDescription {
+                        r#type: "offer".to_owned(),
+                        sdp: offer,
+                        id: offer_id,
+                        ..Default::default()
+                    },
+                )))
+                .await;
+            if answered(peer, answers, offer_id).await {
+                sim.seen.renegotiated.store(true, Ordering::Relaxed);
+            }
+        }
         let mut changed = Vec::new();
         for (i, p) in sim.publishers.iter().enumerate() {
+            let Some(track) = &tracks[i] else {
+                continue;
+            };
             let now = p.talking.get(frame) == Some(&true);
             if now != talking[i] {
                 talking[i] = now;
@@ -342,7 +412,7 @@ async fn stream_audio(
                 },
                 payload: Bytes::from(payload.clone()),
             };
-            let _ = tracks[i].write_rtp(packet).await;
+            let _ = track.write_rtp(packet).await;
         }
         if !changed.is_empty() {
             let _ = out
@@ -376,6 +446,7 @@ fn publisher(
     name: &'static str,
     n: u32,
     file: &str,
+    joins_at: usize,
 ) -> Publisher {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/sample")
@@ -400,6 +471,7 @@ fn publisher(
         ssrc: 60_000 + n,
         packets,
         talking,
+        joins_at,
     }
 }
 
@@ -407,8 +479,9 @@ fn publisher(
 async fn simulator() -> (Arc<Sim>, String) {
     let sim = Arc::new(Sim {
         publishers: vec![
-            publisher("PA_ana", "ana", "Ana Lima", 1, "ana.opus"),
-            publisher("PA_ben", "ben", "Ben Carter", 2, "ben.opus"),
+            publisher("PA_ana", "ana", "Ana Lima", 1, "ana.opus", 0),
+            // Joins 3 s in, before his first words at 5 s.
+            publisher("PA_ben", "ben", "Ben Carter", 2, "ben.opus", 150),
         ],
         seen: Seen::default(),
     });
@@ -504,6 +577,10 @@ async fn a_livekit_room_is_transcribed_per_participant() {
     assert!(
         sim.seen.answered.load(Ordering::Relaxed),
         "the offer was answered"
+    );
+    assert!(
+        sim.seen.renegotiated.load(Ordering::Relaxed),
+        "the re-offer bringing a late joiner was answered"
     );
     assert!(
         sim.seen.pings.load(Ordering::Relaxed) >= 2,
