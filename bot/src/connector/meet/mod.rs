@@ -319,20 +319,23 @@ impl Session {
             tokio::spawn(read_channel(label, Arc::clone(dc), input.clone()));
         }
         let tracks = input.clone();
+        // Owns the peer (and with it the media) until the session ends, whatever ends it.
         tokio::spawn(async move {
             loop {
-                match peer.next().await {
-                    PeerEvent::Track(track) => {
-                        tokio::spawn(read_track(track, tracks.clone()));
-                    }
-                    PeerEvent::Failed => {
-                        let _ = tracks.send(Input::PeerFailed).await;
-                        break;
-                    }
+                tokio::select! {
+                    event = peer.next() => match event {
+                        PeerEvent::Track(track) => {
+                            tokio::spawn(read_track(track, tracks.clone()));
+                        }
+                        PeerEvent::Failed => {
+                            let _ = tracks.send(Input::PeerFailed).await;
+                            tracks.closed().await;
+                            break;
+                        }
+                    },
+                    () = tracks.closed() => break,
                 }
             }
-            // Keeps the peer (and with it the media) alive until the session ends.
-            tracks.closed().await;
             peer.close().await;
         });
         drop(input);
