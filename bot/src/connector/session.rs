@@ -54,20 +54,26 @@ pub struct Present(HashSet<SpeakerKey>);
 
 impl Present {
     /// The events delivering `media` from `speaker`: `Joined` first when they are new.
-    pub fn media(&mut self, speaker: Speaker, at_ms: u64, media: Media) -> Vec<ConnectorEvent> {
-        let mut events = Vec::with_capacity(2);
-        if self.0.insert(speaker.key.clone()) {
-            events.push(ConnectorEvent::Joined {
+    pub fn media(
+        &mut self,
+        speaker: Speaker,
+        at_ms: u64,
+        media: Media,
+    ) -> impl Iterator<Item = ConnectorEvent> + use<> {
+        let joined = self
+            .0
+            .insert(speaker.key.clone())
+            .then(|| ConnectorEvent::Joined {
                 speaker: speaker.clone(),
                 at_ms,
             });
-        }
-        events.push(ConnectorEvent::Media {
-            key: speaker.key,
-            at_ms,
-            media,
-        });
-        events
+        joined
+            .into_iter()
+            .chain(std::iter::once(ConnectorEvent::Media {
+                key: speaker.key,
+                at_ms,
+                media,
+            }))
     }
 
     /// `Left` for `key` if they were announced.
@@ -81,5 +87,14 @@ impl Present {
 
     pub fn contains(&self, key: &SpeakerKey) -> bool {
         self.0.contains(key)
+    }
+
+    /// The announced speakers not in `live`.
+    pub fn missing_from(&self, live: &HashSet<SpeakerKey>) -> Vec<SpeakerKey> {
+        self.0
+            .iter()
+            .filter(|k| !live.contains(*k))
+            .cloned()
+            .collect()
     }
 }

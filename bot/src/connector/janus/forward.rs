@@ -3,7 +3,7 @@
 
 use super::Shared;
 use crate::audio::jitter::RtpPacket;
-use crate::connector::{ConnectorEvent, Media};
+use crate::connector::Media;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -50,18 +50,12 @@ pub fn forward(track: Arc<dyn TrackRemote>, pc: Arc<dyn PeerConnection>, shared:
                 continue;
             };
             shared.capture().audio(speaker.key.as_str(), Instant::now());
-            shared.ensure_joined(&speaker).await;
-            shared
-                .send(ConnectorEvent::Media {
-                    key: speaker.key,
-                    at_ms: shared.at_ms(),
-                    media: Media::Rtp(RtpPacket {
-                        seq: packet.header.sequence_number,
-                        timestamp: packet.header.timestamp,
-                        payload: packet.payload.to_vec(),
-                    }),
-                })
-                .await;
+            let media = Media::Rtp(RtpPacket {
+                seq: packet.header.sequence_number,
+                timestamp: packet.header.timestamp,
+                payload: packet.payload.to_vec(),
+            });
+            shared.media(speaker, media).await;
         }
     });
 }

@@ -13,7 +13,8 @@ pub mod url;
 pub use url::JanusUrl;
 
 use super::capture::CaptureWatch;
-use super::{ConnectorError, ConnectorEvent, MeetingConnector};
+use super::session::Present;
+use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
 use crate::connector::peer::{Peer, PeerEvent};
 use parley_shared::{Speaker, SpeakerKey};
 use protocol::{FeedId, Incoming, Jsep, Publisher, RoomEvent, SubStream, out};
@@ -75,8 +76,7 @@ struct Shared {
     events: mpsc::Sender<Outgoing>,
     /// Subscriber mid → the speaker whose audio it carries.
     mids: Mutex<HashMap<String, Speaker>>,
-    /// Speakers announced with `Joined` and not since `Left`.
-    present: Mutex<HashSet<SpeakerKey>>,
+    present: Mutex<Present>,
     capture: Mutex<CaptureWatch>,
     stats: Arc<JanusStats>,
 }
@@ -94,35 +94,22 @@ impl Shared {
         let _ = self.events.send(Ok(event)).await;
     }
 
-    /// Announces `speaker` the first time their audio arrives.
-    async fn ensure_joined(&self, speaker: &Speaker) {
-        let new = self
-            .present
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(speaker.key.clone());
-        if new {
-            self.send(ConnectorEvent::Joined {
-                speaker: speaker.clone(),
-                at_ms: self.at_ms(),
-            })
-            .await;
+    fn present(&self) -> std::sync::MutexGuard<'_, Present> {
+        self.present.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Delivers `speaker`'s media, announcing them the first time.
+    async fn media(&self, speaker: Speaker, media: Media) {
+        let events = self.present().media(speaker, self.at_ms(), media);
+        for event in events {
+            self.send(event).await;
         }
     }
 
     async fn left(&self, key: &SpeakerKey, reason: &str) {
-        let was = self
-            .present
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-        if was {
-            self.send(ConnectorEvent::Left {
-                key: key.clone(),
-                at_ms: self.at_ms(),
-                reason: Some(reason.to_owned()),
-            })
-            .await;
+        let left = self.present().left(key.clone(), self.at_ms(), reason);
+        if let Some(event) = left {
+            self.send(event).await;
         }
     }
 }
@@ -159,7 +146,7 @@ impl JanusConnector {
             started: Instant::now(),
             events: tx,
             mids: Mutex::new(HashMap::new()),
-            present: Mutex::new(HashSet::new()),
+            present: Mutex::new(Present::default()),
             capture: Mutex::new(CaptureWatch::new(config.stall_after)),
             stats: Arc::clone(&stats),
         });
@@ -363,15 +350,7 @@ impl Session {
             .iter()
             .filter_map(|p| speaker_of(&p.id, p.display.as_deref()).map(|s| s.key))
             .collect();
-        let gone: Vec<SpeakerKey> = self
-            .shared
-            .present
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|k| !live.contains(*k))
-            .cloned()
-            .collect();
+        let gone = self.shared.present().missing_from(&live);
         for key in gone {
             self.shared
                 .left(&key, "left while the bot reconnected")
