@@ -7,7 +7,7 @@ use super::meet::oauth::GoogleCredentials;
 use super::meet::{self, MeetConfig};
 use super::replay::{Pace, ReplayConnector};
 use super::session::SessionHandle;
-use super::zoom_rtms::{RtmsUrl, ZoomCredentials, ZoomRtmsConnector};
+use super::zoom_rtms::{self, RtmsUrl, ZoomCredentials};
 use super::{ConnectorError, ConnectorEvent, MeetingConnector};
 use crate::recorder::{Recorder, RecordingStore};
 use clap::Args;
@@ -114,8 +114,7 @@ impl Default for ConnectorArgs {
 enum Kind {
     Replay(ReplayConnector),
     Janus(Box<JanusConnector>),
-    ZoomRtms(ZoomRtmsConnector),
-    /// Meet and LiveKit: a session task of the connector's own.
+    /// Meet, LiveKit and Zoom: a session task of the connector's own.
     Session(SessionHandle),
 }
 
@@ -226,7 +225,7 @@ impl AnyConnector {
                 client_id: args.zoom_client_id.clone(),
                 client_secret: args.zoom_client_secret.clone(),
             };
-            return Ok(Kind::ZoomRtms(ZoomRtmsConnector::join(rtms, &creds).await?));
+            return Ok(Kind::Session(zoom_rtms::join(rtms, &creds).await?));
         }
         Err(ConnectorError::Setup(format!(
             "no connector for this link in this build (replay:, janus+ws://, livekit+wss://, https://meet.google.com/ and zoom-rtms: are supported): {url}"
@@ -241,7 +240,6 @@ impl MeetingConnector for AnyConnector {
             None => match &mut self.kind {
                 Kind::Replay(c) => c.next_event().await,
                 Kind::Janus(c) => c.next_event().await,
-                Kind::ZoomRtms(c) => c.next_event().await,
                 Kind::Session(c) => c.next_event().await,
             },
         };
@@ -261,7 +259,6 @@ impl MeetingConnector for AnyConnector {
         match &mut self.kind {
             Kind::Replay(c) => c.post_chat(text).await,
             Kind::Janus(c) => c.post_chat(text).await,
-            Kind::ZoomRtms(c) => c.post_chat(text).await,
             Kind::Session(c) => c.post_chat(text).await,
         }
     }
@@ -270,7 +267,6 @@ impl MeetingConnector for AnyConnector {
         match &mut self.kind {
             Kind::Replay(c) => c.leave().await,
             Kind::Janus(c) => c.leave().await,
-            Kind::ZoomRtms(c) => c.leave().await,
             Kind::Session(c) => c.leave().await,
         }
         if let Some(recorder) = &mut self.recorder {

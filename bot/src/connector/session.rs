@@ -1,5 +1,5 @@
-//! The handle of a connector whose session runs as a task of its own (Meet, LiveKit): the events
-//! it sends, and a way to make it leave and wait until it has.
+//! The handle of a connector whose session runs as a task of its own (Meet, LiveKit, Zoom RTMS):
+//! the events it sends, and a way to make it leave and wait until it has.
 
 use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
 use parley_shared::{Speaker, SpeakerKey};

@@ -9,7 +9,8 @@
 
 pub mod protocol;
 
-use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
+use super::session::{LeaveRequest, Outgoing, SessionHandle, session};
+use super::{ConnectorError, ConnectorEvent, Media};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use parley_shared::{Speaker, SpeakerKey};
@@ -105,12 +106,6 @@ impl std::fmt::Debug for ZoomCredentials {
     }
 }
 
-#[derive(Debug)]
-pub struct ZoomRtmsConnector {
-    events: mpsc::Receiver<Result<ConnectorEvent, ConnectorError>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
 async fn connect(url: &str) -> Result<Socket, ConnectorError> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME))
@@ -197,78 +192,59 @@ fn accepted(resp: &Value, what: &str) -> Result<HandshakeResp, ConnectorError> {
     Ok(resp)
 }
 
-impl ZoomRtmsConnector {
-    /// Signs in on the signalling socket, opens the media socket for audio, and starts receiving.
-    pub async fn join(url: RtmsUrl, creds: &ZoomCredentials) -> Result<Self, ConnectorError> {
-        if creds.client_id.is_empty() || creds.client_secret.is_empty() {
-            return Err(ConnectorError::Setup(
-                "Zoom RTMS needs the Zoom app's credentials: set ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET"
-                    .to_owned(),
-            ));
-        }
-        let hs = Handshake {
-            signature: protocol::signature(
-                &creds.client_id,
-                &creds.client_secret,
-                &url.meeting_uuid,
-                &url.stream_id,
-            ),
-            meeting_uuid: url.meeting_uuid,
-            stream_id: url.stream_id,
-        };
-        let mut signaling = connect(&url.server).await?;
-        send(&mut signaling, &hs.signaling(1)).await?;
-        let resp = expect(
-            &mut signaling,
-            protocol::SIGNALING_HAND_SHAKE_RESP,
-            "signalling handshake",
-        )
-        .await?;
-        let resp = accepted(&resp, "signalling handshake")?;
-        let media_url = resp
-            .media_server
-            .and_then(|m| m.server_urls.audio.or(m.server_urls.all))
-            .ok_or_else(|| {
-                ConnectorError::Setup("the RTMS handshake named no media server".to_owned())
-            })?;
-        send(&mut signaling, &protocol::subscribe_participants()).await?;
-        let mut media = connect(&media_url).await?;
-        send(&mut media, &hs.media(2)).await?;
-        let resp = expect(
-            &mut media,
-            protocol::DATA_HAND_SHAKE_RESP,
-            "media handshake",
-        )
-        .await?;
-        accepted(&resp, "media handshake")?;
-        send(&mut signaling, &hs.ready()).await?;
-        tracing::info!("RTMS stream joined");
-        let (tx, events) = mpsc::channel(CHANNEL);
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        tokio::spawn(Session::new(tx).run(signaling, media, stopped));
-        Ok(Self {
-            events,
-            stop: Some(stop),
-        })
+/// Signs in on the signalling socket, opens the media socket for audio, and starts receiving.
+pub async fn join(url: RtmsUrl, creds: &ZoomCredentials) -> Result<SessionHandle, ConnectorError> {
+    if creds.client_id.is_empty() || creds.client_secret.is_empty() {
+        return Err(ConnectorError::Setup(
+            "Zoom RTMS needs the Zoom app's credentials: set ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET"
+                .to_owned(),
+        ));
     }
-}
-
-impl MeetingConnector for ZoomRtmsConnector {
-    async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
-        self.events.recv().await.transpose()
-    }
-
-    async fn leave(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.events.close();
-    }
+    let hs = Handshake {
+        signature: protocol::signature(
+            &creds.client_id,
+            &creds.client_secret,
+            &url.meeting_uuid,
+            &url.stream_id,
+        ),
+        meeting_uuid: url.meeting_uuid,
+        stream_id: url.stream_id,
+    };
+    let mut signaling = connect(&url.server).await?;
+    send(&mut signaling, &hs.signaling(1)).await?;
+    let resp = expect(
+        &mut signaling,
+        protocol::SIGNALING_HAND_SHAKE_RESP,
+        "signalling handshake",
+    )
+    .await?;
+    let resp = accepted(&resp, "signalling handshake")?;
+    let media_url = resp
+        .media_server
+        .and_then(|m| m.server_urls.audio.or(m.server_urls.all))
+        .ok_or_else(|| {
+            ConnectorError::Setup("the RTMS handshake named no media server".to_owned())
+        })?;
+    send(&mut signaling, &protocol::subscribe_participants()).await?;
+    let mut media = connect(&media_url).await?;
+    send(&mut media, &hs.media(2)).await?;
+    let resp = expect(
+        &mut media,
+        protocol::DATA_HAND_SHAKE_RESP,
+        "media handshake",
+    )
+    .await?;
+    accepted(&resp, "media handshake")?;
+    send(&mut signaling, &hs.ready()).await?;
+    tracing::info!("RTMS stream joined");
+    let (connector, tx, leave) = session(CHANNEL);
+    tokio::spawn(Session::new(tx).run(signaling, media, leave));
+    Ok(connector)
 }
 
 /// The receiving side: both sockets until the stream ends, the bot leaves, or a socket drops.
 struct Session {
-    tx: mpsc::Sender<Result<ConnectorEvent, ConnectorError>>,
+    tx: mpsc::Sender<Outgoing>,
     started: Instant,
     /// Per speaker: the 16 kHz position where their next packet starts.
     speakers: HashMap<SpeakerKey, u64>,
@@ -278,7 +254,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(tx: mpsc::Sender<Result<ConnectorEvent, ConnectorError>>) -> Self {
+    fn new(tx: mpsc::Sender<Outgoing>) -> Self {
         Self {
             tx,
             started: Instant::now(),
@@ -296,17 +272,15 @@ impl Session {
         self.started.elapsed().as_millis() as u64
     }
 
-    async fn run(
-        mut self,
-        mut signaling: Socket,
-        mut media: Socket,
-        mut stopped: tokio::sync::oneshot::Receiver<()>,
-    ) {
+    async fn run(mut self, mut signaling: Socket, mut media: Socket, mut leave: LeaveRequest) {
         let end = loop {
             tokio::select! {
-                _ = &mut stopped => {
+                done = &mut leave => {
                     let _ = signaling.close(None).await;
                     let _ = media.close(None).await;
+                    if let Ok(done) = done {
+                        let _ = done.send(());
+                    }
                     return;
                 }
                 frame = signaling.next() => match self.frame(frame, &mut signaling).await {
