@@ -9,7 +9,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -475,9 +474,9 @@ pub async fn assert_sample_meeting(app: &TestApp, id: &str, ended: &Value, what:
         names.contains(&"Ana Lima") && names.contains(&"Ben Carter"),
         "{names:?}"
     );
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/sample");
     let reference =
-        parley_bot::eval::Reference::load(&dir.join("reference.json")).expect("reference");
+        parley_bot::eval::Reference::load(&crate::sample_media::sample_file("reference.json"))
+            .expect("reference");
     // 6 % measured through the replay path, as with the tracks sent whole.
     assert_transcript(app, id, &reference, what, 0.15).await;
 }

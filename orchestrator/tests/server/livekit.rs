@@ -13,6 +13,7 @@
 
 use crate::bots::ONE_AT_A_TIME;
 use crate::helpers::{Backend, Options, TestApp, assert_logged, assert_sample_meeting};
+use crate::sample_media::{opus_packets, opus_track, pcm_16k, talking};
 use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -22,17 +23,10 @@ use livekit_protocol::{
     SpeakersChanged, TrackInfo, TrackSource, TrackType, TrickleRequest, leave_request,
     participant_info, signal_request, signal_response,
 };
-use parley_bot::audio::file::{AudioFile, FileFrame};
 use parley_bot::connector::peer::Peer;
 use prost::Message as _;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use serde_json::{Value, json};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -124,29 +118,6 @@ fn participant(p: &Publisher) -> ParticipantInfo {
         }],
         ..Default::default()
     }
-}
-
-fn opus_track(stream: &str, track: &str, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        stream.to_owned(),
-        track.to_owned(),
-        track.to_owned(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                ..Default::default()
-            },
-            codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48_000,
-                channels: 2,
-                sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                rtcp_feedback: vec![],
-            },
-            ..Default::default()
-        }],
-    )))
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -448,29 +419,14 @@ fn publisher(
     file: &str,
     joins_at: usize,
 ) -> Publisher {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/sample")
-        .join(file);
-    let mut packets = Vec::new();
-    let mut audio = AudioFile::open(&path).expect("sample audio");
-    while let Some(frame) = audio.next_frame().expect("frame") {
-        if let FileFrame::Opus { payload, .. } = frame {
-            packets.push(payload);
-        }
-    }
-    let pcm = parley_bot::audio::file::read_16k(&path, 600_000).expect("sample audio");
-    let talking = pcm
-        .chunks(320)
-        .map(|c| c.iter().map(|x| x * x).sum::<f32>() / 320.0 > 1e-5)
-        .collect();
     Publisher {
         sid,
         identity,
         name,
         track_sid: if n == 1 { "TR_ana_mic" } else { "TR_ben_mic" },
         ssrc: 60_000 + n,
-        packets,
-        talking,
+        packets: opus_packets(file).into_iter().map(|(_, p)| p).collect(),
+        talking: talking(&pcm_16k(file), 0),
         joins_at,
     }
 }

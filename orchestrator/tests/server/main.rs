@@ -19,6 +19,7 @@ mod mail_servers;
 mod meet;
 mod meetings;
 mod ops;
+mod sample_media;
 mod schema;
 mod security;
 mod store;

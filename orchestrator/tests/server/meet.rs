@@ -16,22 +16,16 @@ use crate::bots::ONE_AT_A_TIME;
 use crate::helpers::{
     Backend, MeetSettings, Options, TestApp, assert_logged, assert_sample_meeting,
 };
+use crate::sample_media::{opus_packets, opus_track, pcm_16k, talking};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use bytes::Bytes;
-use parley_bot::audio::file::{AudioFile, FileFrame};
 use parley_bot::connector::peer::Peer;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -228,26 +222,8 @@ impl Session {
         let pc = peer.connection();
         let mut tracks = Vec::new();
         for (i, ssrc) in STREAM_SSRCS.into_iter().enumerate() {
-            let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-                format!("virtual-audio-{i}"),
-                format!("virtual-audio-{i}"),
-                format!("virtual-audio-{i}"),
-                RtpCodecKind::Audio,
-                vec![RTCRtpEncodingParameters {
-                    rtp_coding_parameters: RTCRtpCodingParameters {
-                        ssrc: Some(ssrc),
-                        ..Default::default()
-                    },
-                    codec: RTCRtpCodec {
-                        mime_type: MIME_TYPE_OPUS.to_owned(),
-                        clock_rate: 48_000,
-                        channels: 2,
-                        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-                        rtcp_feedback: vec![],
-                    },
-                    ..Default::default()
-                }],
-            )));
+            let name = format!("virtual-audio-{i}");
+            let track = opus_track(&name, &name, ssrc);
             pc.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -512,33 +488,12 @@ async fn stream_audio(sim: &Sim, tracks: &[Arc<TrackLocalStaticRTP>], payload_ty
 }
 
 fn person(key: &'static str, name: &'static str, csrc: u32, file: &str) -> Person {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/sample")
-        .join(file);
-    let mut packets = HashMap::new();
-    let mut audio = AudioFile::open(&path).expect("sample audio");
-    while let Some(frame) = audio.next_frame().expect("frame") {
-        if let FileFrame::Opus { pos, payload } = frame {
-            packets.insert((pos / 960) as usize, payload);
-        }
-    }
-    let pcm = parley_bot::audio::file::read_16k(&path, 600_000).expect("sample audio");
-    let loud: Vec<bool> = pcm
-        .chunks(320)
-        .map(|c| c.iter().map(|x| x * x).sum::<f32>() / 320.0 > 1e-5)
-        .collect();
-    let active = (0..loud.len())
-        .map(|i| {
-            loud[i.saturating_sub(HANGOVER_FRAMES)..(i + HANGOVER_FRAMES + 1).min(loud.len())]
-                .contains(&true)
-        })
-        .collect();
     Person {
         key,
         name,
         csrc,
-        packets,
-        active,
+        packets: opus_packets(file).into_iter().collect(),
+        active: talking(&pcm_16k(file), HANGOVER_FRAMES),
     }
 }
 

@@ -7,13 +7,13 @@
 
 use crate::bots::ONE_AT_A_TIME;
 use crate::helpers::{Backend, Options, TestApp, assert_sample_meeting};
+use crate::sample_media::{pcm_16k, talking};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use parley_bot::connector::zoom_rtms::protocol::signature;
 use parley_orchestrator::dev_servers::free_port;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -167,19 +167,6 @@ async fn serve(mut ws: Ws, port: u16, seen: Arc<Seen>, speakers: Arc<Vec<Speaker
 /// Which 20 ms frames of `audio` an active-speaker detector sends: those within 300 ms of a
 /// frame with speech energy (Zoom sends a speaker's audio while they are an active speaker, not
 /// only their loud frames).
-fn active_frames(audio: &[f32], frame: usize) -> Vec<bool> {
-    const HANGOVER: usize = 15;
-    let loud: Vec<bool> = audio
-        .chunks(frame)
-        .map(|c| c.iter().map(|x| x * x).sum::<f32>() / frame as f32 > 1e-5)
-        .collect();
-    (0..loud.len())
-        .map(|i| {
-            loud[i.saturating_sub(HANGOVER)..(i + HANGOVER + 1).min(loud.len())].contains(&true)
-        })
-        .collect()
-}
-
 /// 20 ms packets per speaker while they speak, at twice real time, with hostile frames mixed in.
 async fn stream_audio(ws: &mut Ws, speakers: &[Speaker]) {
     const FRAME: usize = 320;
@@ -188,10 +175,7 @@ async fn stream_audio(ws: &mut Ws, speakers: &[Speaker]) {
         .map(|s| s.audio.len() / FRAME)
         .max()
         .unwrap_or(0);
-    let active: Vec<Vec<bool>> = speakers
-        .iter()
-        .map(|s| active_frames(&s.audio, FRAME))
-        .collect();
+    let active: Vec<Vec<bool>> = speakers.iter().map(|s| talking(&s.audio, 15)).collect();
     let b64 = base64::engine::general_purpose::STANDARD;
     for i in 0..frames {
         if i % 250 == 7 {
@@ -232,19 +216,16 @@ async fn stream_audio(ws: &mut Ws, speakers: &[Speaker]) {
 }
 
 fn sample_speakers() -> Vec<Speaker> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/sample");
-    let read =
-        |f: &str| parley_bot::audio::file::read_16k(&dir.join(f), 600_000).expect("sample audio");
     vec![
         Speaker {
             user_id: 16_778_240,
             name: "Ana Lima",
-            audio: read("ana.opus"),
+            audio: pcm_16k("ana.opus"),
         },
         Speaker {
             user_id: 16_779_264,
             name: "Ben Carter",
-            audio: read("ben.opus"),
+            audio: pcm_16k("ben.opus"),
         },
     ]
 }
