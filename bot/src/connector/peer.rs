@@ -22,7 +22,9 @@ use webrtc::peer_connection::{
 
 struct Handler {
     tracks: mpsc::Sender<Arc<dyn TrackRemote>>,
-    channels: mpsc::Sender<Arc<dyn DataChannel>>,
+    /// Only a peer that reads the far side's data channels keeps them: one kept unread would
+    /// queue every message sent on it.
+    channels: Option<mpsc::Sender<Arc<dyn DataChannel>>>,
     state: watch::Sender<RTCPeerConnectionState>,
     gathered: watch::Sender<bool>,
 }
@@ -45,8 +47,9 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_data_channel(&self, dc: Arc<dyn DataChannel>) {
-        // Only a peer that takes data channels reads them; never block the others on it.
-        let _ = self.channels.try_send(dc);
+        if let Some(channels) = &self.channels {
+            let _ = channels.send(dc).await;
+        }
     }
 }
 
@@ -67,6 +70,23 @@ impl Peer {
     /// A peer gathering candidates on `udp_bind`, with ICE servers (STUN for a server-reflexive
     /// candidate when the far side is on the internet, TURN to relay through strict NATs).
     pub async fn new(udp_bind: &[String], ice_servers: Vec<RTCIceServer>) -> Result<Self, String> {
+        Self::build(udp_bind, ice_servers, false).await
+    }
+
+    /// A peer that also hands out the data channels the far side opens
+    /// ([`next_data_channel`](Self::next_data_channel)), which must then be read.
+    pub async fn taking_data_channels(
+        udp_bind: &[String],
+        ice_servers: Vec<RTCIceServer>,
+    ) -> Result<Self, String> {
+        Self::build(udp_bind, ice_servers, true).await
+    }
+
+    async fn build(
+        udp_bind: &[String],
+        ice_servers: Vec<RTCIceServer>,
+        take_channels: bool,
+    ) -> Result<Self, String> {
         let mut media = MediaEngine::default();
         media
             .register_default_codecs()
@@ -83,7 +103,7 @@ impl Peer {
         let (gathered_tx, gathered) = watch::channel(false);
         let handler = Arc::new(Handler {
             tracks: tracks_tx,
-            channels: channels_tx,
+            channels: take_channels.then_some(channels_tx),
             state: state_tx,
             gathered: gathered_tx,
         });

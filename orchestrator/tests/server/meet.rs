@@ -218,7 +218,7 @@ impl Session {
             .find_map(|l| l.strip_prefix("a=rtpmap:")?.strip_suffix(" opus/48000/2"))
             .and_then(|pt| pt.parse::<u8>().ok())
             .ok_or("no Opus payload type")?;
-        let mut peer = Peer::new(&["0.0.0.0:0".to_owned()], Vec::new()).await?;
+        let mut peer = Peer::taking_data_channels(&["0.0.0.0:0".to_owned()], Vec::new()).await?;
         let pc = peer.connection();
         let mut tracks = Vec::new();
         for (i, ssrc) in STREAM_SSRCS.into_iter().enumerate() {
