@@ -22,7 +22,8 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin parley-bot --bin parley
 # A step of its own so a failed download (it needs the network) does not redo the build.
-RUN target/release/parley models install tiny.en --dir /opt/parley/models
+RUN target/release/parley models install tiny.en-q8_0 --dir /opt/parley/models \
+ && rm /opt/parley/models/ggml-tiny.en.bin /opt/parley/models/ggml-tiny.en.bin.sha256
 
 FROM debian:bookworm-slim
 # Root certificates for TLS to Redis, the SFU's signalling and the recordings bucket.

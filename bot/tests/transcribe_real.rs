@@ -1,6 +1,6 @@
 //! The whole live path on real recordings with the real Whisper model: replayed Opus tracks
 //! through reorder, decode, voice gate, streaming transcription and the event sink.
-//! Needs the tiny.en model installed (`parley models install tiny.en`; CI does it first).
+//! Needs the tiny.en-q8_0 model installed (`parley models install tiny.en`; CI does it first).
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The main job as a new user runs it: `parley demo` into a data dir that does not exist yet.
 //! It must print the live captions link, the transcript and the summary, and leave the summary
-//! emails in the outbox. Needs the tiny.en model (scripts/test installs it).
+//! emails in the outbox. Needs the tiny.en-q8_0 model (scripts/test installs it).
 
 use std::process::Command;
 

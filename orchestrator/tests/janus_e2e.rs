@@ -4,7 +4,7 @@
 //! server) says the meeting starts: within 5 s of its join time. The stored transcript must have
 //! every speaker under their display name and a word error rate close to the offline figure.
 //!
-//! Needs root (network namespaces), Janus and Chromium (`scripts/janus-lab deps`), and the tiny.en
+//! Needs root (network namespaces), Janus and Chromium (`scripts/janus-lab deps`), and the tiny.en-q8_0
 //! model. The test re-runs itself inside the namespace: there the bot, Janus and the browsers
 //! share a loopback network that Janus will gather candidates on.
 

@@ -2,7 +2,7 @@
 //! in-process bot replays the sample meeting through Whisper. The page must show each line under
 //! its speaker's name, turn partials into the finals the database stores, show the whole history
 //! after a reload, resume after a dropped socket without gaps or duplicates, and stop when the
-//! link is revoked. Needs chromium (scripts/janus-lab deps) and the tiny.en model (scripts/test).
+//! link is revoked. Needs chromium (scripts/janus-lab deps) and the tiny.en-q8_0 model (scripts/test).
 //! Leaves a screenshot at `$CARGO_TARGET_TMPDIR/live-captions.png`.
 
 #[path = "browser/cdp.rs"]

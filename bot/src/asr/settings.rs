@@ -12,8 +12,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, Args)]
 pub struct AsrArgs {
-    /// Whisper model: a name (tiny.en, base) from the model cache, or a path to a ggml file.
-    #[arg(long, default_value = "tiny.en", env = "PARLEY_MODEL")]
+    /// Whisper model: a name (tiny.en-q8_0, tiny.en, base-q8_0, base) from the model cache, or a
+    /// path to a ggml file.
+    #[arg(long, default_value = "tiny.en-q8_0", env = "PARLEY_MODEL")]
     pub model: String,
     /// Model cache folder.
     #[arg(long, env = "PARLEY_MODEL_DIR")]
@@ -33,10 +34,10 @@ pub struct AsrArgs {
     /// Spoken language for multilingual models (English-only models ignore it).
     #[arg(long, default_value = "en")]
     pub language: String,
-    /// Encoder window for partials: `cut` to the audio's length (fast) or `full` 30 s.
+    /// Encoder window for partials: `cut` to the audio's length (fast) or `full` (25.6 s).
     #[arg(long, default_value = "cut")]
     pub partial_ctx: CtxMode,
-    /// Encoder window for finals: `full` 30 s (accurate) or `cut` to the audio's length.
+    /// Encoder window for finals: `full` 25.6 s (accurate) or `cut` to the audio's length.
     #[arg(long, default_value = "full")]
     pub final_ctx: CtxMode,
     /// Text given to Whisper as context for each final: the meeting's recent words, the

@@ -2,6 +2,7 @@
 
 use super::ggml::{Floats, GgmlType, GgmlWriter, MelFilters};
 use super::*;
+use tempfile::TempDir;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -28,14 +29,39 @@ fn fake_model(like: ModelName) -> Result<Vec<u8>, ModelError> {
         data: vec![0.0; 80],
     };
     let mut w = GgmlWriter::new(Vec::new(), &h, &mel, &[b"a".to_vec()])?;
+    // What the quantizer tells apart: a weight matrix (2-D f16), a convolution (3-D f16) and
+    // a 2-D f32 bias.
+    let matrix: Vec<u8> = (0..128)
+        .flat_map(|i| half::f16::from_f32(i as f32 / 64.0 - 1.0).to_le_bytes())
+        .collect();
+    w.write_tensor("matrix", &[2, 64], GgmlType::F16, Floats::F16(&matrix))?;
+    w.write_tensor("conv", &[2, 2, 32], GgmlType::F16, Floats::F16(&matrix))?;
+    let bias: Vec<u8> = (0..32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    w.write_tensor("bias", &[1, 32], GgmlType::F32, Floats::F32(&bias))?;
     let one = 1.0f32.to_le_bytes();
-    for i in 0..h.expected_tensor_count() {
+    for i in 3..h.expected_tensor_count() {
         w.write_tensor(&format!("t{i}"), &[1], GgmlType::F32, Floats::F32(&one))?;
     }
     Ok(w.finish()?.0)
 }
 
 fn no_progress(_: &str) {}
+
+/// A fake tiny.en at `downloaded.bin` in the first directory, and options that install it
+/// (downloads off) into the second.
+fn tiny_en_from_a_local_file()
+-> Result<(TempDir, TempDir, InstallOptions), Box<dyn std::error::Error>> {
+    let src_dir = tempfile::tempdir()?;
+    let src = src_dir.path().join("downloaded.bin");
+    fs::write(&src, fake_model(ModelName::TinyEn)?)?;
+    let dir = tempfile::tempdir()?;
+    let opts = InstallOptions {
+        dir: dir.path().to_path_buf(),
+        from: Some(src.to_string_lossy().into_owned()),
+        allow_download: false,
+    };
+    Ok((src_dir, dir, opts))
+}
 
 fn leftovers(dir: &Path) -> Result<Vec<String>, io::Error> {
     let mut names = Vec::new();
@@ -57,8 +83,90 @@ fn model_names_parse_and_display() {
     let err = "large".parse::<ModelName>().err().map(|e| e.to_string());
     assert_eq!(
         err.as_deref(),
-        Some("unknown model \"large\"; known models: tiny.en, base")
+        Some("unknown model \"large\"; known models: tiny.en-q8_0, tiny.en, base-q8_0, base")
     );
+    assert_eq!(
+        "tiny.en-q8_0".parse::<ModelName>().ok(),
+        Some(ModelName::DEFAULT)
+    );
+    assert_eq!(ModelName::BaseQ8.file_name(), "ggml-base-q8_0.bin");
+    assert_eq!(ModelName::BaseQ8.quantized_from(), Some(ModelName::Base));
+}
+
+#[test]
+fn q8_0_blocks_keep_every_value_within_half_a_step() {
+    let values: Vec<f32> = (0..64).map(|i| (i as f32 - 20.0) / 7.0).collect();
+    let f16: Vec<u8> = values
+        .iter()
+        .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+        .collect();
+    let q = quantize::q8_0_blocks(&f16);
+    assert_eq!(q.len(), 2 * 34);
+    for (block, original) in q.chunks(34).zip(values.chunks(32)) {
+        let d = half::f16::from_le_bytes([block[0], block[1]]).to_f32();
+        let amax = original.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(
+            (d * 127.0 - amax).abs() < amax * 1e-3,
+            "scale {d} for max {amax}"
+        );
+        for (&b, &v) in block[2..].iter().zip(original) {
+            let back = b as i8 as f32 * d;
+            assert!(
+                (back - v).abs() <= d * 0.5 + 1e-3,
+                "{v} came back as {back}"
+            );
+        }
+    }
+    let zeros = quantize::q8_0_blocks(&[0; 64]);
+    assert!(
+        zeros.iter().all(|&b| b == 0),
+        "an all-zero block stays zero"
+    );
+}
+
+#[tokio::test]
+async fn installs_the_q8_0_model_from_the_16_bit_one() -> TestResult {
+    let (src_dir, dir, opts) = tiny_en_from_a_local_file()?;
+    let src = src_dir.path().join("downloaded.bin");
+    let q8 = install(ModelName::TinyEnQ8, &opts, &no_progress).await?;
+    assert_eq!(q8.path, dir.path().join("ggml-tiny.en-q8_0.bin"));
+    find_installed(ModelName::TinyEn, dir.path())?;
+    assert_eq!(find_installed(ModelName::TinyEnQ8, dir.path())?, q8);
+
+    let source = ggml::inspect(File::open(&src)?)?;
+    let info = ggml::inspect(File::open(&q8.path)?)?;
+    assert_eq!(info.hparams.ftype, 2007, "q8_0 with quantization version 2");
+    let types: Vec<(&str, i32, u64)> = info
+        .tensors
+        .iter()
+        .take(3)
+        .map(|t| (t.name.as_str(), t.ty, t.len))
+        .collect();
+    assert_eq!(
+        types,
+        [("matrix", 8, 4 * 34), ("conv", 1, 256), ("bias", 0, 128)]
+    );
+    let unchanged = |t: &ggml::TensorInfo| (t.name.clone(), t.dims.clone(), t.ty);
+    assert_eq!(
+        info.tensors[1..].iter().map(unchanged).collect::<Vec<_>>(),
+        source.tensors[1..]
+            .iter()
+            .map(unchanged)
+            .collect::<Vec<_>>()
+    );
+
+    // A q8_0 file is not a 16-bit model, whatever its name says.
+    let err = install_local(ModelName::Base, dir.path(), &q8.path, &no_progress).err();
+    assert!(err.is_some_and(|e| e.to_string().contains("whisper tiny.en")));
+    let misnamed = src_dir.path().join("ggml-tiny.en.bin");
+    fs::copy(&q8.path, &misnamed)?;
+    let other = tempfile::tempdir()?;
+    let err = install_local(ModelName::TinyEn, other.path(), &misnamed, &no_progress).err();
+    assert_eq!(
+        err.map(|e| e.to_string()).as_deref(),
+        Some("invalid ggml model: the file has q8_0 weights where tiny.en has 16-bit")
+    );
+    Ok(())
 }
 
 #[test]
@@ -94,15 +202,8 @@ fn hashing_writer_matches_known_digest() {
 
 #[tokio::test]
 async fn installs_from_a_local_file_once() -> TestResult {
-    let src_dir = tempfile::tempdir()?;
+    let (src_dir, dir, opts) = tiny_en_from_a_local_file()?;
     let src = src_dir.path().join("downloaded.bin");
-    fs::write(&src, fake_model(ModelName::TinyEn)?)?;
-    let dir = tempfile::tempdir()?;
-    let opts = InstallOptions {
-        dir: dir.path().to_path_buf(),
-        from: Some(src.to_string_lossy().into_owned()),
-        allow_download: false,
-    };
 
     let installed = install(ModelName::TinyEn, &opts, &no_progress).await?;
     assert_eq!(installed.path, dir.path().join("ggml-tiny.en.bin"));

@@ -13,11 +13,12 @@ pub fn testdata(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// The installed tiny.en model; fails with what to do when it is missing.
+/// The installed default model (tiny.en-q8_0); fails with what to do when it is missing.
 pub fn tiny_model() -> WhisperModel {
     let dir = default_model_dir();
-    let installed = find_installed(ModelName::TinyEn, &dir).unwrap_or_else(|e| {
-        panic!("tiny.en is not installed in {}: {e}; run `parley models install tiny.en` (scripts/test does)", dir.display())
+    let name = ModelName::DEFAULT;
+    let installed = find_installed(name, &dir).unwrap_or_else(|e| {
+        panic!("{name} is not installed in {}: {e}; run `parley models install {name}` (scripts/test does)", dir.display())
     });
     WhisperModel::load(&installed.path).expect("model loads")
 }
@@ -34,7 +35,7 @@ pub fn chunked(samples: &[f32]) -> Vec<AudioChunk> {
         .collect()
 }
 
-/// Replays `inputs` through the pipeline with the tiny.en model on one worker.
+/// Replays `inputs` through the pipeline with the tiny.en-q8_0 model on one worker.
 pub async fn replay(
     inputs: &[PathBuf],
     pace: parley_bot::connector::replay::Pace,

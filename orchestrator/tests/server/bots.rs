@@ -1,6 +1,6 @@
 //! A meeting replayed through an in-process bot: real audio, the real Whisper model, events over
 //! the in-process bus (embedded) or Redis (production), transcript read back over the API.
-//! Needs the tiny.en model installed (scripts/test installs it).
+//! Needs the tiny.en-q8_0 model installed (scripts/test installs it).
 
 use crate::helpers::{Backend, TestApp, assert_transcript, eventually};
 use parley_bot::eval::Reference;

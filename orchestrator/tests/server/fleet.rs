@@ -1,7 +1,7 @@
 //! The bot fleet: the admin's view and settings, and a bot worker killed mid-meeting being
 //! replaced by another that re-joins, with the transcript neither duplicated nor losing more
 //! than the gap. The fault test runs real `parley-bot worker` processes (built by `cargo test
-//! --workspace`), Redis, Postgres and the tiny.en model.
+//! --workspace`), Redis, Postgres and the tiny.en-q8_0 model.
 
 use crate::bots::ONE_AT_A_TIME;
 use crate::helpers::{Backend, Options, TestApp, eventually, unique_stream};
