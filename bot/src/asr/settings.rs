@@ -41,10 +41,10 @@ pub struct AsrArgs {
     #[arg(long, default_value = "full")]
     pub final_ctx: CtxMode,
     /// Text given to Whisper as context for each final: the meeting's recent words, the
-    /// speaker's own, or none. Default: meeting when live; none offline, so that offline runs
-    /// repeat exactly.
-    #[arg(long)]
-    pub prompt: Option<PromptContext>,
+    /// speaker's own, or none (it scored best on our test meetings, and a prompt makes a
+    /// transcript depend on the order decodes finish in).
+    #[arg(long, default_value = "none")]
+    pub prompt: PromptContext,
     /// Silence that ends an utterance, in ms. Shorter: captions finalise sooner; longer: fewer
     /// sentence splits, more context per decode.
     #[arg(long, default_value_t = SegmenterConfig::default().end_silence_ms)]
@@ -90,7 +90,7 @@ impl AsrArgs {
         } else {
             TranscriberConfig::offline()
         };
-        c.prompt = self.prompt.unwrap_or(c.prompt);
+        c.prompt = self.prompt;
         c.segmenter.end_silence_ms = self.end_silence_ms;
         c.acoustic_context = self.acoustic_context;
         c

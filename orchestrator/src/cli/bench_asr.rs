@@ -140,7 +140,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         audio_s
     );
     println!(
-        "model {} | {} worker(s) x {} thread(s) | final beam {} | encoder window: partials {:?}, finals {:?} | end silence {} ms | prompt {}",
+        "model {} | {} worker(s) x {} thread(s) | final beam {} | encoder window: partials {:?}, finals {:?} | end silence {} ms | prompt {:?}",
         path.file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default(),
@@ -150,9 +150,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         args.asr.partial_ctx,
         args.asr.final_ctx,
         args.asr.end_silence_ms,
-        args.asr
-            .prompt
-            .map_or("default".to_owned(), |p| format!("{p:?}"))
+        args.asr.prompt
     );
     println!();
     let keys: Vec<String> = reference.speakers.iter().map(|s| s.key.clone()).collect();
