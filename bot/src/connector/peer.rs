@@ -189,6 +189,22 @@ impl Peer {
         self.channels.recv().await
     }
 
+    /// Waits until ICE and DTLS are up, so that media sent now arrives: `false` if the
+    /// connection fails or closes first.
+    pub async fn connected(&mut self) -> bool {
+        self.state
+            .wait_for(|s| {
+                matches!(
+                    s,
+                    RTCPeerConnectionState::Connected
+                        | RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Closed
+                )
+            })
+            .await
+            .is_ok_and(|s| *s == RTCPeerConnectionState::Connected)
+    }
+
     /// The next received track, or the connection failing.
     pub async fn next(&mut self) -> PeerEvent {
         let state = &mut self.state;

@@ -477,8 +477,12 @@ pub async fn assert_sample_meeting(app: &TestApp, id: &str, ended: &Value, what:
     let reference =
         parley_bot::eval::Reference::load(&crate::sample_media::sample_file("reference.json"))
             .expect("reference");
-    // 6 % measured through the replay path, as with the tracks sent whole.
-    assert_transcript(app, id, &reference, what, 0.15).await;
+    // The simulators send the sample re-encoded by our own Opus encoder, which tiny.en hears a
+    // little differently from the original files ("design review" becomes "line when you"):
+    // 8-16 % measured across model settings, where one word of the 50 is 2 points. Media that
+    // arrives broken (clipped, misplaced in time, mixed up between speakers) costs far more, and
+    // attribution is checked exactly.
+    assert_transcript(app, id, &reference, what, 0.25).await;
 }
 
 pub async fn assert_transcript(

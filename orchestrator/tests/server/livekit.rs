@@ -258,6 +258,15 @@ async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
         return;
     }
     sim.seen.answered.store(true, Ordering::Relaxed);
+    // The meeting's clock starts once media can flow: packets written before DTLS is up are
+    // dropped, which would clip a first speaker a live server would have delivered whole.
+    if tokio::time::timeout(Duration::from_secs(20), peer.connected())
+        .await
+        .ok()
+        != Some(true)
+    {
+        return;
+    }
     stream_audio(&sim, &mut peer, &mut tracks, &ghost, &out_tx, &mut answers).await;
     let leave = LeaveRequest {
         reason: DisconnectReason::RoomDeleted.into(),
