@@ -64,7 +64,7 @@ impl ModelName {
     /// The header's ftype (without ggml's quantization version): f16 or q8_0 weights.
     fn ftype(self) -> i32 {
         if self.quantized_from().is_some() {
-            quantize::FTYPE_Q8_0 % 1000
+            quantize::FTYPE_Q8_0
         } else {
             1
         }
@@ -475,7 +475,7 @@ fn check_model_file(name: ModelName, path: &Path) -> Result<GgmlInfo, ModelError
         let weights = |t: i32| match t {
             0 => "32-bit",
             1 => "16-bit",
-            7 => "q8_0",
+            quantize::FTYPE_Q8_0 => "q8_0",
             _ => "quantized",
         };
         return Err(ModelError::InvalidGgml(format!(

@@ -458,9 +458,6 @@ pub async fn stored_meeting(store: &Store, invitees: &[&str]) -> MeetingId {
         .meeting_id
 }
 
-/// Scores the meeting's stored finals against `reference` (each under the reference speaker with
-/// its display name) and asserts the WER is at most `max_wer` and every word is under the right
-/// speaker.
 /// The bundled sample meeting (Ana Lima and Ben Carter) came through `what` under both names,
 /// with every word under the right one.
 pub async fn assert_sample_meeting(app: &TestApp, id: &str, ended: &Value, what: &str) {
@@ -485,6 +482,9 @@ pub async fn assert_sample_meeting(app: &TestApp, id: &str, ended: &Value, what:
     assert_transcript(app, id, &reference, what, 0.25).await;
 }
 
+/// Scores the meeting's stored finals against `reference` (each under the reference speaker with
+/// its display name) and asserts the WER is at most `max_wer` and every word is under the right
+/// speaker.
 pub async fn assert_transcript(
     app: &TestApp,
     id: &str,
