@@ -1,7 +1,7 @@
 //! The streaming transcriber's contract, driven faster than real time with real audio and a fake
 //! decoder: partials grow with stable committed words, each utterance ends in exactly one final,
-//! speculative decodes are reused, late and failed results are handled, and segment ids are
-//! deterministic.
+//! speculative decodes are reused, late and failed results are handled, segment ids are
+//! deterministic, and finals are decoded after the speaker's earlier speech.
 
 use parley_bot::asr::transcriber::{DecodeRequest, Transcriber, TranscriberConfig};
 use parley_bot::asr::whisper::{DecodeKind, Hypothesis};
@@ -46,9 +46,13 @@ struct Harness {
 impl Harness {
     fn new(mut config: TranscriberConfig) -> Self {
         // The fake decoder's words stand for audio length, not content, so the previous
-        // utterance's words cannot be found and stripped in front of the next; acoustic context
-        // has its own test with real text.
-        config.acoustic_context = false;
+        // utterances' words cannot be found and stripped in front of the next; acoustic context
+        // has its own tests with real text.
+        config.acoustic_context = 0;
+        Self::with_acoustic_context(config)
+    }
+
+    fn with_acoustic_context(config: TranscriberConfig) -> Self {
         let meeting = MeetingId::from_uuid(uuid::Uuid::nil());
         Self {
             t: Transcriber::new(meeting, config),
@@ -241,4 +245,93 @@ fn segment_ids_are_the_same_on_a_second_run() {
             .collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
+}
+
+/// Ana's three utterances, each final decoded as a Whisper that heard the context would: every
+/// earlier utterance's words, then its own (`own(index, retry)`; a retry is decoded alone).
+fn run_with_context(own: &dyn Fn(usize, bool) -> String) -> (Harness, Vec<DecodeRequest>) {
+    let words = ["Alpha.", "Bravo charlie.", "Delta."];
+    let mut config = TranscriberConfig::offline();
+    config.acoustic_context = 16 * 16_000;
+    let mut h = Harness::with_acoustic_context(config);
+    let ana = h.t.add_speaker(speaker("ana"));
+    for c in &track("ana.opus") {
+        h.t.push_audio(ana, c);
+    }
+    h.t.finish_stream(ana);
+    h.drain();
+    let mut asked = Vec::new();
+    let mut done = 0;
+    while let Some(r) = h.requests.pop() {
+        assert!(
+            h.requests.is_empty(),
+            "a final was asked for before the one before it ended"
+        );
+        let retry = asked
+            .last()
+            .is_some_and(|a: &DecodeRequest| a.utterance == r.utterance);
+        let heard = if retry {
+            own(done, true)
+        } else {
+            format!("{} {}", words[..done].join(" "), own(done, false))
+        };
+        h.t.on_result(r.stream, r.utterance, r.end, r.kind, Ok(hyp(&heard)));
+        asked.push(r);
+        h.drain();
+        done = h.segments.len();
+    }
+    assert_eq!(h.t.pending_finals(), 0);
+    (h, asked)
+}
+
+fn hyp(text: &str) -> Hypothesis {
+    Hypothesis {
+        text: text.trim().to_owned(),
+        no_speech_prob: 0.0,
+        avg_logprob: -0.2,
+    }
+}
+
+fn final_texts(h: &Harness) -> Vec<&str> {
+    h.segments.iter().map(|s| s.text.as_str()).collect()
+}
+
+#[test]
+fn finals_are_decoded_after_the_speakers_earlier_speech_whose_words_are_removed() {
+    let words = ["Alpha.", "Bravo charlie.", "Delta."];
+    let (h, asked) = run_with_context(&|i, _| words[i].to_owned());
+    assert_eq!(final_texts(&h), words);
+    assert_eq!(asked.len(), 3);
+    // Each request is the one before it, a short silence, then the new utterance.
+    for pair in asked.windows(2) {
+        let (before, after) = (&pair[0].samples, &pair[1].samples);
+        assert!(after.len() > before.len() + 4_000);
+        assert_eq!(&after[..before.len()], &before[..]);
+        assert!(
+            after[before.len()..before.len() + 4_000]
+                .iter()
+                .all(|&x| x == 0.0)
+        );
+    }
+}
+
+#[test]
+fn a_final_that_loops_or_loses_its_words_after_the_context_is_decoded_alone() {
+    let (h, asked) = run_with_context(&|i, alone| match (i, alone) {
+        (0, _) => "Alpha.".into(),
+        (1, false) => "Monday, Monday, Monday, Monday, Monday.".into(),
+        (1, true) => "Bravo charlie.".into(),
+        (2, false) => String::new(),
+        (2, true) => "Delta.".into(),
+        _ => unreachable!(),
+    });
+    assert_eq!(final_texts(&h), ["Alpha.", "Bravo charlie.", "Delta."]);
+    // Both retries carry only the utterance's own audio.
+    assert_eq!(asked.len(), 5);
+    assert_eq!(asked[2].utterance, asked[1].utterance);
+    assert_eq!(
+        asked[2].samples,
+        asked[1].samples[asked[1].samples.len() - asked[2].samples.len()..]
+    );
+    assert_eq!(asked[4].utterance, asked[3].utterance);
 }

@@ -49,10 +49,10 @@ pub struct AsrArgs {
     /// sentence splits, more context per decode.
     #[arg(long, default_value_t = SegmenterConfig::default().end_silence_ms)]
     pub end_silence_ms: u64,
-    /// Decode each final with the speaker's previous utterance in front of it (more context for
-    /// Whisper; slower finals, more CPU).
-    #[arg(long)]
-    pub acoustic_context: bool,
+    /// Seconds of the speaker's earlier speech decoded again in front of each final, so Whisper
+    /// hears the voice and the sentences before (0 = off: each utterance alone).
+    #[arg(long, value_name = "SECONDS", default_value_t = TranscriberConfig::default().acoustic_context / 16_000)]
+    pub acoustic_context: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,7 +92,7 @@ impl AsrArgs {
         };
         c.prompt = self.prompt;
         c.segmenter.end_silence_ms = self.end_silence_ms;
-        c.acoustic_context = self.acoustic_context;
+        c.acoustic_context = self.acoustic_context * 16_000;
         c
     }
 

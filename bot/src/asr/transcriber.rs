@@ -3,7 +3,7 @@
 //! sockets, so tests drive it faster than real time.
 
 use super::agreement::LocalAgreement;
-use super::text::{clean_transcript, normalize_word};
+use super::text::{clean_transcript, normalize_word, normalized_words};
 use super::utterance::{Segmenter, SegmenterConfig, SegmenterOutput, UtteranceAudio};
 use super::whisper::{DecodeKind, Hypothesis};
 use crate::audio::samples_to_ms;
@@ -14,12 +14,12 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Characters of a speaker's previous final given to Whisper as context for the next one.
 const PROMPT_CHARS: usize = 200;
-/// The previous utterance is context only if it ended at most this long before (16 kHz samples).
-const CONTEXT_MAX_GAP: u64 = 30 * 16_000;
-/// Context plus utterance must fit Whisper's 30 s window with room to spare.
-const CONTEXT_MAX_SAMPLES: usize = 24 * 16_000;
-/// Silence between the context and the utterance.
+/// Context plus utterance must fit the finals' 25.6 s encoder window with room to spare.
+const WINDOW_MAX_SAMPLES: usize = 24 * 16_000;
+/// Silence between two utterances of the context, and between the context and the utterance.
 const CONTEXT_GAP_SAMPLES: usize = 16_000 * 3 / 10;
+/// Whisper's own test for a decoder caught in a loop: text that compresses this well repeats.
+const LOOP_COMPRESSION_RATIO: f32 = 2.4;
 
 #[derive(Debug, Clone, Copy)]
 pub struct TranscriberConfig {
@@ -31,8 +31,9 @@ pub struct TranscriberConfig {
     pub logprob_threshold: f32,
     /// What Whisper is told came before an utterance it finalises.
     pub prompt: PromptContext,
-    /// Decode each final after the speaker's previous utterance (see [`AcousticContext`]).
-    pub acoustic_context: bool,
+    /// At most this much of the speaker's earlier speech (16 kHz samples) is decoded again in
+    /// front of each final (see [`ContextFinal`]); 0 turns acoustic context off.
+    pub acoustic_context: usize,
 }
 
 /// Text given to Whisper as the words spoken before the utterance: isolated short utterances are
@@ -71,8 +72,9 @@ impl Default for TranscriberConfig {
             // dev and eval meetings (861 words), and its prompt tokens cost about 17 MB of
             // decoder buffers; without it, live finals are the same as offline ones.
             prompt: PromptContext::None,
-            // Measured on the dev meeting it did not clearly pay for its extra decode time.
-            acoustic_context: false,
+            // 16 s of earlier speech: 5 points less WER over the dev and eval meetings than
+            // none; more context gained no more and costs decode time (ARCHITECTURE.md).
+            acoustic_context: 16 * 16_000,
         }
     }
 }
@@ -110,19 +112,19 @@ struct Utterance {
     /// A final-quality result that came back before the utterance was closed.
     early: Option<Result<Hypothesis, String>>,
     /// With acoustic context on: the audio of the latest final-quality request, without
-    /// context, kept to be the next utterance's context.
+    /// context: decoded alone if the decode with context fails, and context for later finals.
     final_audio: Vec<f32>,
     /// Words of the context decoded before this utterance's own, to strip from the result.
     strip: Option<String>,
 }
 
-/// The speaker's previous utterance: decoded again in front of the next one, Whisper hears the
-/// voice and the sentence before, which it otherwise lacks on short isolated utterances.
+/// One of the speaker's earlier finals, decoded again in front of the next: short utterances on
+/// their own are where Whisper errs most, and with the speaker's recent speech before them it
+/// hears the voice and the sentences before, as in the 30 s windows it was trained on.
 #[derive(Debug)]
-struct AcousticContext {
+struct ContextFinal {
     samples: Vec<f32>,
     text: String,
-    end: u64,
 }
 
 #[derive(Debug)]
@@ -131,7 +133,57 @@ struct Stream {
     segmenter: Segmenter,
     open: BTreeMap<u64, Utterance>,
     last_final: String,
-    context: Option<AcousticContext>,
+    /// Recent finals, oldest first.
+    context: VecDeque<ContextFinal>,
+    /// Finals waiting for an earlier final of the same speaker, whose words their context needs.
+    waiting: VecDeque<UtteranceAudio>,
+}
+
+impl Stream {
+    /// True while a final of an utterance that started before `start` is still to be reported.
+    fn earlier_final_pending(&self, start: u64) -> bool {
+        self.open.range(..start).any(|(_, u)| u.final_requested)
+    }
+
+    /// The speaker's most recent finals that fit in front of `own` samples: their audio (each
+    /// followed by a short silence) and their words.
+    fn context_for(&self, own: usize, limit: usize) -> Option<(Vec<f32>, String)> {
+        let budget = limit.min(WINDOW_MAX_SAMPLES.saturating_sub(own));
+        let mut used = 0;
+        let taken = self
+            .context
+            .iter()
+            .rev()
+            .take_while(|c| {
+                used += c.samples.len() + CONTEXT_GAP_SAMPLES;
+                used <= budget
+            })
+            .count();
+        if taken == 0 {
+            return None;
+        }
+        let chosen = self.context.range(self.context.len() - taken..);
+        let mut samples = Vec::with_capacity(used + own);
+        let mut words = Vec::with_capacity(taken);
+        for c in chosen {
+            samples.extend_from_slice(&c.samples);
+            samples.extend(std::iter::repeat_n(0.0, CONTEXT_GAP_SAMPLES));
+            words.push(c.text.as_str());
+        }
+        Some((samples, words.join(" ")))
+    }
+
+    /// Keeps a final as context for later ones, forgetting what no window could hold.
+    fn remember(&mut self, samples: Vec<f32>, text: String, limit: usize) {
+        self.context.push_back(ContextFinal { samples, text });
+        let mut total: usize = self.context.iter().map(|c| c.samples.len()).sum();
+        while total > limit.min(WINDOW_MAX_SAMPLES) {
+            let Some(old) = self.context.pop_front() else {
+                break;
+            };
+            total -= old.samples.len();
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -175,7 +227,8 @@ impl Transcriber {
             segmenter: Segmenter::new(self.config.segmenter, self.config.vad),
             open: BTreeMap::new(),
             last_final: String::new(),
-            context: None,
+            context: VecDeque::new(),
+            waiting: VecDeque::new(),
         });
         i
     }
@@ -221,78 +274,95 @@ impl Transcriber {
     }
 
     fn collect(&mut self, stream: usize) {
-        let mode = self.config.prompt;
-        let acoustic_context = self.config.acoustic_context;
-        let s = &mut self.streams[stream];
-        while let Some(out) = s.segmenter.poll() {
-            let (
-                kind,
-                speculative,
-                UtteranceAudio {
-                    start,
-                    end,
-                    samples,
-                    ..
-                },
-            ) = match out {
+        let with_context = self.config.acoustic_context > 0;
+        while let Some(out) = self.streams[stream].segmenter.poll() {
+            let (kind, speculative, audio) = match out {
                 SegmenterOutput::Partial(u) => (DecodeKind::Partial, false, u),
                 SegmenterOutput::Speculative(u) => (DecodeKind::Final, true, u),
                 SegmenterOutput::Final(u) => (DecodeKind::Final, false, u),
             };
-            let utt = s.open.entry(start).or_default();
-            utt.end = end;
+            let s = &mut self.streams[stream];
+            let utt = s.open.entry(audio.start).or_default();
+            utt.end = audio.end;
             if kind == DecodeKind::Final && !speculative {
                 utt.final_requested = true;
-                if utt.decoding_end == Some(end) {
+                if utt.decoding_end == Some(audio.end) {
                     // The speculative decode ran on exactly this audio: use its result.
                     if let Some(result) = utt.early.take() {
-                        self.ready.push_back((stream, start, end, result));
+                        self.ready
+                            .push_back((stream, audio.start, audio.end, result));
                     }
                     continue;
                 }
             }
-            let mut samples = samples;
-            let mut prompt_allowed = true;
-            if kind == DecodeKind::Final {
-                utt.decoding_end = Some(end);
-                utt.early = None;
-                if acoustic_context {
-                    utt.final_audio = samples.clone();
+            if kind == DecodeKind::Final && with_context && s.earlier_final_pending(audio.start) {
+                // Its context includes words not decoded yet: a final waits for them, a
+                // speculative decode is not worth making.
+                if !speculative {
+                    s.waiting.push_back(audio);
                 }
-                let usable = s.context.as_ref().filter(|c| {
-                    acoustic_context
-                        && start.saturating_sub(c.end) <= CONTEXT_MAX_GAP
-                        && c.samples.len() + samples.len() <= CONTEXT_MAX_SAMPLES
-                });
-                if let Some(c) = usable {
-                    let mut joined = c.samples.clone();
-                    joined.extend(std::iter::repeat_n(0.0, CONTEXT_GAP_SAMPLES));
-                    joined.extend_from_slice(&samples);
-                    samples = joined;
-                    utt.strip = Some(c.text.clone());
-                    prompt_allowed = false;
-                } else {
-                    utt.strip = None;
-                }
+                continue;
             }
-            let context = match mode {
-                PromptContext::None => "",
-                PromptContext::Speaker => s.last_final.as_str(),
-                PromptContext::Meeting => self.recent.as_str(),
-            };
-            let prompt = (kind == DecodeKind::Final && prompt_allowed && !context.is_empty())
-                .then(|| tail(context, PROMPT_CHARS));
-            self.requests.push_back(DecodeRequest {
-                stream,
-                utterance: start,
-                end,
-                kind,
-                samples,
-                prompt,
-            });
+            self.request(stream, kind, audio);
         }
         while let Some((stream, start, end, result)) = self.ready.pop_front() {
             self.on_result(stream, start, end, DecodeKind::Final, result);
+        }
+    }
+
+    fn request(&mut self, stream: usize, kind: DecodeKind, audio: UtteranceAudio) {
+        let limit = self.config.acoustic_context;
+        let s = &mut self.streams[stream];
+        let context = if kind == DecodeKind::Final && limit > 0 {
+            s.context_for(audio.samples.len(), limit)
+        } else {
+            None
+        };
+        let Some(utt) = s.open.get_mut(&audio.start) else {
+            return;
+        };
+        let mut samples = audio.samples;
+        let mut prompt_allowed = true;
+        if kind == DecodeKind::Final {
+            utt.decoding_end = Some(audio.end);
+            utt.early = None;
+            utt.strip = None;
+            if limit > 0 {
+                utt.final_audio = samples.clone();
+            }
+            if let Some((mut joined, words)) = context {
+                joined.extend_from_slice(&samples);
+                samples = joined;
+                utt.strip = Some(words);
+                prompt_allowed = false;
+            }
+        }
+        let context_text = match self.config.prompt {
+            PromptContext::None => "",
+            PromptContext::Speaker => s.last_final.as_str(),
+            PromptContext::Meeting => self.recent.as_str(),
+        };
+        let prompt = (kind == DecodeKind::Final && prompt_allowed && !context_text.is_empty())
+            .then(|| tail(context_text, PROMPT_CHARS));
+        self.requests.push_back(DecodeRequest {
+            stream,
+            utterance: audio.start,
+            end: audio.end,
+            kind,
+            samples,
+            prompt,
+        });
+    }
+
+    /// Requests the oldest waiting final of a stream once no earlier final is outstanding.
+    fn release_waiting(&mut self, stream: usize) {
+        let s = &mut self.streams[stream];
+        let ready = s
+            .waiting
+            .front()
+            .is_some_and(|w| !s.earlier_final_pending(w.start));
+        if let Some(audio) = ready.then(|| s.waiting.pop_front()).flatten() {
+            self.request(stream, DecodeKind::Final, audio);
         }
     }
 
@@ -311,7 +381,7 @@ impl Transcriber {
             self.config.logprob_threshold,
         );
         let meeting = self.meeting;
-        let acoustic_context = self.config.acoustic_context;
+        let limit = self.config.acoustic_context;
         let Some(s) = self.streams.get_mut(stream) else {
             return;
         };
@@ -323,17 +393,35 @@ impl Transcriber {
             Ok(h) => clean_transcript(&h.text),
             Err(_) => String::new(),
         };
+        let current = kind != DecodeKind::Partial && utt.decoding_end == Some(end);
         let text = match (&utt.strip, kind) {
-            (Some(prefix), DecodeKind::Final) => strip_context(prefix, &text),
+            (Some(prefix), DecodeKind::Final) => {
+                let own = strip_context(prefix, &text);
+                if current && (own.is_empty() || looks_looped(&text)) {
+                    // With its context in front the decoder looped or lost the utterance's own
+                    // words: decode the utterance alone.
+                    utt.strip = None;
+                    utt.early = None;
+                    self.requests.push_back(DecodeRequest {
+                        stream,
+                        utterance,
+                        end,
+                        kind,
+                        samples: utt.final_audio.clone(),
+                        prompt: None,
+                    });
+                    return;
+                }
+                own
+            }
             _ => text,
         };
-        let is_final =
-            kind != DecodeKind::Partial && utt.final_requested && utt.decoding_end == Some(end);
+        let is_final = current && utt.final_requested;
         if !is_final {
             if kind != DecodeKind::Partial {
                 // Speculative result, utterance still open: keep it for when the pause ends it.
                 // It is not shown: decoded with context, it is not comparable with partials.
-                if utt.decoding_end == Some(end) {
+                if current {
                     utt.early = Some(result);
                 }
                 return;
@@ -355,22 +443,35 @@ impl Transcriber {
         } else {
             text
         };
-        if text.is_empty() && !utt.partial_shown {
-            return;
-        }
         if !text.is_empty() {
             s.last_final = tail(&format!("{} {text}", s.last_final), PROMPT_CHARS);
             self.recent = tail(&format!("{} {text}", self.recent), PROMPT_CHARS);
+            if limit > 0 && result.is_ok() {
+                s.remember(utt.final_audio, text.clone(), limit);
+            }
         }
-        if acoustic_context && !text.is_empty() && result.is_ok() {
-            s.context = Some(AcousticContext {
-                samples: utt.final_audio,
-                text: text.clone(),
-                end: utt.end,
-            });
+        if !text.is_empty() || utt.partial_shown {
+            let seg = segment(meeting, &s.speaker, utterance, utt.end, text, true);
+            self.segments.push_back(seg);
         }
-        let seg = segment(meeting, &s.speaker, utterance, utt.end, text, true);
-        self.segments.push_back(seg);
+        self.release_waiting(stream);
+    }
+}
+
+/// Whisper's sign of a decoder caught in a loop: the text compresses too well, or one word
+/// repeats ("jon-jon-jon-jon").
+fn looks_looped(text: &str) -> bool {
+    let words = normalized_words(text);
+    let repeats = words.windows(4).any(|w| w.iter().all(|x| *x == w[0]));
+    repeats || compression_ratio(text) > LOOP_COMPRESSION_RATIO
+}
+
+fn compression_ratio(text: &str) -> f32 {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    match z.write_all(text.as_bytes()).and_then(|()| z.finish()) {
+        Ok(packed) if !packed.is_empty() => text.len() as f32 / packed.len() as f32,
+        _ => 0.0,
     }
 }
 
