@@ -476,25 +476,35 @@ fn compression_ratio(text: &str) -> f32 {
 }
 
 /// Removes the words of `prefix` (the context's text, as decoded before) from the front of
-/// `text`: the cut is where the words so far best match the prefix (edit distance over
-/// normalised words), so a context word Whisper now hears differently does not leak through.
+/// `text`: the cut is the word boundary where the text so far best matches the prefix, by edit
+/// distance over their letters. Letters, not words, because Whisper hearing the context again
+/// splits and joins words differently ("today" as "to nay"), and a word-level match would leave
+/// the remainder in front of the utterance's own words.
 fn strip_context(prefix: &str, text: &str) -> String {
-    let p: Vec<String> = prefix.split_whitespace().map(normalize_word).collect();
+    let p: Vec<char> = prefix
+        .split_whitespace()
+        .flat_map(|w| normalize_word(w).chars().collect::<Vec<_>>())
+        .collect();
     let words: Vec<&str> = text.split_whitespace().collect();
-    let w: Vec<String> = words.iter().map(|x| normalize_word(x)).collect();
-    // row[k] = edit distance between all of p and the first k words of w.
-    let mut row: Vec<usize> = (0..=w.len()).collect();
-    for pw in &p {
-        let mut next = vec![row[0] + 1; w.len() + 1];
-        for k in 1..=w.len() {
-            next[k] = (row[k - 1] + usize::from(*pw != w[k - 1]))
+    let mut t: Vec<char> = Vec::new();
+    let mut boundaries = vec![0];
+    for w in &words {
+        t.extend(normalize_word(w).chars());
+        boundaries.push(t.len());
+    }
+    // row[k] = edit distance between all of p and the first k letters of the text.
+    let mut row: Vec<usize> = (0..=t.len()).collect();
+    for pc in &p {
+        let mut next = vec![row[0] + 1; t.len() + 1];
+        for k in 1..=t.len() {
+            next[k] = (row[k - 1] + usize::from(*pc != t[k - 1]))
                 .min(row[k] + 1)
                 .min(next[k - 1] + 1);
         }
         row = next;
     }
-    let cut = (0..=w.len())
-        .min_by_key(|&k| (row[k], std::cmp::Reverse(k)))
+    let cut = (0..=words.len())
+        .min_by_key(|&i| (row[boundaries[i]], std::cmp::Reverse(i)))
         .unwrap_or(0);
     words[cut..].join(" ")
 }
@@ -549,6 +559,13 @@ mod tests {
                 "Nice work, did any thing fail? Only three."
             ),
             "Only three."
+        );
+        assert_eq!(
+            strip_context(
+                "I will ping them today.",
+                "I will ping them to nay. I can give you access."
+            ),
+            "I can give you access."
         );
         assert_eq!(strip_context("", "Hello there."), "Hello there.");
         assert_eq!(strip_context("Hello there.", "Hello there."), "");
