@@ -149,16 +149,14 @@ impl Stream {
     /// followed by a short silence) and their words.
     fn context_for(&self, own: usize, limit: usize) -> Option<(Vec<f32>, String)> {
         let budget = limit.min(WINDOW_MAX_SAMPLES.saturating_sub(own));
-        let mut used = 0;
-        let taken = self
-            .context
-            .iter()
-            .rev()
-            .take_while(|c| {
-                used += c.samples.len() + CONTEXT_GAP_SAMPLES;
-                used <= budget
-            })
-            .count();
+        let (mut used, mut taken) = (0, 0);
+        for c in self.context.iter().rev() {
+            let with_this = used + c.samples.len() + CONTEXT_GAP_SAMPLES;
+            if with_this > budget {
+                break;
+            }
+            (used, taken) = (with_this, taken + 1);
+        }
         if taken == 0 {
             return None;
         }
@@ -303,28 +301,38 @@ impl Transcriber {
                 }
                 continue;
             }
-            self.request(stream, kind, audio);
+            self.request(stream, kind, audio.start, audio.end, audio.samples, true);
         }
         while let Some((stream, start, end, result)) = self.ready.pop_front() {
             self.on_result(stream, start, end, DecodeKind::Final, result);
         }
     }
 
-    fn request(&mut self, stream: usize, kind: DecodeKind, audio: UtteranceAudio) {
+    /// Queues a decode of an utterance's audio: a final with the speaker's earlier finals in
+    /// front when `with_context` and acoustic context is on, otherwise with the configured prompt.
+    fn request(
+        &mut self,
+        stream: usize,
+        kind: DecodeKind,
+        start: u64,
+        end: u64,
+        own: Vec<f32>,
+        with_context: bool,
+    ) {
         let limit = self.config.acoustic_context;
         let s = &mut self.streams[stream];
-        let context = if kind == DecodeKind::Final && limit > 0 {
-            s.context_for(audio.samples.len(), limit)
+        let context = if kind == DecodeKind::Final && limit > 0 && with_context {
+            s.context_for(own.len(), limit)
         } else {
             None
         };
-        let Some(utt) = s.open.get_mut(&audio.start) else {
+        let Some(utt) = s.open.get_mut(&start) else {
             return;
         };
-        let mut samples = audio.samples;
+        let mut samples = own;
         let mut prompt_allowed = true;
         if kind == DecodeKind::Final {
-            utt.decoding_end = Some(audio.end);
+            utt.decoding_end = Some(end);
             utt.early = None;
             utt.strip = None;
             if limit > 0 {
@@ -346,8 +354,8 @@ impl Transcriber {
             .then(|| tail(context_text, PROMPT_CHARS));
         self.requests.push_back(DecodeRequest {
             stream,
-            utterance: audio.start,
-            end: audio.end,
+            utterance: start,
+            end,
             kind,
             samples,
             prompt,
@@ -362,7 +370,14 @@ impl Transcriber {
             .front()
             .is_some_and(|w| !s.earlier_final_pending(w.start));
         if let Some(audio) = ready.then(|| s.waiting.pop_front()).flatten() {
-            self.request(stream, DecodeKind::Final, audio);
+            self.request(
+                stream,
+                DecodeKind::Final,
+                audio.start,
+                audio.end,
+                audio.samples,
+                true,
+            );
         }
     }
 
@@ -400,16 +415,8 @@ impl Transcriber {
                 if current && (own.is_empty() || looks_looped(&text)) {
                     // With its context in front the decoder looped or lost the utterance's own
                     // words: decode the utterance alone.
-                    utt.strip = None;
-                    utt.early = None;
-                    self.requests.push_back(DecodeRequest {
-                        stream,
-                        utterance,
-                        end,
-                        kind,
-                        samples: utt.final_audio.clone(),
-                        prompt: None,
-                    });
+                    let own = std::mem::take(&mut utt.final_audio);
+                    self.request(stream, kind, utterance, end, own, false);
                     return;
                 }
                 own
