@@ -415,7 +415,10 @@ async fn inside_the_namespace() {
         eprintln!("recording of {}: {seconds:.1} s", p["display_name"]);
         assert!(seconds > 30.0, "{}: only {seconds:.1} s", file.display());
     }
-    // `parley bench asr` scores 10-12 % on these tracks; the issue allows 5 points more.
+    // `parley bench asr` scores 7.6 % on these tracks (13.3 % before finals got acoustic
+    // context) and the issue allows 5 points more. Through Janus, where Chromium re-encodes the
+    // audio, three runs scored 8.1, 10.0 and 11.4 %; the bound was set for the older bench score
+    // and is kept rather than cut to 12.6 % on three samples.
     assert!(
         overall.rate() <= 0.17,
         "WER {:.1} %",
