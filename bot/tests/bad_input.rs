@@ -86,6 +86,7 @@ async fn a_truncated_track_still_transcribes_what_came_before_the_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("maria.opus"), &bytes[..bytes.len() / 4]).expect("write");
     let (run, _pool) = common::replay(
+        &common::tiny_model(),
         &[dir.path().to_path_buf()],
         Pace::Unpaced,
         common::offline(),

@@ -60,7 +60,13 @@ async fn three_hours_of_silence_give_an_empty_transcript_in_bounded_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("quiet.opus");
     write_silent_opus(&path, HOURS * 3600 * 50);
-    let (run, pool) = common::replay(&[path], Pace::Unpaced, common::offline()).await;
+    let (run, pool) = common::replay(
+        &common::tiny_model(),
+        &[path],
+        Pace::Unpaced,
+        common::offline(),
+    )
+    .await;
     assert!(run.transcript().segments.is_empty());
     assert_eq!(run.report.audio_ms / 1000, HOURS * 3600);
     assert_eq!(

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset.
 
-use parley_bot::asr::whisper::WhisperModel;
+use parley_bot::asr::whisper::{LoadOptions, WhisperModel};
 use parley_bot::audio::track::AudioChunk;
 use parley_bot::models::{ModelName, default_model_dir, find_installed};
 use std::path::{Path, PathBuf};
@@ -15,12 +15,16 @@ pub fn testdata(rel: &str) -> PathBuf {
 
 /// The installed default model (tiny.en-q8_0); fails with what to do when it is missing.
 pub fn tiny_model() -> WhisperModel {
+    tiny_model_with(LoadOptions::default())
+}
+
+pub fn tiny_model_with(options: LoadOptions) -> WhisperModel {
     let dir = default_model_dir();
     let name = ModelName::DEFAULT;
     let installed = find_installed(name, &dir).unwrap_or_else(|e| {
         panic!("{name} is not installed in {}: {e}; run `parley models install {name}` (scripts/test does)", dir.display())
     });
-    WhisperModel::load(&installed.path).expect("model loads")
+    WhisperModel::load(&installed.path, options).expect("model loads")
 }
 
 /// 16 kHz samples cut into 20 ms chunks positioned from zero, as a track decoder emits them.
@@ -35,8 +39,9 @@ pub fn chunked(samples: &[f32]) -> Vec<AudioChunk> {
         .collect()
 }
 
-/// Replays `inputs` through the pipeline with the tiny.en-q8_0 model on one worker.
+/// Replays `inputs` through the pipeline with `model` on one worker.
 pub async fn replay(
+    model: &WhisperModel,
     inputs: &[PathBuf],
     pace: parley_bot::connector::replay::Pace,
     config: parley_bot::pipeline::PipelineConfig,
@@ -48,7 +53,7 @@ pub async fn replay(
     use parley_bot::asr::whisper::EngineConfig;
     use parley_bot::connector::replay::ReplayConnector;
     use parley_bot::local_run::{Progress, run_replay};
-    let pool = AsrPool::start(&tiny_model(), 1, EngineConfig::default()).expect("pool");
+    let pool = AsrPool::start(model, 1, EngineConfig::default()).expect("pool");
     let tracks = ReplayConnector::discover(inputs).expect("tracks");
     let run = run_replay(tracks, &pool, pace, config, Progress::default(), None)
         .await
