@@ -5,7 +5,6 @@
 mod common;
 
 use common::testdata;
-use parley_bot::asr::transcriber::TranscriberConfig;
 use parley_bot::asr::whisper::LoadOptions;
 use parley_bot::connector::replay::Pace;
 use parley_bot::eval::{Reference, score};
@@ -22,24 +21,20 @@ async fn transcribe(
     dir: &Path,
     config: PipelineConfig,
     pace: Pace,
-    model: LoadOptions,
+    options: LoadOptions,
 ) -> (Reference, LocalRun) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let reference = Reference::load(&dir.join("reference.json")).expect("reference");
-    let model = common::tiny_model_with(model);
+    let model = common::tiny_model_with(options);
     let (run, _pool) = common::replay(&model, &[dir.to_path_buf()], pace, config).await;
     (reference, run)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dev_meeting_lands_under_the_right_names() {
-    let offline = PipelineConfig {
-        transcriber: TranscriberConfig::offline(),
-        ..PipelineConfig::default()
-    };
     let (reference, run) = transcribe(
         &testdata("meeting-dev"),
-        offline,
+        common::offline(),
         Pace::Unpaced,
         LoadOptions::default(),
     )
@@ -95,13 +90,9 @@ async fn flash_attention_transcribes_the_dev_meeting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_speech_is_transcribed_accurately() {
-    let offline = PipelineConfig {
-        transcriber: TranscriberConfig::offline(),
-        ..PipelineConfig::default()
-    };
     let (reference, run) = transcribe(
         &testdata("jfk"),
-        offline,
+        common::offline(),
         Pace::Unpaced,
         LoadOptions::default(),
     )

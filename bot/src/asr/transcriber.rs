@@ -369,7 +369,10 @@ impl Transcriber {
             .waiting
             .front()
             .is_some_and(|w| !s.earlier_final_pending(w.start));
-        if let Some(audio) = ready.then(|| s.waiting.pop_front()).flatten() {
+        if !ready {
+            return;
+        }
+        if let Some(audio) = s.waiting.pop_front() {
             self.request(
                 stream,
                 DecodeKind::Final,

@@ -18,6 +18,7 @@ pub fn tiny_model() -> WhisperModel {
     tiny_model_with(LoadOptions::default())
 }
 
+/// The same, loaded with `options`.
 pub fn tiny_model_with(options: LoadOptions) -> WhisperModel {
     let dir = default_model_dir();
     let name = ModelName::DEFAULT;
