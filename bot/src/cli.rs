@@ -4,7 +4,7 @@
 use crate::asr::settings::AsrArgs;
 use crate::connector::open::{AnyConnector, ConnectorArgs};
 use crate::fleet::redis_queue::RedisQueue;
-use crate::fleet::worker::{Worker, WorkerConfig};
+use crate::fleet::worker::{Worker, WorkerConfig, default_max_meetings};
 use crate::fleet::{AnyQueue, DEFAULT_ASSIGNMENTS_STREAM};
 use crate::pipeline::{PipelineConfig, run_meeting};
 use crate::sink::any::{AnySink, Bus};
@@ -36,9 +36,10 @@ enum Command {
     /// Join a meeting until it ends or SIGINT/SIGTERM, then finish every utterance in progress
     /// and flush.
     Join(JoinArgs),
-    /// Serve the fleet: load the model once, then join each meeting the orchestrator assigns
-    /// (Redis stream `parley:assignments`), one at a time, heart-beating while in it. On
-    /// SIGINT/SIGTERM a meeting in progress is handed to another worker.
+    /// Serve the fleet: load the model once, then join the meetings the orchestrator assigns
+    /// (Redis stream `parley:assignments`), up to --max-meetings at once, all decoded by one
+    /// shared pool, heart-beating in each. It takes no further meeting while its decoding is
+    /// behind. On SIGINT/SIGTERM the meetings in progress are handed to other workers.
     Worker(WorkerArgs),
 }
 
@@ -56,6 +57,9 @@ struct WorkerArgs {
     /// This worker's name in the fleet (Kubernetes: the pod name) [default: HOST-PID].
     #[arg(long, env = "PARLEY_WORKER_ID")]
     worker_id: Option<String>,
+    /// Meetings served at once (by default two per CPU core).
+    #[arg(long, env = "PARLEY_MAX_MEETINGS", default_value_t = default_max_meetings())]
+    max_meetings: usize,
     #[command(flatten)]
     asr: AsrArgs,
     #[command(flatten)]
@@ -118,6 +122,7 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let asr = Arc::new(args.asr.load_pool().await?);
     let config = WorkerConfig {
         worker_id: args.worker_id.unwrap_or_else(WorkerConfig::default_id),
+        max_meetings: args.max_meetings,
         connector: args.connector,
         pipeline: PipelineConfig {
             transcriber: args.asr.transcriber(true),

@@ -93,6 +93,10 @@ impl MeetingConnector for Watched {
     async fn leave(&mut self) {
         self.inner.leave().await;
     }
+
+    fn real_time(&self) -> bool {
+        self.inner.real_time()
+    }
 }
 
 /// Replays `tracks` through the live pipeline and waits for every final. Each event is also sent

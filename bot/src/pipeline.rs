@@ -2,8 +2,8 @@
 //! decodes on the shared Whisper pool, events out to the sink. The same code serves the replay
 //! demo, the CLI, the benchmark and live meetings.
 
-use crate::asr::pool::{AsrPool, Job, JobDone};
-use crate::asr::transcriber::{Transcriber, TranscriberConfig};
+use crate::asr::pool::{AsrPool, Job};
+use crate::asr::transcriber::{Purpose, Transcriber, TranscriberConfig};
 use crate::audio::jitter::JitterConfig;
 use crate::audio::samples_to_ms;
 use crate::audio::track::{AudioChunk, PcmTrack, RtpOpusTrack, TrackError};
@@ -30,6 +30,26 @@ pub struct PipelineConfig {
     /// time since the first bot's join for one that replaces it. Every published time is on the
     /// meeting's clock, and sequence numbers continue above the earlier bot's.
     pub clock_offset_ms: u64,
+    /// When results are due, for a meeting heard in real time; `None` for audio read faster
+    /// or slower than that, whose decodes have no deadline and are never degraded.
+    pub deadlines: Option<Deadlines>,
+}
+
+/// How long after the end of its speech a decode's result is due. Past it, the pool degrades
+/// (see `asr::schedule`): late partials are dropped, finals decoded cheaply rather than late.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub final_after: Duration,
+    pub partial_after: Duration,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Self {
+            final_after: Duration::from_millis(1800),
+            partial_after: Duration::from_millis(1000),
+        }
+    }
 }
 
 impl Default for PipelineConfig {
@@ -39,6 +59,7 @@ impl Default for PipelineConfig {
             jitter: JitterConfig::default(),
             max_pending_finals: 8,
             clock_offset_ms: 0,
+            deadlines: Some(Deadlines::default()),
         }
     }
 }
@@ -85,7 +106,7 @@ struct Run<'a, S> {
     block: u64,
     seq: u64,
     chunks: Vec<AudioChunk>,
-    reply: mpsc::UnboundedSender<JobDone>,
+    reply: mpsc::UnboundedSender<crate::asr::pool::JobDone>,
     in_meeting: bool,
     /// Events other than segments, waiting to be published in order.
     pending_bodies: Vec<EventBody>,
@@ -108,6 +129,10 @@ pub async fn run_meeting<C: MeetingConnector, S: EventSink>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunReport, PipelineError> {
     let (reply, mut results) = mpsc::unbounded_channel();
+    let mut config = config;
+    if !connector.real_time() {
+        config.deadlines = None;
+    }
     let mut run = Run {
         meeting,
         config,
@@ -147,9 +172,10 @@ pub async fn run_meeting<C: MeetingConnector, S: EventSink>(
                     run.finish_all()?;
                 }
             },
-            Some(done) = results.recv() => {
-                run.transcriber.on_result((done.stream - run.block) as usize, done.utterance, done.end, done.kind, done.result);
-            }
+            Some(done) = results.recv() => match done.result {
+                Some(result) => run.transcriber.on_result(done.stream, done.utterance, done.end, done.purpose, result),
+                None => run.transcriber.on_dropped(done.stream, done.utterance, done.end),
+            },
             _ = tick.tick(), if connected => run.poll_tracks(last_at_ms.max(clock.elapsed().as_millis() as u64))?,
             () = &mut shutdown, if connected => {
                 connector.leave().await;
@@ -364,14 +390,24 @@ impl<S: EventSink> Run<'_, S> {
     }
 
     fn dispatch(&mut self) {
-        while let Some(req) = self.transcriber.poll_request() {
+        let now = Instant::now();
+        while let Some(request) = self.transcriber.poll_request() {
+            let due = self.config.deadlines.map(|d| {
+                // The speech ended this long ago: the stream has been heard past it.
+                let heard = self.transcriber.position(request.stream);
+                let age = samples_to_ms(heard.unwrap_or(request.end).saturating_sub(request.end));
+                let after = match request.purpose {
+                    Purpose::Partial => d.partial_after,
+                    _ => d.final_after,
+                };
+                (now + after)
+                    .checked_sub(Duration::from_millis(age))
+                    .unwrap_or(now)
+            });
             self.pool.submit(Job {
-                stream: self.block + req.stream as u64,
-                utterance: req.utterance,
-                end: req.end,
-                kind: req.kind,
-                samples: req.samples,
-                prompt: req.prompt,
+                stream: self.block + request.stream as u64,
+                request,
+                due,
                 reply: self.reply.clone(),
             });
         }

@@ -251,6 +251,7 @@ async fn fleet(
             bus,
             config.asr.clone(),
             config.connector.clone(),
+            f.meetings_per_worker,
         ))),
         LauncherKind::Process => {
             let redis = config
@@ -258,9 +259,8 @@ async fn fleet(
                 .as_ref()
                 .context("the process launcher needs Redis")?;
             AnyLauncher::Process(Box::new(ProcessLauncher::new(
-                f.bot_program.clone(),
+                f,
                 redis.expose(),
-                &f.assignments_stream,
                 &config.events_stream,
                 &config.asr,
                 &config.connector,
@@ -278,6 +278,7 @@ async fn fleet(
         Arc::clone(metrics),
         launcher,
         f.defaults,
+        f.meetings_per_worker,
         chat_link_base,
     ))
 }

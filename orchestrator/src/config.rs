@@ -84,6 +84,8 @@ pub struct ServerConfig {
 pub struct FleetConfig {
     pub launcher: LauncherKind,
     pub defaults: FleetSettings,
+    /// Meetings each bot worker serves at once (one model and decode pool for all of them).
+    pub meetings_per_worker: usize,
     pub assignments_stream: String,
     /// The `parley-bot` binary the process launcher runs; `None` finds it.
     pub bot_program: Option<PathBuf>,
@@ -101,6 +103,7 @@ impl Default for FleetConfig {
                 max_bots: 4,
                 per_user: 2,
             },
+            meetings_per_worker: parley_bot::fleet::worker::default_max_meetings(),
             assignments_stream: parley_bot::fleet::DEFAULT_ASSIGNMENTS_STREAM.to_owned(),
             bot_program: None,
             bot_namespace: None,

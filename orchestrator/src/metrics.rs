@@ -1,8 +1,11 @@
 //! Process metrics in the Prometheus text format, kept in atomics (no registry, no locks on the
 //! hot path). The names are what `k8s/base/prometheusrule.yaml` alerts on.
 
+use parley_bot::asr::schedule::{Degradations, Step};
 use parley_bot::fleet::{BotInfo, QueueDepth, WorkerState};
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Upper bounds (ms) of the ingest and caption latency histograms.
@@ -82,6 +85,35 @@ impl ByJobKind {
     }
 }
 
+/// Decode degradations across the fleet, as a counter per step: workers report their own
+/// process's totals (in-process workers share one pool, so each process counts once), and the
+/// growth since a process's previous report is added here, so a worker that goes away does not
+/// make the counter fall.
+#[derive(Debug, Default)]
+struct AsrDegraded {
+    by_step: [AtomicU64; 4],
+    /// The last totals each process reported, by (host, pid).
+    last: Mutex<HashMap<(String, u32), Degradations>>,
+}
+
+impl AsrDegraded {
+    fn update(&self, bots: &[BotInfo]) {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let mut seen = HashMap::with_capacity(bots.len());
+        for b in bots {
+            seen.insert((b.host.clone(), b.pid), b.load.degraded);
+        }
+        for (process, now) in &seen {
+            let before = last.get(process).copied().unwrap_or_default();
+            for (i, step) in Step::ALL.iter().enumerate() {
+                let grown = now.get(*step).saturating_sub(before.get(*step));
+                self.by_step[i].fetch_add(grown, Relaxed);
+            }
+        }
+        *last = seen;
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub http_2xx: AtomicU64,
@@ -111,6 +143,10 @@ pub struct Metrics {
     assignments_queued: AtomicU64,
     assignments_active: AtomicU64,
     assignments_oldest_queued_s: AtomicU64,
+    fleet_meetings: AtomicU64,
+    fleet_capacity: AtomicU64,
+    asr_backlog_ms: AtomicU64,
+    asr_degraded: AsrDegraded,
     ingest_lag: Histogram,
     caption_latency: Histogram,
     join_latency: Histogram,
@@ -157,6 +193,13 @@ impl Metrics {
             .oldest_queued_ms
             .map_or(0, |at| now_ms.saturating_sub(at) / 1000);
         self.assignments_oldest_queued_s.store(oldest_s, Relaxed);
+        let meetings: usize = bots.iter().map(|b| b.meetings.len()).sum();
+        let capacity: u64 = bots.iter().map(|b| u64::from(b.max_meetings)).sum();
+        let backlog = bots.iter().map(|b| b.load.backlog_ms).max().unwrap_or(0);
+        self.fleet_meetings.store(meetings as u64, Relaxed);
+        self.fleet_capacity.store(capacity, Relaxed);
+        self.asr_backlog_ms.store(backlog, Relaxed);
+        self.asr_degraded.update(bots);
     }
 
     pub fn set_fleet_size(&self, desired: u64, settings: crate::store::FleetSettings) {
@@ -262,6 +305,14 @@ impl Metrics {
         ] {
             counter(name, help, "", v);
         }
+        for (i, step) in Step::ALL.iter().enumerate() {
+            counter(
+                "parley_asr_degraded_total",
+                "Decodes the bots degraded to keep captions in time, by step (partial and speculation: dropped; beam and context: finals decoded cheaper).",
+                &format!("{{step=\"{}\"}}", step.name()),
+                &self.asr_degraded.by_step[i],
+            );
+        }
         for (kind, failed, dead) in [
             (
                 "summary",
@@ -311,6 +362,21 @@ impl Metrics {
                 "parley_fleet_min_idle",
                 "Idle bot workers kept warm.",
                 &self.fleet_min_idle,
+            ),
+            (
+                "parley_fleet_meetings",
+                "Meetings the bot workers are in.",
+                &self.fleet_meetings,
+            ),
+            (
+                "parley_fleet_meeting_capacity",
+                "Meetings the bot workers can serve at once (each worker's maximum, summed).",
+                &self.fleet_capacity,
+            ),
+            (
+                "parley_asr_backlog_milliseconds",
+                "Decoding the busiest bot worker has queued (estimated): captions lag by about this much.",
+                &self.asr_backlog_ms,
             ),
             (
                 "parley_assignments_queued",
@@ -385,8 +451,49 @@ mod tests {
             "parley_jobs_dead_total{kind=\"email\"} 0",
             "parley_bot_rejoins_total 0",
             "parley_bot_join_milliseconds_count 0",
+            "parley_asr_degraded_total{step=\"context\"} 0",
+            "parley_fleet_meeting_capacity 0",
         ] {
             assert!(text.contains(name), "{name} missing");
         }
+    }
+
+    fn worker(pid: u32, context: u64) -> BotInfo {
+        BotInfo {
+            worker_id: format!("w{pid}"),
+            state: WorkerState::InMeeting,
+            meeting_id: None,
+            meetings: Vec::new(),
+            max_meetings: 4,
+            load: parley_bot::fleet::Load {
+                backlog_ms: 0,
+                degraded: Degradations {
+                    context,
+                    ..Degradations::default()
+                },
+            },
+            host: "node".into(),
+            pid,
+            started_ms: 0,
+            state_since_ms: 0,
+            heartbeat_ms: 0,
+        }
+    }
+
+    #[test]
+    fn degradations_count_each_process_once_and_never_fall() {
+        let m = Metrics::default();
+        let depth = QueueDepth::default();
+        // Two in-process workers of one process share its pool and report its totals.
+        m.set_fleet(&[worker(1, 3), worker(1, 3), worker(2, 1)], depth, 0);
+        m.set_fleet(&[worker(1, 5), worker(2, 1)], depth, 0);
+        // Process 2 went away: its count stays in the total.
+        m.set_fleet(&[worker(1, 6)], depth, 0);
+        let text = m.render();
+        assert!(
+            text.contains("parley_asr_degraded_total{step=\"context\"} 7"),
+            "{text}"
+        );
+        assert!(text.contains("parley_fleet_meeting_capacity 4"), "{text}");
     }
 }

@@ -3,7 +3,10 @@
 //! Whisper model on a bounded pool of worker threads off the async executor.
 
 pub mod agreement;
+pub mod pauses;
 pub mod pool;
+pub mod schedule;
+pub mod search;
 pub mod settings;
 pub mod text;
 pub mod transcriber;

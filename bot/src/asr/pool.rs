@@ -1,105 +1,191 @@
-//! A bounded pool of Whisper worker threads shared by every meeting in the process.
-//!
-//! Queue policy when busy: final-quality decodes run first, in arrival order, and are dropped
-//! only when a newer one for the same utterance (more audio) replaces it; a stream has at most one
-//! waiting partial, and a newer partial (or that stream's final) replaces it; past
-//! `max_partials` waiting in all, the oldest partial is dropped. Finals are bounded by their
-//! producers, which stop reading media while too many of their finals are outstanding.
+//! The decode pool shared by every meeting in the process: worker threads, each with its own
+//! decoder state on the one loaded model, taking decodes from one queue in the order and at the
+//! quality [`Schedule`] decides.
 
-use super::whisper::{DecodeKind, Decoder, EngineConfig, EngineError, Hypothesis, WhisperModel};
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::schedule::{Degradations, Entry, JobSize, Observed, Quality, Schedule};
+use super::transcriber::{DecodeRequest, Purpose};
+use super::whisper::{
+    DecodeSpec, Decoder, EngineConfig, EngineError, Hypothesis, WhisperModel, Window,
+};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
-/// A decode request. `stream` identifies one speaker in one meeting; `utterance` the utterance.
+/// How the pool decodes.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    /// Decodes that run at once, each on its own thread and decoder state (about 130 MB each).
+    pub workers: usize,
+    pub engine: EngineConfig,
+    /// Beam width of finals at full quality.
+    pub final_beam: usize,
+    /// Window of final-quality decodes (context and utterance).
+    pub final_window: Window,
+    /// Window of partials and of finals decoded cheaply (the utterance alone).
+    pub partial_window: Window,
+    /// CPU threads of a partial's decode. One: a small window keeps a second thread waiting at
+    /// every step (2 threads cost about a quarter more CPU for the same partial, measured), and
+    /// partials are not what latency is counted on.
+    pub partial_threads: usize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            workers: 1,
+            engine: EngineConfig::default(),
+            final_beam: 5,
+            final_window: Window::Full,
+            partial_window: PARTIAL_WINDOW,
+            partial_threads: 1,
+        }
+    }
+}
+
+/// 2.5 s of silence after the audio: less and Whisper starts guessing at the edge.
+pub const PARTIAL_WINDOW: Window = Window::Cut { margin_frames: 128 };
+
+/// A decode for the pool: a transcriber's request, where its result goes, and when it is due.
 #[derive(Debug)]
 pub struct Job {
+    /// The speaker in the meeting, unique in the process.
     pub stream: u64,
-    pub utterance: u64,
-    pub end: u64,
-    pub kind: DecodeKind,
-    pub samples: Vec<f32>,
-    pub prompt: Option<String>,
+    pub request: DecodeRequest,
+    /// `None` for offline work: never degraded or dropped.
+    pub due: Option<Instant>,
     pub reply: UnboundedSender<JobDone>,
 }
 
 #[derive(Debug)]
 pub struct JobDone {
-    pub stream: u64,
+    /// The transcriber's stream index, as in the request.
+    pub stream: usize,
     pub utterance: u64,
     pub end: u64,
-    pub kind: DecodeKind,
-    pub result: Result<Hypothesis, String>,
+    /// What the decode was: a final the pool decoded without its context is `Alone`.
+    pub purpose: Purpose,
+    /// `None`: dropped without running (a partial or speculative final under load).
+    pub result: Option<Result<Hypothesis, String>>,
 }
 
-#[derive(Debug, Default)]
+impl JobDone {
+    fn dropped(job: Job) -> (UnboundedSender<JobDone>, Self) {
+        let r = job.request;
+        let done = Self {
+            stream: r.stream,
+            utterance: r.utterance,
+            end: r.end,
+            purpose: r.purpose,
+            result: None,
+        };
+        (job.reply, done)
+    }
+}
+
+/// Tells the owners of dropped decodes.
+fn tell_dropped(jobs: Vec<Job>) {
+    for job in jobs {
+        let (reply, done) = JobDone::dropped(job);
+        // The meeting may have ended meanwhile; nobody to tell then.
+        let _ = reply.send(done);
+    }
+}
+
+/// Decodes of one purpose at one quality.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KindStats {
+    pub decodes: u64,
+    pub window_frames: u64,
+    /// The utterances' own audio.
+    pub own_ms: u64,
+    pub tokens: u64,
+    pub evals: u64,
+    pub encode: Duration,
+    pub search: Duration,
+    pub waited: Duration,
+}
+
+/// What the pool has done so far.
+#[derive(Debug, Clone, Default)]
 pub struct PoolStats {
-    pub finals: AtomicU64,
-    pub partials: AtomicU64,
-    pub partials_dropped: AtomicU64,
-    /// Speculative final decodes replaced by a newer one for the same utterance before they ran.
-    pub finals_superseded: AtomicU64,
-    pub final_micros: AtomicU64,
-    pub partial_micros: AtomicU64,
-    /// Time final-quality jobs waited in the queue: how much of caption latency is contention.
-    pub final_wait_micros: AtomicU64,
+    pub by_kind: BTreeMap<(&'static str, &'static str), KindStats>,
+    pub degraded: Degradations,
+    /// Decodes waiting now.
+    pub queued: usize,
+    /// Decoding the waiting work needs this long (estimated): how far behind the pool is.
+    pub backlog: Duration,
 }
 
-struct Queued {
-    job: Job,
-    at: Instant,
-}
-
-#[derive(Default)]
-struct Queue {
-    finals: VecDeque<Queued>,
-    partials: VecDeque<Queued>,
-    closed: bool,
-}
-
-impl Queue {
-    /// Queues a job by the policy above; returns (partials dropped, finals superseded).
-    fn push(&mut self, job: Job, at: Instant, max_partials: usize) -> (u64, u64) {
-        let (stream, utterance) = (job.stream, job.utterance);
-        let before = self.partials.len();
-        self.partials.retain(|p| p.job.stream != stream);
-        let mut dropped = (before - self.partials.len()) as u64;
-        let mut superseded = 0;
-        let queued = Queued { job, at };
-        match queued.job.kind {
-            DecodeKind::Final | DecodeKind::Whole => {
-                let before = self.finals.len();
-                self.finals
-                    .retain(|f| (f.job.stream, f.job.utterance) != (stream, utterance));
-                superseded = (before - self.finals.len()) as u64;
-                self.finals.push_back(queued);
-            }
-            DecodeKind::Partial => {
-                self.partials.push_back(queued);
-                while self.partials.len() > max_partials {
-                    self.partials.pop_front();
-                    dropped += 1;
-                }
+impl PoolStats {
+    /// The work done since `earlier` (a snapshot of the same pool).
+    pub fn since(&self, earlier: &PoolStats) -> PoolStats {
+        let mut by_kind = self.by_kind.clone();
+        for (key, k) in &mut by_kind {
+            if let Some(e) = earlier.by_kind.get(key) {
+                k.decodes -= e.decodes;
+                k.window_frames -= e.window_frames;
+                k.own_ms -= e.own_ms;
+                k.tokens -= e.tokens;
+                k.evals -= e.evals;
+                k.encode -= e.encode;
+                k.search -= e.search;
+                k.waited -= e.waited;
             }
         }
-        (dropped, superseded)
+        by_kind.retain(|_, k| k.decodes > 0);
+        let (d, e) = (self.degraded, earlier.degraded);
+        PoolStats {
+            by_kind,
+            degraded: Degradations {
+                partial: d.partial - e.partial,
+                speculation: d.speculation - e.speculation,
+                beam: d.beam - e.beam,
+                context: d.context - e.context,
+            },
+            queued: self.queued,
+            backlog: self.backlog,
+        }
     }
 
-    fn pop(&mut self) -> Option<Queued> {
-        self.finals
-            .pop_front()
-            .or_else(|| self.partials.pop_front())
+    /// All decodes of final quality (every purpose but partials).
+    pub fn finals(&self) -> KindStats {
+        self.sum(|purpose| purpose != Purpose::Partial.name())
+    }
+
+    pub fn partials(&self) -> KindStats {
+        self.sum(|purpose| purpose == Purpose::Partial.name())
+    }
+
+    fn sum(&self, keep: impl Fn(&str) -> bool) -> KindStats {
+        let mut total = KindStats::default();
+        for ((purpose, _), k) in &self.by_kind {
+            if keep(purpose) {
+                total.decodes += k.decodes;
+                total.window_frames += k.window_frames;
+                total.own_ms += k.own_ms;
+                total.tokens += k.tokens;
+                total.evals += k.evals;
+                total.encode += k.encode;
+                total.search += k.search;
+                total.waited += k.waited;
+            }
+        }
+        total
     }
 }
 
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
+    config: PoolConfig,
+}
+
+struct Queue {
+    schedule: Schedule<Job>,
     stats: PoolStats,
-    max_partials: usize,
+    closed: bool,
 }
 
 pub struct AsrPool {
@@ -116,21 +202,21 @@ impl std::fmt::Debug for AsrPool {
 }
 
 impl AsrPool {
-    /// Starts `workers` threads, each with its own decoder state on the shared model.
-    pub fn start(
-        model: &WhisperModel,
-        workers: usize,
-        engine: EngineConfig,
-    ) -> Result<Self, EngineError> {
+    /// Starts the worker threads, each with its own decoder state on the shared model.
+    pub fn start(model: &WhisperModel, config: PoolConfig) -> Result<Self, EngineError> {
+        let workers = config.workers.max(1);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue::default()),
+            queue: Mutex::new(Queue {
+                schedule: Schedule::new(workers),
+                stats: PoolStats::default(),
+                closed: false,
+            }),
             ready: Condvar::new(),
-            stats: PoolStats::default(),
-            max_partials: workers.max(1) * 4,
+            config,
         });
         let mut handles = Vec::new();
-        for i in 0..workers.max(1) {
-            let decoder = model.decoder(engine.clone())?;
+        for i in 0..workers {
+            let decoder = model.decoder(shared.config.engine.clone())?;
             let shared = Arc::clone(&shared);
             let handle = std::thread::Builder::new()
                 .name(format!("whisper-{i}"))
@@ -144,34 +230,51 @@ impl AsrPool {
         })
     }
 
-    pub fn stats(&self) -> &PoolStats {
-        &self.shared.stats
+    pub fn stats(&self) -> PoolStats {
+        let q = self.lock();
+        let mut stats = q.stats.clone();
+        stats.degraded = q.schedule.degraded();
+        stats.queued = q.schedule.len();
+        stats.backlog = q.schedule.backlog();
+        stats
     }
 
     pub fn submit(&self, job: Job) {
-        let mut q = self
-            .shared
+        let config = &self.shared.config;
+        let r = &job.request;
+        let size = JobSize {
+            frames: config.final_window.frames(r.samples.len()),
+            own_frames: config.partial_window.frames(r.own_samples),
+            own_ms: r.own_samples as u64 / 16,
+        };
+        let entry = Entry {
+            stream: job.stream,
+            utterance: r.utterance,
+            purpose: r.purpose,
+            due: job.due,
+            size,
+            job,
+        };
+        let dropped = {
+            let mut q = self.lock();
+            q.schedule.push(entry, Instant::now());
+            q.schedule.take_dropped()
+        };
+        tell_dropped(dropped);
+        self.shared.ready.notify_one();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.shared
             .queue
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let (dropped, superseded) = q.push(job, Instant::now(), self.shared.max_partials);
-        drop(q);
-        let stats = &self.shared.stats;
-        stats.partials_dropped.fetch_add(dropped, Ordering::Relaxed);
-        stats
-            .finals_superseded
-            .fetch_add(superseded, Ordering::Relaxed);
-        self.shared.ready.notify_one();
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Drop for AsrPool {
     fn drop(&mut self) {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .closed = true;
+        self.lock().closed = true;
         self.shared.ready.notify_all();
         for h in self.workers.drain(..) {
             let _ = h.join();
@@ -180,130 +283,93 @@ impl Drop for AsrPool {
 }
 
 fn worker(mut decoder: Decoder, shared: &Shared) {
+    let config = &shared.config;
     loop {
-        let next = {
+        let (next, dropped) = {
             let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
             loop {
-                if let Some(j) = q.pop() {
-                    break Some(j);
-                }
-                if q.closed {
-                    break None;
+                let next = q.schedule.next(Instant::now());
+                let dropped = q.schedule.take_dropped();
+                if next.is_some() || q.closed || !dropped.is_empty() {
+                    break (next, dropped);
                 }
                 q = shared.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let Some(Queued { job, at }) = next else {
-            return;
-        };
-        if job.kind != DecodeKind::Partial {
-            let waited = at.elapsed().as_micros() as u64;
-            shared
-                .stats
-                .final_wait_micros
-                .fetch_add(waited, Ordering::Relaxed);
-        }
-        let started = Instant::now();
-        let result = decoder
-            .decode(&job.samples, job.kind, job.prompt.as_deref())
-            .map_err(|e| e.to_string());
-        let decoding = started.elapsed();
-        let (count, micros) = match job.kind {
-            DecodeKind::Partial => (&shared.stats.partials, &shared.stats.partial_micros),
-            DecodeKind::Final | DecodeKind::Whole => {
-                (&shared.stats.finals, &shared.stats.final_micros)
+        tell_dropped(dropped);
+        let Some(next) = next else {
+            if shared
+                .queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .closed
+            {
+                return;
             }
+            continue;
         };
-        count.fetch_add(1, Ordering::Relaxed);
-        micros.fetch_add(decoding.as_micros() as u64, Ordering::Relaxed);
+        let r = &next.job.request;
+        let alone = next.quality == Quality::Alone;
+        let spec = DecodeSpec {
+            audio: if alone { r.own_audio() } else { &r.samples },
+            prefix: if alone { &[] } else { &r.prefix },
+            settled: &r.settled,
+            own_samples: r.own_samples,
+            beam: match next.quality {
+                Quality::Full => config.final_beam,
+                Quality::Greedy | Quality::Alone => 1,
+            },
+            window: if alone || next.purpose == Purpose::Partial {
+                config.partial_window
+            } else {
+                config.final_window
+            },
+            threads: if next.purpose == Purpose::Partial {
+                config.partial_threads
+            } else {
+                config.engine.threads
+            },
+        };
+        let decoded = decoder.decode(&spec);
+        {
+            let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Ok(d) = &decoded {
+                let observed = Observed {
+                    beam: spec.beam,
+                    window_frames: d.cost.window_frames,
+                    tokens: d.hypothesis.tokens.len(),
+                    evals: d.cost.evals,
+                    encode: d.cost.encode,
+                    search: d.cost.search,
+                };
+                q.schedule.record(&observed);
+                let k = q
+                    .stats
+                    .by_kind
+                    .entry((next.purpose.name(), next.quality.name()))
+                    .or_default();
+                k.decodes += 1;
+                k.window_frames += d.cost.window_frames as u64;
+                k.own_ms += r.own_samples as u64 / 16;
+                k.tokens += d.hypothesis.tokens.len() as u64;
+                k.evals += d.cost.evals as u64;
+                k.encode += d.cost.encode;
+                k.search += d.cost.search;
+                k.waited += next.waited;
+            }
+        }
+        let purpose = if alone && next.purpose.is_final() {
+            Purpose::Alone
+        } else {
+            next.purpose
+        };
         // The meeting may have ended meanwhile; nobody to tell then.
-        let _ = job.reply.send(JobDone {
-            stream: job.stream,
-            utterance: job.utterance,
-            end: job.end,
-            kind: job.kind,
-            result,
+        let _ = next.job.reply.send(JobDone {
+            stream: r.stream,
+            utterance: r.utterance,
+            end: r.end,
+            purpose,
+            result: Some(decoded.map(|d| d.hypothesis).map_err(|e| e.to_string())),
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(stream: u64, utterance: u64, kind: DecodeKind, reply: &UnboundedSender<JobDone>) -> Job {
-        Job {
-            stream,
-            utterance,
-            end: 0,
-            kind,
-            samples: Vec::new(),
-            prompt: None,
-            reply: reply.clone(),
-        }
-    }
-
-    fn order(q: &mut Queue) -> Vec<(u64, u64, DecodeKind)> {
-        std::iter::from_fn(|| q.pop())
-            .map(|j| (j.job.stream, j.job.utterance, j.job.kind))
-            .collect()
-    }
-
-    #[test]
-    fn finals_first_and_never_dropped_stale_partials_replaced() {
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut q = Queue::default();
-        let now = Instant::now();
-        assert_eq!(q.push(job(1, 10, DecodeKind::Partial, &tx), now, 2), (0, 0));
-        assert_eq!(
-            q.push(job(1, 10, DecodeKind::Partial, &tx), now, 2),
-            (1, 0),
-            "newer partial replaces"
-        );
-        assert_eq!(q.push(job(2, 20, DecodeKind::Partial, &tx), now, 2), (0, 0));
-        assert_eq!(
-            q.push(job(3, 30, DecodeKind::Partial, &tx), now, 2),
-            (1, 0),
-            "over the cap: oldest goes"
-        );
-        for i in 0..50 {
-            assert_eq!(
-                q.push(job(4 + i, 1, DecodeKind::Final, &tx), now, 2),
-                (0, 0)
-            );
-        }
-        let out = order(&mut q);
-        assert_eq!(out.len(), 52);
-        assert!(
-            out[..50].iter().all(|(_, _, k)| *k == DecodeKind::Final),
-            "finals run first"
-        );
-        assert_eq!(
-            &out[50..],
-            &[(2, 20, DecodeKind::Partial), (3, 30, DecodeKind::Partial)]
-        );
-    }
-
-    #[test]
-    fn a_newer_final_for_the_same_utterance_supersedes_and_clears_its_partial() {
-        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut q = Queue::default();
-        let now = Instant::now();
-        q.push(job(1, 10, DecodeKind::Final, &tx), now, 4);
-        q.push(job(1, 10, DecodeKind::Partial, &tx), now, 4);
-        assert_eq!(
-            q.push(job(1, 11, DecodeKind::Final, &tx), now, 4),
-            (1, 0),
-            "a final clears its stream's partial"
-        );
-        assert_eq!(
-            q.push(job(1, 10, DecodeKind::Final, &tx), now, 4),
-            (0, 1),
-            "more audio supersedes"
-        );
-        assert_eq!(
-            order(&mut q),
-            vec![(1, 11, DecodeKind::Final), (1, 10, DecodeKind::Final)]
-        );
     }
 }

@@ -3,17 +3,16 @@
 //! sockets, so tests drive it faster than real time.
 
 use super::agreement::LocalAgreement;
-use super::text::{clean_transcript, normalize_word, normalized_words};
-use super::utterance::{Segmenter, SegmenterConfig, SegmenterOutput, UtteranceAudio};
-use super::whisper::{DecodeKind, Hypothesis};
+use super::pauses::PauseStats;
+use super::text::{clean_transcript, normalized_words};
+use super::utterance::{Pause, Segmenter, SegmenterConfig, SegmenterOutput, UtteranceAudio};
+use super::whisper::Hypothesis;
 use crate::audio::samples_to_ms;
 use crate::audio::track::AudioChunk;
 use crate::audio::vad::VadConfig;
 use parley_shared::{MeetingId, Segment, SegmentId, Speaker, SpeakerKey};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-/// Characters of a speaker's previous final given to Whisper as context for the next one.
-const PROMPT_CHARS: usize = 200;
 /// Context plus utterance must fit the finals' 25.6 s encoder window with room to spare.
 const WINDOW_MAX_SAMPLES: usize = 24 * 16_000;
 /// Silence between two utterances of the context, and between the context and the utterance.
@@ -29,36 +28,9 @@ pub struct TranscriberConfig {
     /// and is not confident in its words either.
     pub no_speech_threshold: f32,
     pub logprob_threshold: f32,
-    /// What Whisper is told came before an utterance it finalises.
-    pub prompt: PromptContext,
     /// At most this much of the speaker's earlier speech (16 kHz samples) is decoded again in
     /// front of each final (see [`ContextFinal`]); 0 turns acoustic context off.
     pub acoustic_context: usize,
-}
-
-/// Text given to Whisper as the words spoken before the utterance: isolated short utterances are
-/// where it errs most, and the conversation so far is the context it was trained with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PromptContext {
-    None,
-    /// The same speaker's recent finals.
-    Speaker,
-    /// The meeting's recent finals, whoever spoke them.
-    Meeting,
-}
-
-impl std::str::FromStr for PromptContext {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(Self::None),
-            "speaker" => Ok(Self::Speaker),
-            "meeting" => Ok(Self::Meeting),
-            other => Err(format!(
-                "unknown prompt context {other:?} (none, speaker or meeting)"
-            )),
-        }
-    }
 }
 
 impl Default for TranscriberConfig {
@@ -68,10 +40,6 @@ impl Default for TranscriberConfig {
             vad: VadConfig::default(),
             no_speech_threshold: 0.6,
             logprob_threshold: -1.0,
-            // Prompting finals with the meeting's recent words scored 1.7 points worse over the
-            // dev and eval meetings (861 words), and its prompt tokens cost about 17 MB of
-            // decoder buffers; without it, live finals are the same as offline ones.
-            prompt: PromptContext::None,
             // 16 s of earlier speech: 5 points less WER over the dev and eval meetings than
             // none; more context gained no more and costs decode time (ARCHITECTURE.md).
             acoustic_context: 16 * 16_000,
@@ -89,6 +57,36 @@ impl TranscriberConfig {
     }
 }
 
+/// Why a decode is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// A hypothesis of an utterance still growing: shown dimmed, replaced by the next.
+    Partial,
+    /// The utterance as it stands at a pause: its final if the pause turns out to end it.
+    Speculative,
+    /// The utterance's final.
+    Final,
+    /// A final decoded again without its context, because with it the decoder looped or lost
+    /// the utterance's own words.
+    Alone,
+}
+
+impl Purpose {
+    /// Final quality: decoded after the speaker's earlier speech, with the configured beam.
+    pub fn is_final(self) -> bool {
+        self != Self::Partial
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Partial => "partial",
+            Self::Speculative => "speculative",
+            Self::Final => "final",
+            Self::Alone => "alone",
+        }
+    }
+}
+
 /// A decode the caller should run and report back with [`Transcriber::on_result`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct DecodeRequest {
@@ -96,9 +94,22 @@ pub struct DecodeRequest {
     pub utterance: u64,
     /// End of the voiced audio decoded: tells a speculative decode's result from a stale one.
     pub end: u64,
-    pub kind: DecodeKind,
+    pub purpose: Purpose,
+    /// The context's audio (if any), then the utterance's own.
     pub samples: Vec<f32>,
-    pub prompt: Option<String>,
+    /// Tokens of the context's words.
+    pub prefix: Vec<i32>,
+    /// Tokens of the utterance's first words, settled by its earlier partials.
+    pub settled: Vec<i32>,
+    /// Samples at the end of `samples` that are the utterance's own.
+    pub own_samples: usize,
+}
+
+impl DecodeRequest {
+    /// The utterance's own audio, without the context.
+    pub fn own_audio(&self) -> &[f32] {
+        &self.samples[self.samples.len() - self.own_samples..]
+    }
 }
 
 #[derive(Debug, Default)]
@@ -111,11 +122,16 @@ struct Utterance {
     decoding_end: Option<u64>,
     /// A final-quality result that came back before the utterance was closed.
     early: Option<Result<Hypothesis, String>>,
-    /// With acoustic context on: the audio of the latest final-quality request, without
-    /// context: decoded alone if the decode with context fails, and context for later finals.
+    /// The audio of the latest final-quality request, without context: decoded alone if the
+    /// decode with context fails or is dropped, and context for later finals.
     final_audio: Vec<f32>,
-    /// Words of the context decoded before this utterance's own, to strip from the result.
-    strip: Option<String>,
+    /// The latest final-quality request had context in front.
+    with_context: bool,
+    /// Tokens of the latest hypothesis shown as a partial.
+    shown_tokens: Vec<i32>,
+    /// The tokens the last two partial hypotheses agree on: forced in front of the next
+    /// partial, so it searches only for the words after them.
+    settled: Vec<i32>,
 }
 
 /// One of the speaker's earlier finals, decoded again in front of the next: short utterances on
@@ -124,7 +140,7 @@ struct Utterance {
 #[derive(Debug)]
 struct ContextFinal {
     samples: Vec<f32>,
-    text: String,
+    tokens: Vec<i32>,
 }
 
 #[derive(Debug)]
@@ -132,7 +148,6 @@ struct Stream {
     speaker: Speaker,
     segmenter: Segmenter,
     open: BTreeMap<u64, Utterance>,
-    last_final: String,
     /// Recent finals, oldest first.
     context: VecDeque<ContextFinal>,
     /// Finals waiting for an earlier final of the same speaker, whose words their context needs.
@@ -146,8 +161,8 @@ impl Stream {
     }
 
     /// The speaker's most recent finals that fit in front of `own` samples: their audio (each
-    /// followed by a short silence) and their words.
-    fn context_for(&self, own: usize, limit: usize) -> Option<(Vec<f32>, String)> {
+    /// followed by a short silence) and their words' tokens.
+    fn context_for(&self, own: usize, limit: usize) -> Option<(Vec<f32>, Vec<i32>)> {
         let budget = limit.min(WINDOW_MAX_SAMPLES.saturating_sub(own));
         let (mut used, mut taken) = (0, 0);
         for c in self.context.iter().rev() {
@@ -162,18 +177,18 @@ impl Stream {
         }
         let chosen = self.context.range(self.context.len() - taken..);
         let mut samples = Vec::with_capacity(used + own);
-        let mut words = Vec::with_capacity(taken);
+        let mut tokens = Vec::new();
         for c in chosen {
             samples.extend_from_slice(&c.samples);
             samples.extend(std::iter::repeat_n(0.0, CONTEXT_GAP_SAMPLES));
-            words.push(c.text.as_str());
+            tokens.extend_from_slice(&c.tokens);
         }
-        Some((samples, words.join(" ")))
+        Some((samples, tokens))
     }
 
     /// Keeps a final as context for later ones, forgetting what no window could hold.
-    fn remember(&mut self, samples: Vec<f32>, text: String, limit: usize) {
-        self.context.push_back(ContextFinal { samples, text });
+    fn remember(&mut self, samples: Vec<f32>, tokens: Vec<i32>, limit: usize) {
+        self.context.push_back(ContextFinal { samples, tokens });
         let mut total: usize = self.context.iter().map(|c| c.samples.len()).sum();
         while total > limit.min(WINDOW_MAX_SAMPLES) {
             let Some(old) = self.context.pop_front() else {
@@ -192,8 +207,8 @@ pub struct Transcriber {
     by_key: HashMap<SpeakerKey, usize>,
     requests: VecDeque<DecodeRequest>,
     segments: VecDeque<Segment>,
-    /// The meeting's recent final text, for prompts.
-    recent: String,
+    /// How the meeting's pauses turned out: when to speculate.
+    pauses: PauseStats,
     /// Finals whose speculative result was already in when the utterance closed.
     ready: VecDeque<(usize, u64, u64, Result<Hypothesis, String>)>,
 }
@@ -207,7 +222,7 @@ impl Transcriber {
             by_key: HashMap::new(),
             requests: VecDeque::new(),
             segments: VecDeque::new(),
-            recent: String::new(),
+            pauses: PauseStats::new(config.segmenter.end_silence_ms),
             ready: VecDeque::new(),
         }
     }
@@ -220,11 +235,12 @@ impl Transcriber {
         }
         let i = self.streams.len();
         self.by_key.insert(speaker.key.clone(), i);
+        let mut segmenter = Segmenter::new(self.config.segmenter, self.config.vad);
+        segmenter.set_speculate_after(self.speculate_after());
         self.streams.push(Stream {
             speaker,
-            segmenter: Segmenter::new(self.config.segmenter, self.config.vad),
+            segmenter,
             open: BTreeMap::new(),
-            last_final: String::new(),
             context: VecDeque::new(),
             waiting: VecDeque::new(),
         });
@@ -254,6 +270,11 @@ impl Transcriber {
         }
     }
 
+    /// How far a speaker's audio has been heard (16 kHz samples on the meeting clock).
+    pub fn position(&self, stream: usize) -> Option<u64> {
+        self.streams.get(stream)?.segmenter.position()
+    }
+
     pub fn poll_request(&mut self) -> Option<DecodeRequest> {
         self.requests.pop_front()
     }
@@ -271,18 +292,43 @@ impl Transcriber {
             .count()
     }
 
+    /// When to speculate, from the pauses so far.
+    fn speculate_after(&self) -> Option<u64> {
+        self.pauses
+            .speculate_after(self.config.segmenter.speculate_after_ms)
+    }
+
+    /// Learns from the stream's latest pauses and tells every speaker's segmenter.
+    fn learn_pauses(&mut self, stream: usize) {
+        let pauses = self.streams[stream].segmenter.take_pauses();
+        if pauses.is_empty() {
+            return;
+        }
+        for pause in pauses {
+            match pause {
+                Pause::WentOn(ms) => self.pauses.went_on(ms),
+                Pause::Ended => self.pauses.ended(),
+            }
+        }
+        let after = self.speculate_after();
+        for s in &mut self.streams {
+            s.segmenter.set_speculate_after(after);
+        }
+    }
+
     fn collect(&mut self, stream: usize) {
+        self.learn_pauses(stream);
         let with_context = self.config.acoustic_context > 0;
         while let Some(out) = self.streams[stream].segmenter.poll() {
-            let (kind, speculative, audio) = match out {
-                SegmenterOutput::Partial(u) => (DecodeKind::Partial, false, u),
-                SegmenterOutput::Speculative(u) => (DecodeKind::Final, true, u),
-                SegmenterOutput::Final(u) => (DecodeKind::Final, false, u),
+            let (purpose, audio) = match out {
+                SegmenterOutput::Partial(u) => (Purpose::Partial, u),
+                SegmenterOutput::Speculative(u) => (Purpose::Speculative, u),
+                SegmenterOutput::Final(u) => (Purpose::Final, u),
             };
             let s = &mut self.streams[stream];
             let utt = s.open.entry(audio.start).or_default();
             utt.end = audio.end;
-            if kind == DecodeKind::Final && !speculative {
+            if purpose == Purpose::Final {
                 utt.final_requested = true;
                 if utt.decoding_end == Some(audio.end) {
                     // The speculative decode ran on exactly this audio: use its result.
@@ -293,72 +339,61 @@ impl Transcriber {
                     continue;
                 }
             }
-            if kind == DecodeKind::Final && with_context && s.earlier_final_pending(audio.start) {
+            if purpose.is_final() && with_context && s.earlier_final_pending(audio.start) {
                 // Its context includes words not decoded yet: a final waits for them, a
                 // speculative decode is not worth making.
-                if !speculative {
+                if purpose == Purpose::Final {
                     s.waiting.push_back(audio);
                 }
                 continue;
             }
-            self.request(stream, kind, audio.start, audio.end, audio.samples, true);
+            self.request(stream, purpose, audio.start, audio.end, audio.samples);
         }
         while let Some((stream, start, end, result)) = self.ready.pop_front() {
-            self.on_result(stream, start, end, DecodeKind::Final, result);
+            self.on_result(stream, start, end, Purpose::Final, result);
         }
     }
 
-    /// Queues a decode of an utterance's audio: a final with the speaker's earlier finals in
-    /// front when `with_context` and acoustic context is on, otherwise with the configured prompt.
-    fn request(
-        &mut self,
-        stream: usize,
-        kind: DecodeKind,
-        start: u64,
-        end: u64,
-        own: Vec<f32>,
-        with_context: bool,
-    ) {
+    /// Queues a decode of an utterance's audio; a final-quality one with the speaker's earlier
+    /// finals in front when acoustic context is on (unless it is to be decoded alone).
+    fn request(&mut self, stream: usize, purpose: Purpose, start: u64, end: u64, own: Vec<f32>) {
         let limit = self.config.acoustic_context;
         let s = &mut self.streams[stream];
-        let context = if kind == DecodeKind::Final && limit > 0 && with_context {
-            s.context_for(own.len(), limit)
-        } else {
-            None
+        let context = match purpose {
+            Purpose::Speculative | Purpose::Final if limit > 0 => s.context_for(own.len(), limit),
+            _ => None,
         };
         let Some(utt) = s.open.get_mut(&start) else {
             return;
         };
-        let mut samples = own;
-        let mut prompt_allowed = true;
-        if kind == DecodeKind::Final {
+        let own_samples = own.len();
+        let settled = if purpose == Purpose::Partial {
+            utt.settled.clone()
+        } else {
+            Vec::new()
+        };
+        let (samples, prefix) = match context {
+            Some((mut joined, tokens)) => {
+                joined.extend_from_slice(&own);
+                (joined, tokens)
+            }
+            None => (own, Vec::new()),
+        };
+        if purpose.is_final() {
             utt.decoding_end = Some(end);
             utt.early = None;
-            utt.strip = None;
-            if limit > 0 {
-                utt.final_audio = samples.clone();
-            }
-            if let Some((mut joined, words)) = context {
-                joined.extend_from_slice(&samples);
-                samples = joined;
-                utt.strip = Some(words);
-                prompt_allowed = false;
-            }
+            utt.with_context = own_samples < samples.len();
+            utt.final_audio = samples[samples.len() - own_samples..].to_vec();
         }
-        let context_text = match self.config.prompt {
-            PromptContext::None => "",
-            PromptContext::Speaker => s.last_final.as_str(),
-            PromptContext::Meeting => self.recent.as_str(),
-        };
-        let prompt = (kind == DecodeKind::Final && prompt_allowed && !context_text.is_empty())
-            .then(|| tail(context_text, PROMPT_CHARS));
         self.requests.push_back(DecodeRequest {
             stream,
             utterance: start,
             end,
-            kind,
+            purpose,
             samples,
-            prompt,
+            prefix,
+            settled,
+            own_samples,
         });
     }
 
@@ -375,12 +410,43 @@ impl Transcriber {
         if let Some(audio) = s.waiting.pop_front() {
             self.request(
                 stream,
-                DecodeKind::Final,
+                Purpose::Final,
                 audio.start,
                 audio.end,
                 audio.samples,
-                true,
             );
+        }
+    }
+
+    /// A decode was dropped without running (the pool was behind). A dropped partial needs
+    /// nothing; a final waiting for a dropped speculative decode of its audio is asked for now.
+    pub fn on_dropped(&mut self, stream: usize, utterance: u64, end: u64) {
+        let Some(utt) = self
+            .streams
+            .get_mut(stream)
+            .and_then(|s| s.open.get_mut(&utterance))
+        else {
+            return;
+        };
+        if utt.decoding_end != Some(end) || utt.early.is_some() {
+            return;
+        }
+        utt.decoding_end = None;
+        if !utt.final_requested {
+            return;
+        }
+        let audio = UtteranceAudio {
+            start: utterance,
+            end,
+            audio_start: utterance,
+            samples: std::mem::take(&mut utt.final_audio),
+        };
+        let s = &mut self.streams[stream];
+        if self.config.acoustic_context > 0 && s.earlier_final_pending(utterance) {
+            let at = s.waiting.partition_point(|w| w.start < utterance);
+            s.waiting.insert(at, audio);
+        } else {
+            self.request(stream, Purpose::Final, utterance, end, audio.samples);
         }
     }
 
@@ -391,7 +457,7 @@ impl Transcriber {
         stream: usize,
         utterance: u64,
         end: u64,
-        kind: DecodeKind,
+        purpose: Purpose,
         result: Result<Hypothesis, String>,
     ) {
         let (no_speech, logprob) = (
@@ -411,33 +477,37 @@ impl Transcriber {
             Ok(h) => clean_transcript(&h.text),
             Err(_) => String::new(),
         };
-        let current = kind != DecodeKind::Partial && utt.decoding_end == Some(end);
-        let text = match (&utt.strip, kind) {
-            (Some(prefix), DecodeKind::Final) => {
-                let own = strip_context(prefix, &text);
-                if current && (own.is_empty() || looks_looped(&text)) {
-                    // With its context in front the decoder looped or lost the utterance's own
-                    // words: decode the utterance alone.
-                    let own = std::mem::take(&mut utt.final_audio);
-                    self.request(stream, kind, utterance, end, own, false);
-                    return;
-                }
-                own
-            }
-            _ => text,
-        };
+        let current = purpose.is_final() && utt.decoding_end == Some(end);
+        let after_context = utt.with_context && purpose != Purpose::Alone;
+        if current && after_context && (text.is_empty() || looks_looped(&text)) {
+            // With its context in front the decoder looped or lost the utterance's own words:
+            // decode the utterance alone.
+            let own = std::mem::take(&mut utt.final_audio);
+            self.request(stream, Purpose::Alone, utterance, end, own);
+            return;
+        }
         let is_final = current && utt.final_requested;
         if !is_final {
-            if kind != DecodeKind::Partial {
+            if purpose.is_final() {
                 // Speculative result, utterance still open: keep it for when the pause ends it.
-                // It is not shown: decoded with context, it is not comparable with partials.
-                if current {
-                    utt.early = Some(result);
+                if !current {
+                    return;
                 }
-                return;
+                utt.early = Some(result.clone());
             }
+            // Partials, and speculative results while the speaker may go on, are shown dimmed.
             if utt.final_requested || text.is_empty() {
                 return;
+            }
+            if let Ok(h) = &result {
+                let agreed = utt
+                    .shown_tokens
+                    .iter()
+                    .zip(&h.tokens)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                utt.settled = h.tokens[..agreed].to_vec();
+                utt.shown_tokens.clone_from(&h.tokens);
             }
             let shown = utt.agreement.update(&text).full();
             utt.partial_shown = true;
@@ -448,17 +518,15 @@ impl Transcriber {
         let Some(utt) = s.open.remove(&utterance) else {
             return;
         };
-        let text = if result.is_err() {
-            utt.agreement.committed()
-        } else {
-            text
+        let text = match &result {
+            Ok(_) => text,
+            Err(_) => utt.agreement.committed(),
         };
-        if !text.is_empty() {
-            s.last_final = tail(&format!("{} {text}", s.last_final), PROMPT_CHARS);
-            self.recent = tail(&format!("{} {text}", self.recent), PROMPT_CHARS);
-            if limit > 0 && result.is_ok() {
-                s.remember(utt.final_audio, text.clone(), limit);
-            }
+        if limit > 0
+            && !text.is_empty()
+            && let Ok(h) = result
+        {
+            s.remember(utt.final_audio, h.tokens, limit);
         }
         if !text.is_empty() || utt.partial_shown {
             let seg = segment(meeting, &s.speaker, utterance, utt.end, text, true);
@@ -485,40 +553,6 @@ fn compression_ratio(text: &str) -> f32 {
     }
 }
 
-/// Removes the words of `prefix` (the context's text, as decoded before) from the front of
-/// `text`: the cut is the word boundary where the text so far best matches the prefix, by edit
-/// distance over their letters. Letters, not words, because Whisper hearing the context again
-/// splits and joins words differently ("today" as "to nay"), and a word-level match would leave
-/// the remainder in front of the utterance's own words.
-fn strip_context(prefix: &str, text: &str) -> String {
-    let p: Vec<char> = prefix
-        .split_whitespace()
-        .flat_map(|w| normalize_word(w).chars().collect::<Vec<_>>())
-        .collect();
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let mut t: Vec<char> = Vec::new();
-    let mut boundaries = vec![0];
-    for w in &words {
-        t.extend(normalize_word(w).chars());
-        boundaries.push(t.len());
-    }
-    // row[k] = edit distance between all of p and the first k letters of the text.
-    let mut row: Vec<usize> = (0..=t.len()).collect();
-    for pc in &p {
-        let mut next = vec![row[0] + 1; t.len() + 1];
-        for k in 1..=t.len() {
-            next[k] = (row[k - 1] + usize::from(*pc != t[k - 1]))
-                .min(row[k] + 1)
-                .min(next[k - 1] + 1);
-        }
-        row = next;
-    }
-    let cut = (0..=words.len())
-        .min_by_key(|&i| (row[boundaries[i]], std::cmp::Reverse(i)))
-        .unwrap_or(0);
-    words[cut..].join(" ")
-}
-
 fn segment(
     meeting: MeetingId,
     speaker: &Speaker,
@@ -534,50 +568,5 @@ fn segment(
         end_ms: samples_to_ms(end),
         text,
         is_final,
-    }
-}
-
-/// The last `n` characters of `s`, starting at a word boundary, trimmed.
-fn tail(s: &str, n: usize) -> String {
-    let count = s.chars().count();
-    if count <= n {
-        return s.trim().to_owned();
-    }
-    let cut: String = s.chars().skip(count - n).collect();
-    match cut.split_once(' ') {
-        Some((_, rest)) => rest.trim().to_owned(),
-        None => cut.trim().to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_context;
-
-    #[test]
-    fn strips_the_context_even_when_heard_a_little_differently() {
-        assert_eq!(
-            strip_context(
-                "Good morning, everyone.",
-                "Good morning everyone. Let's start."
-            ),
-            "Let's start."
-        );
-        assert_eq!(
-            strip_context(
-                "Nice work. Did anything fail?",
-                "Nice work, did any thing fail? Only three."
-            ),
-            "Only three."
-        );
-        assert_eq!(
-            strip_context(
-                "I will ping them today.",
-                "I will ping them to nay. I can give you access."
-            ),
-            "I can give you access."
-        );
-        assert_eq!(strip_context("", "Hello there."), "Hello there.");
-        assert_eq!(strip_context("Hello there.", "Hello there."), "");
     }
 }

@@ -2,9 +2,9 @@
 //! asks for a partial decode every so often while it grows, and closes it after a pause, at a
 //! shorter pause once it is long, or at its quietest moment when it reaches the hard limit.
 
-use crate::audio::ms_to_samples;
 use crate::audio::track::AudioChunk;
 use crate::audio::vad::{FRAME, VadConfig, VoiceGate};
+use crate::audio::{ms_to_samples, samples_to_ms};
 use std::collections::VecDeque;
 
 #[derive(Debug, Clone, Copy)]
@@ -24,10 +24,11 @@ pub struct SegmenterConfig {
     pub max_ms: u64,
     /// Silence kept after the last voiced frame, so word endings are not clipped.
     pub tail_ms: u64,
-    /// Silence after which the utterance as it stands is decoded speculatively: if the pause
-    /// turns out to end the utterance, its final is ready (or nearly) when the pause is long
-    /// enough to say so. The default is the tail: the earliest moment the final's audio is
-    /// complete. 0 disables it.
+    /// The shortest silence after which the utterance as it stands may be decoded
+    /// speculatively: if the pause turns out to end the utterance, its final is ready (or
+    /// nearly) when the pause is long enough to say so. The default is the tail: the earliest
+    /// moment the final's audio is complete. When within a pause it happens is set by
+    /// [`Segmenter::set_speculate_after`] (learned from the meeting's pauses). 0 disables it.
     pub speculate_after_ms: u64,
 }
 
@@ -37,7 +38,7 @@ impl Default for SegmenterConfig {
             preroll_ms: 200,
             end_silence_ms: 700,
             min_voiced_ms: 160,
-            partial_every_ms: 1000,
+            partial_every_ms: 2000,
             soft_max_ms: 12_000,
             split_silence_ms: 160,
             max_ms: 20_000,
@@ -85,9 +86,21 @@ struct Current {
     speculated_end: Option<u64>,
 }
 
+/// How a pause inside an utterance turned out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// The speaker went on after this many ms of silence.
+    WentOn(u64),
+    /// The silence grew long enough to end the utterance.
+    Ended,
+}
+
 #[derive(Debug)]
 pub struct Segmenter {
     config: SegmenterConfig,
+    /// Silence (ms) after which to speculate now; `None`: not at all.
+    speculate_after: Option<u64>,
+    pauses: Vec<Pause>,
     gate: VoiceGate,
     preroll: VecDeque<f32>,
     /// Next expected sample position; a chunk elsewhere is a discontinuity.
@@ -103,6 +116,8 @@ impl Segmenter {
     pub fn new(config: SegmenterConfig, vad: VadConfig) -> Self {
         Self {
             config,
+            speculate_after: (config.speculate_after_ms > 0).then_some(config.speculate_after_ms),
+            pauses: Vec::new(),
             gate: VoiceGate::new(vad),
             preroll: VecDeque::new(),
             cursor: None,
@@ -153,6 +168,23 @@ impl Segmenter {
         self.pending.clear();
     }
 
+    /// Speculates after `ms` of silence from now on (never below the configured shortest;
+    /// `None`: not at all).
+    pub fn set_speculate_after(&mut self, ms: Option<u64>) {
+        let floor = self.config.speculate_after_ms;
+        self.speculate_after = ms.filter(|_| floor > 0).map(|ms| ms.max(floor));
+    }
+
+    /// How the pauses since the last call turned out.
+    pub fn take_pauses(&mut self) -> Vec<Pause> {
+        std::mem::take(&mut self.pauses)
+    }
+
+    /// The position just after the last sample pushed, while the track is heard.
+    pub fn position(&self) -> Option<u64> {
+        self.cursor
+    }
+
     pub fn poll(&mut self) -> Option<SegmenterOutput> {
         self.out.pop_front()
     }
@@ -193,6 +225,10 @@ impl Segmenter {
                 cur.samples.extend_from_slice(samples);
                 cur.rms.push(rms);
                 if voiced {
+                    if cur.silence_run >= ms_to_samples(cfg.speculate_after_ms.max(1)) {
+                        self.pauses
+                            .push(Pause::WentOn(samples_to_ms(cur.silence_run)));
+                    }
                     cur.voiced_end = pos + FRAME as u64;
                     cur.voiced_samples += FRAME as u64;
                     cur.silence_run = 0;
@@ -203,19 +239,25 @@ impl Segmenter {
         }
         let Some(cur) = &mut self.current else { return };
         let len = pos + FRAME as u64 - cur.start;
-        if cur.silence_run >= ms_to_samples(cfg.end_silence_ms)
+        let ended = cur.silence_run >= ms_to_samples(cfg.end_silence_ms);
+        if ended
             || (len >= ms_to_samples(cfg.soft_max_ms)
                 && cur.silence_run >= ms_to_samples(cfg.split_silence_ms))
         {
+            if ended {
+                self.pauses.push(Pause::Ended);
+            }
             self.close(false);
         } else if len >= ms_to_samples(cfg.max_ms) {
             self.close(true);
-        } else if cfg.speculate_after_ms > 0
-            && cur.silence_run >= ms_to_samples(cfg.speculate_after_ms)
+        } else if let Some(after) = self.speculate_after
+            && cur.silence_run >= ms_to_samples(after)
             && cur.speculated_end != Some(cur.voiced_end)
             && cur.voiced_samples >= ms_to_samples(cfg.min_voiced_ms)
         {
             cur.speculated_end = Some(cur.voiced_end);
+            // Its result is shown as a partial too: the next partial waits a full interval.
+            cur.partial_at = cur.samples.len();
             let keep_to = final_len(cur, cfg.tail_ms);
             self.out
                 .push_back(SegmenterOutput::Speculative(UtteranceAudio {

@@ -91,4 +91,9 @@ pub trait MeetingConnector: Send {
         let _ = text;
         std::future::ready(Ok(false))
     }
+    /// Whether media arrives as it is spoken: only then do decodes have deadlines (a replay
+    /// read faster or slower than real time has none).
+    fn real_time(&self) -> bool {
+        true
+    }
 }

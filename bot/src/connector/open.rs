@@ -263,6 +263,14 @@ impl MeetingConnector for AnyConnector {
         }
     }
 
+    fn real_time(&self) -> bool {
+        match &self.kind {
+            Kind::Replay(c) => c.real_time(),
+            Kind::Janus(c) => c.real_time(),
+            Kind::Session(c) => c.real_time(),
+        }
+    }
+
     async fn leave(&mut self) {
         match &mut self.kind {
             Kind::Replay(c) => c.leave().await,

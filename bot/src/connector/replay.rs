@@ -37,6 +37,7 @@ pub enum Pace {
 pub struct ReplayConnector {
     events: mpsc::Receiver<ConnectorEvent>,
     stop: Arc<AtomicBool>,
+    pace: Pace,
     duration_ms: u64,
     started: Instant,
     /// The latest meeting time seen, for the `Ended` event.
@@ -144,6 +145,7 @@ impl ReplayConnector {
         Ok(Self {
             events: rx,
             stop,
+            pace,
             duration_ms,
             started,
             last_at_ms: 0,
@@ -195,6 +197,10 @@ impl MeetingConnector for ReplayConnector {
     async fn leave(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         self.events.close();
+    }
+
+    fn real_time(&self) -> bool {
+        self.pace == Pace::Speed(1.0)
     }
 }
 

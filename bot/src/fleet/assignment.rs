@@ -1,5 +1,6 @@
 //! What travels through the assignment queue, and what workers report about themselves.
 
+use crate::asr::schedule::Degradations;
 use parley_shared::MeetingId;
 use serde::{Deserialize, Serialize};
 
@@ -56,9 +57,20 @@ impl WorkerState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BotInfo {
     pub worker_id: String,
+    /// `idle` without meetings; otherwise how its meetings stand.
     pub state: WorkerState,
+    /// Its first meeting (older readers know only one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meeting_id: Option<MeetingId>,
+    /// Every meeting it is in or joining.
+    #[serde(default)]
+    pub meetings: Vec<MeetingId>,
+    /// Meetings it serves at once at most.
+    #[serde(default = "one")]
+    pub max_meetings: u32,
+    /// How its decoding keeps up.
+    #[serde(default)]
+    pub load: Load,
     pub host: String,
     pub pid: u32,
     /// When the worker started (wall-clock ms).
@@ -66,6 +78,19 @@ pub struct BotInfo {
     /// When it entered its current state.
     pub state_since_ms: u64,
     pub heartbeat_ms: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How a worker's decoding keeps up with its meetings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    /// Decoding its queue needs this long (estimated): above a second or two its captions lag.
+    pub backlog_ms: u64,
+    /// Degradations since it started, by step (counters).
+    pub degraded: Degradations,
 }
 
 /// How the queue stands.

@@ -11,7 +11,7 @@ pub mod memory_queue;
 pub mod redis_queue;
 pub mod worker;
 
-pub use assignment::{Assignment, BotInfo, Claimed, QueueDepth, WorkerState};
+pub use assignment::{Assignment, BotInfo, Claimed, Load, QueueDepth, WorkerState};
 use memory_queue::MemoryQueue;
 use parley_shared::MeetingId;
 use redis_queue::RedisQueue;

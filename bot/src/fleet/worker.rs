@@ -1,7 +1,9 @@
-//! One bot worker: with its model loaded, it claims assignments one at a time, joins the
-//! meeting, heartbeats while there, and hands the meeting on when it must go.
+//! One bot worker: with its model loaded, it serves up to `max_meetings` meetings at once, all
+//! decoded by the process's one pool. It claims another assignment only while it has room and
+//! its decoding keeps up, joins, renews each meeting's claim while there, and hands a meeting on
+//! when it must go.
 
-use super::{AnyQueue, Assignment, BotInfo, Claimed, HEARTBEAT, WorkerState};
+use super::{AnyQueue, Assignment, BotInfo, Claimed, HEARTBEAT, Load, WorkerState};
 use crate::asr::settings::LoadedAsr;
 use crate::connector::MeetingConnector;
 use crate::connector::open::{AnyConnector, ConnectorArgs};
@@ -10,21 +12,33 @@ use crate::sink::EventSink;
 use crate::sink::any::Bus;
 use anyhow::Context;
 use parley_shared::{BotState, Event, EventBody, MeetingId, now_ms};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::Instrument;
 
 /// A meeting whose bots keep dying is given up after this many bots.
 pub const MAX_DELIVERIES: u64 = 5;
-/// How long an idle worker waits on the queue before reporting itself again.
+/// How long a worker with room waits on the queue before looking at its meetings again.
 const CLAIM_WAIT: Duration = Duration::from_secs(1);
+/// A worker whose decoding is this far behind takes no further meeting.
+const FULL_BACKLOG: Duration = Duration::from_secs(2);
+
+/// Meetings a worker serves at once by default: two per core. One meeting of three speakers
+/// takes about 0.4 of a core at full quality (ARCHITECTURE.md), so this leaves room for
+/// busier meetings; past it, or when the decoding falls behind, the worker takes no more.
+pub fn default_max_meetings() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
 
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub worker_id: String,
     pub connector: ConnectorArgs,
     pub pipeline: PipelineConfig,
+    pub max_meetings: usize,
 }
 
 impl WorkerConfig {
@@ -58,18 +72,30 @@ enum Leave {
     ShuttingDown,
 }
 
+#[derive(Clone)]
 pub struct Worker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     queue: AnyQueue,
     asr: Arc<LoadedAsr>,
     bus: Bus,
     config: WorkerConfig,
-    info: Arc<Mutex<BotInfo>>,
+    info: Mutex<Info>,
+}
+
+/// What the worker reports, kept current by its meetings.
+struct Info {
+    report: BotInfo,
+    meetings: BTreeMap<MeetingId, WorkerState>,
+    shutting_down: bool,
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
-            .field("worker_id", &self.config.worker_id)
+            .field("worker_id", &self.inner.config.worker_id)
             .finish_non_exhaustive()
     }
 }
@@ -77,10 +103,13 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     pub fn new(queue: AnyQueue, asr: Arc<LoadedAsr>, bus: Bus, config: WorkerConfig) -> Self {
         let now = now_ms();
-        let info = BotInfo {
+        let report = BotInfo {
             worker_id: config.worker_id.clone(),
             state: WorkerState::Idle,
             meeting_id: None,
+            meetings: Vec::new(),
+            max_meetings: config.max_meetings as u32,
+            load: Load::default(),
             host: host_name(),
             pid: std::process::id(),
             started_ms: now,
@@ -88,41 +117,116 @@ impl Worker {
             heartbeat_ms: now,
         };
         Self {
-            queue,
-            asr,
-            bus,
-            config,
-            info: Arc::new(Mutex::new(info)),
+            inner: Arc::new(Inner {
+                queue,
+                asr,
+                bus,
+                config,
+                info: Mutex::new(Info {
+                    report,
+                    meetings: BTreeMap::new(),
+                    shutting_down: false,
+                }),
+            }),
         }
     }
 
-    fn set_state(&self, state: WorkerState, meeting: Option<MeetingId>) {
-        let mut info = self.info.lock().unwrap_or_else(|p| p.into_inner());
-        info.state = state;
-        info.meeting_id = meeting;
-        info.state_since_ms = now_ms();
+    fn id(&self) -> &str {
+        &self.inner.config.worker_id
+    }
+
+    fn info(&self) -> std::sync::MutexGuard<'_, Info> {
+        self.inner.info.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a meeting's state (`None`: gone) and derives the worker's.
+    fn set_meeting(&self, meeting: MeetingId, state: Option<WorkerState>) {
+        let mut info = self.info();
+        match state {
+            Some(state) => info.meetings.insert(meeting, state),
+            None => info.meetings.remove(&meeting),
+        };
+        let states: Vec<WorkerState> = info.meetings.values().copied().collect();
+        let state = if states.is_empty() {
+            WorkerState::Idle
+        } else if info.shutting_down || states.iter().all(|s| *s == WorkerState::Leaving) {
+            WorkerState::Leaving
+        } else if states.contains(&WorkerState::InMeeting) {
+            WorkerState::InMeeting
+        } else {
+            WorkerState::Joining
+        };
+        let meetings: Vec<MeetingId> = info.meetings.keys().copied().collect();
+        let report = &mut info.report;
+        if report.state != state {
+            report.state = state;
+            report.state_since_ms = now_ms();
+        }
+        report.meeting_id = meetings.first().copied();
+        report.meetings = meetings;
     }
 
     async fn report(&self) {
+        let stats = self.inner.asr.pool.stats();
         let info = {
-            let mut info = self.info.lock().unwrap_or_else(|p| p.into_inner());
-            info.heartbeat_ms = now_ms();
-            info.clone()
+            let mut info = self.info();
+            let report = &mut info.report;
+            report.heartbeat_ms = now_ms();
+            report.load = Load {
+                backlog_ms: stats.backlog.as_millis() as u64,
+                degraded: stats.degraded,
+            };
+            report.clone()
         };
-        if let Err(e) = self.queue.report(&info).await {
+        if let Err(e) = self.inner.queue.report(&info).await {
             tracing::warn!(error = %e, "cannot report the worker's state");
         }
     }
 
-    /// Serves assignments until `retire` (only between meetings: the launcher shrinks the pool)
-    /// or `shutdown` (at once: a meeting in progress is handed to another worker).
+    /// Room for another meeting: fewer than the most it serves, and decoding keeping up.
+    fn has_room(&self) -> bool {
+        let meetings = self.info().meetings.len();
+        meetings < self.inner.config.max_meetings.max(1)
+            && self.inner.asr.pool.stats().backlog < FULL_BACKLOG
+    }
+
+    /// Serves assignments until `retire` (the launcher shrinks the pool: no new meetings, and
+    /// it ends once its meetings have) or `shutdown` (at once: meetings in progress are handed
+    /// to other workers).
     pub async fn run(self, mut retire: watch::Receiver<bool>, mut shutdown: watch::Receiver<bool>) {
-        tracing::info!(worker = %self.config.worker_id, "bot worker ready");
+        tracing::info!(worker = %self.id(), max_meetings = self.inner.config.max_meetings, "bot worker ready");
+        let reporter = {
+            let worker = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(HEARTBEAT);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    worker.report().await;
+                }
+            })
+        };
+        let mut meetings = JoinSet::new();
         let mut backoff = Duration::from_millis(250);
-        while !*retire.borrow() && !*shutdown.borrow() {
-            self.report().await;
+        loop {
+            while meetings.try_join_next().is_some() {}
+            let stopping = *retire.borrow() || *shutdown.borrow();
+            if stopping && meetings.is_empty() {
+                break;
+            }
+            if stopping || !self.has_room() {
+                tokio::select! {
+                    Some(_) = meetings.join_next() => {}
+                    () = tokio::time::sleep(CLAIM_WAIT) => {}
+                    r = shutdown.changed(), if !*shutdown.borrow() => {
+                        if r.is_err() { break }
+                        self.info().shutting_down = true;
+                    }
+                }
+                continue;
+            }
             let claimed = tokio::select! {
-                c = self.queue.claim(&self.config.worker_id, CLAIM_WAIT) => c,
+                c = self.inner.queue.claim(self.id(), CLAIM_WAIT) => c,
                 r = retire.changed() => if r.is_ok() { continue } else { break },
                 r = shutdown.changed() => if r.is_ok() { continue } else { break },
             };
@@ -131,9 +235,19 @@ impl Worker {
                 Ok(Some(c)) => {
                     backoff = Duration::from_millis(250);
                     let meeting = c.assignment.meeting_id;
-                    let span = tracing::info_span!("bot", meeting_id = %meeting, worker = %self.config.worker_id);
-                    self.serve(c, &mut shutdown).instrument(span).await;
-                    self.set_state(WorkerState::Idle, None);
+                    self.set_meeting(meeting, Some(WorkerState::Joining));
+                    self.report().await;
+                    let span =
+                        tracing::info_span!("bot", meeting_id = %meeting, worker = %self.id());
+                    let (worker, shutdown) = (self.clone(), shutdown.clone());
+                    meetings.spawn(
+                        async move {
+                            worker.serve(c, shutdown).await;
+                            worker.set_meeting(meeting, None);
+                            worker.report().await;
+                        }
+                        .instrument(span),
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot read assignments");
@@ -145,13 +259,16 @@ impl Worker {
                 }
             }
         }
-        if let Err(e) = self.queue.forget(&self.config.worker_id).await {
+        // Meetings still running hand themselves over when told to shut down.
+        while meetings.join_next().await.is_some() {}
+        reporter.abort();
+        if let Err(e) = self.inner.queue.forget(self.id()).await {
             tracing::warn!(error = %e, "cannot remove the worker's report");
         }
-        tracing::info!(worker = %self.config.worker_id, "bot worker stopped");
+        tracing::info!(worker = %self.id(), "bot worker stopped");
     }
 
-    async fn serve(&self, c: Claimed, shutdown: &mut watch::Receiver<bool>) {
+    async fn serve(&self, c: Claimed, mut shutdown: watch::Receiver<bool>) {
         let meeting = c.assignment.meeting_id;
         if c.deliveries > MAX_DELIVERIES {
             let reason =
@@ -160,7 +277,7 @@ impl Worker {
             self.finish(&c).await;
             return;
         }
-        match self.queue.stop_requested(meeting).await {
+        match self.inner.queue.stop_requested(meeting).await {
             Ok(true) => {
                 tracing::info!("meeting over before its bot joined");
                 self.finish(&c).await;
@@ -170,7 +287,7 @@ impl Worker {
             Err(e) => tracing::warn!(error = %e, "cannot check for a stop request"),
         }
         let now = now_ms();
-        let offset_ms = match self.queue.clock_origin(meeting, now).await {
+        let offset_ms = match self.inner.queue.clock_origin(meeting, now).await {
             Ok(origin) => now.saturating_sub(origin),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the meeting clock; times restart at zero");
@@ -184,11 +301,9 @@ impl Worker {
                 "re-joining: the meeting's earlier bot stopped heart-beating"
             );
         }
-        self.set_state(WorkerState::Joining, Some(meeting));
-        self.report().await;
         let (leave_tx, leave_rx) = watch::channel(None);
         let attend = self.attend(&c, offset_ms, leave_rx);
-        let heartbeat = self.heartbeat(&c, &leave_tx, shutdown);
+        let heartbeat = self.heartbeat(&c, &leave_tx, &mut shutdown);
         let outcome = tokio::select! {
             outcome = attend => outcome,
             never = heartbeat => match never {},
@@ -206,7 +321,7 @@ impl Worker {
             }
             (_, Some(Leave::ShuttingDown)) => {
                 tracing::info!("worker shutting down; meeting handed to another bot");
-                if let Err(e) = self.queue.release(&c).await {
+                if let Err(e) = self.inner.queue.release(&c).await {
                     tracing::warn!(error = %e, "cannot hand the meeting over; another bot takes it when the lease expires");
                 }
             }
@@ -216,7 +331,7 @@ impl Worker {
                     error = format!("{e:#}"),
                     "bot failed in the meeting; handing it over"
                 );
-                if let Err(e) = self.queue.release(&c).await {
+                if let Err(e) = self.inner.queue.release(&c).await {
                     tracing::warn!(error = %e, "cannot hand the meeting over; another bot takes it when the lease expires");
                 }
             }
@@ -241,7 +356,8 @@ impl Worker {
             announcement,
             ..
         } = &c.assignment;
-        let mut connector_args = self.config.connector.clone();
+        let config = &self.inner.config;
+        let mut connector_args = config.connector.clone();
         if !record {
             connector_args.record_to = None;
         }
@@ -263,17 +379,18 @@ impl Worker {
                 }
             }
         }
-        self.set_state(WorkerState::InMeeting, Some(*meeting_id));
+        self.set_meeting(*meeting_id, Some(WorkerState::InMeeting));
         self.report().await;
         let sink = self
+            .inner
             .bus
             .sink()
             .await
             .context("cannot reach the event bus")
             .map_err(Attend::Meeting)?;
-        let config = PipelineConfig {
+        let pipeline = PipelineConfig {
             clock_offset_ms: offset_ms,
-            ..self.config.pipeline
+            ..config.pipeline
         };
         let until_told = async move {
             let _ = leave.wait_for(Option::is_some).await;
@@ -281,8 +398,8 @@ impl Worker {
         let report = run_meeting(
             *meeting_id,
             connector,
-            &self.asr.pool,
-            config,
+            &self.inner.asr.pool,
+            pipeline,
             sink,
             until_told,
         )
@@ -291,8 +408,8 @@ impl Worker {
         Ok(report.finals)
     }
 
-    /// Renews the claim and the report every [`HEARTBEAT`], and says when to leave. Never
-    /// returns: it ends when the meeting does.
+    /// Renews the claim every [`HEARTBEAT`] and says when to leave. Never returns: it ends when
+    /// the meeting does.
     async fn heartbeat(
         &self,
         c: &Claimed,
@@ -302,12 +419,13 @@ impl Worker {
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let meeting = c.assignment.meeting_id;
+        let queue = &self.inner.queue;
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 changed = shutdown.changed(), if leave.borrow().is_none() => {
                     if changed.is_err() || *shutdown.borrow() {
-                        self.set_state(WorkerState::Leaving, Some(meeting));
+                        self.set_meeting(meeting, Some(WorkerState::Leaving));
                         let _ = leave.send(Some(Leave::ShuttingDown));
                     }
                     continue;
@@ -316,27 +434,24 @@ impl Worker {
             if *leave.borrow() == Some(Leave::Lost) {
                 continue;
             }
-            match self.queue.renew(&self.config.worker_id, c).await {
+            match queue.renew(self.id(), c).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    self.set_state(WorkerState::Leaving, Some(meeting));
+                    self.set_meeting(meeting, Some(WorkerState::Leaving));
                     let _ = leave.send(Some(Leave::Lost));
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot renew the claim on this meeting"),
             }
-            if leave.borrow().is_none()
-                && matches!(self.queue.stop_requested(meeting).await, Ok(true))
-            {
+            if leave.borrow().is_none() && matches!(queue.stop_requested(meeting).await, Ok(true)) {
                 tracing::info!("asked to leave the meeting");
-                self.set_state(WorkerState::Leaving, Some(meeting));
+                self.set_meeting(meeting, Some(WorkerState::Leaving));
                 let _ = leave.send(Some(Leave::Stopped));
             }
-            self.report().await;
         }
     }
 
     async fn finish(&self, c: &Claimed) {
-        if let Err(e) = self.queue.complete(c).await {
+        if let Err(e) = self.inner.queue.complete(c).await {
             tracing::warn!(error = %e, "cannot remove the finished assignment");
         }
     }
@@ -352,7 +467,7 @@ impl Worker {
                 at_ms: 0,
             },
         );
-        let published = match self.bus.sink().await {
+        let published = match self.inner.bus.sink().await {
             Ok(mut sink) => match sink.publish(event).await {
                 Ok(()) => sink.flush().await,
                 Err(e) => Err(e),

@@ -50,11 +50,10 @@ pub async fn replay(
     parley_bot::local_run::LocalRun,
     parley_bot::asr::pool::AsrPool,
 ) {
-    use parley_bot::asr::pool::AsrPool;
-    use parley_bot::asr::whisper::EngineConfig;
+    use parley_bot::asr::pool::{AsrPool, PoolConfig};
     use parley_bot::connector::replay::ReplayConnector;
     use parley_bot::local_run::{Progress, run_replay};
-    let pool = AsrPool::start(model, 1, EngineConfig::default()).expect("pool");
+    let pool = AsrPool::start(model, PoolConfig::default()).expect("pool");
     let tracks = ReplayConnector::discover(inputs).expect("tracks");
     let run = run_replay(tracks, &pool, pace, config, Progress::default(), None)
         .await

@@ -5,8 +5,8 @@
 
 use super::procstat;
 use clap::Args;
+use parley_bot::asr::pool::{AsrPool, PoolStats};
 use parley_bot::asr::settings::AsrArgs;
-use parley_bot::asr::whisper::DecodeKind;
 use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
 use parley_bot::eval::{HypSegment, Reference, Score, percentile, score};
 use parley_bot::local_run::{LocalRun, Progress, run_replay};
@@ -73,29 +73,13 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     }
 
     eprintln!("pipeline, unpaced, finals only...");
-    let (cpu0, t0) = (
-        procstat::cpu_seconds().unwrap_or(0.0),
-        std::time::Instant::now(),
-    );
-    let offline = PipelineConfig {
-        transcriber: args.asr.transcriber(false),
-        ..PipelineConfig::default()
-    };
-    let run = run_replay(
-        tracks.clone(),
-        &pool,
-        Pace::Unpaced,
-        offline,
-        Progress::default(),
-        None,
-    )
-    .await?;
+    let (run, unpaced) = unpaced_pass(&args.asr, &tracks, &pool).await?;
     rows.push(Row {
         name: "vad-offline",
         score: score(&reference, &run.final_segments()),
         timed: true,
-        wall_s: t0.elapsed().as_secs_f64(),
-        cpu_s: procstat::cpu_seconds().unwrap_or(0.0) - cpu0,
+        wall_s: unpaced.wall_s,
+        cpu_s: unpaced.cpu_s,
     });
 
     let mut streaming = None;
@@ -139,19 +123,8 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         tracks.len(),
         audio_s
     );
-    println!(
-        "model {} | {} worker(s) x {} thread(s) | final beam {} | encoder window: partials {:?}, finals {:?} | end silence {} ms | prompt {:?}",
-        path.file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        args.asr.workers,
-        args.asr.threads,
-        args.asr.beam,
-        args.asr.partial_ctx,
-        args.asr.final_ctx,
-        args.asr.end_silence_ms,
-        args.asr.prompt
-    );
+    println!("{}", settings_line(&path, &args.asr));
+    println!("{}", procstat::cpu_model());
     println!();
     let keys: Vec<String> = reference.speakers.iter().map(|s| s.key.clone()).collect();
     print!("{:<13}", "WER");
@@ -208,27 +181,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         println!("  (audio time at end of the segment's speech -> event published)");
     }
     println!();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    let mean_ms = |micros: u64, n: u64| {
-        if n == 0 {
-            0.0
-        } else {
-            micros as f64 / n as f64 / 1000.0
-        }
-    };
-    println!(
-        "decodes (all runs): {} finals, mean {:.0} ms; {} partials, mean {:.0} ms; {} stale partials dropped",
-        load(&stats.finals),
-        mean_ms(load(&stats.final_micros), load(&stats.finals)),
-        load(&stats.partials),
-        mean_ms(load(&stats.partial_micros), load(&stats.partials)),
-        load(&stats.partials_dropped),
-    );
-    println!(
-        "final-quality decodes waited {:.0} ms on average in the queue; {} were superseded by newer audio before running",
-        mean_ms(load(&stats.final_wait_micros), load(&stats.finals)),
-        load(&stats.finals_superseded),
-    );
+    print_decodes(&stats);
     if let Some(rss) = procstat::peak_rss_bytes() {
         println!("peak RSS {:.0} MB", rss as f64 / 1e6);
     }
@@ -257,22 +210,120 @@ async fn whole_tracks(
     asr: &AsrArgs,
     tracks: &[ReplayTrack],
 ) -> anyhow::Result<Vec<HypSegment>> {
-    let mut decoder = model.decoder(asr.engine())?;
-    let tracks = tracks.to_vec();
+    let mut decoder = model.decoder(asr.pool_config().engine)?;
+    let (tracks, beam) = (tracks.to_vec(), asr.beam);
     let hyps = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<HypSegment>> {
         let mut out = Vec::new();
         for t in tracks {
             let samples = parley_bot::audio::file::read_16k(&t.path, MAX_WHOLE_MS)?;
-            let h = decoder.decode(&samples, DecodeKind::Whole, None)?;
+            let text = decoder.transcribe_whole(&samples, beam)?;
             out.push(HypSegment {
                 speaker: t.speaker.key.to_string(),
                 start_ms: 0,
                 end_ms: samples.len() as u64 / 16,
-                text: h.text,
+                text,
             });
         }
         Ok(out)
     })
     .await??;
     Ok(hyps)
+}
+
+/// Where the decoding time went: per purpose and quality, the windows encoded, the audio they
+/// were for, and the time spent encoding and searching.
+pub fn print_decodes(stats: &PoolStats) {
+    println!(
+        "{:<12}{:>8}{:>8}{:>10}{:>10}{:>11}{:>11}{:>9}{:>9}{:>10}",
+        "decodes",
+        "quality",
+        "count",
+        "window s",
+        "own s",
+        "encode ms",
+        "search ms",
+        "evals",
+        "tokens",
+        "wait ms"
+    );
+    for ((purpose, quality), k) in &stats.by_kind {
+        let n = k.decodes.max(1) as f64;
+        println!(
+            "{:<12}{:>8}{:>8}{:>10.1}{:>10.1}{:>11.0}{:>11.0}{:>9.1}{:>9.1}{:>10.0}",
+            purpose,
+            quality,
+            k.decodes,
+            k.window_frames as f64 / 50.0 / n,
+            k.own_ms as f64 / 1000.0 / n,
+            k.encode.as_secs_f64() * 1000.0 / n,
+            k.search.as_secs_f64() * 1000.0 / n,
+            k.evals as f64 / n,
+            k.tokens as f64 / n,
+            k.waited.as_secs_f64() * 1000.0 / n,
+        );
+    }
+    println!(
+        "(means per decode; window s: seconds of audio the encoder ran over, own s: the utterance's own)"
+    );
+    let d = stats.degraded;
+    println!(
+        "degraded: {} partials dropped, {} speculative finals dropped, {} finals without beam, {} finals without context",
+        d.partial, d.speculation, d.beam, d.context
+    );
+}
+
+/// What a pass over the tracks cost this process.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Cost {
+    pub wall_s: f64,
+    pub cpu_s: f64,
+}
+
+/// The pipeline over the tracks as fast as the CPU allows, finals only: the accuracy and CPU
+/// reference of the live runs.
+pub(super) async fn unpaced_pass(
+    asr: &AsrArgs,
+    tracks: &[ReplayTrack],
+    pool: &AsrPool,
+) -> anyhow::Result<(LocalRun, Cost)> {
+    let (cpu0, t0) = (
+        procstat::cpu_seconds().unwrap_or(0.0),
+        std::time::Instant::now(),
+    );
+    let offline = PipelineConfig {
+        transcriber: asr.transcriber(false),
+        ..PipelineConfig::default()
+    };
+    let run = run_replay(
+        tracks.to_vec(),
+        pool,
+        Pace::Unpaced,
+        offline,
+        Progress::default(),
+        None,
+    )
+    .await?;
+    let cost = Cost {
+        wall_s: t0.elapsed().as_secs_f64(),
+        cpu_s: procstat::cpu_seconds().unwrap_or(0.0) - cpu0,
+    };
+    Ok((run, cost))
+}
+
+/// The model and transcription settings a bench ran with, on one line.
+pub(super) fn settings_line(model: &std::path::Path, asr: &AsrArgs) -> String {
+    format!(
+        "model {} | {} worker(s) x {} thread(s) | final beam {} | encoder window: partials {:?}, finals {:?} | end silence {} ms | acoustic context {} s",
+        model
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        asr.workers,
+        asr.threads,
+        asr.beam,
+        asr.partial_ctx,
+        asr.final_ctx,
+        asr.end_silence_ms,
+        asr.acoustic_context,
+    )
 }

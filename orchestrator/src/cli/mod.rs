@@ -2,6 +2,7 @@
 
 mod bench_asr;
 mod bench_captions;
+mod bench_fleet;
 mod bench_ingest;
 mod bench_servers;
 mod bench_summary;
@@ -49,6 +50,8 @@ enum Command {
 enum BenchCommand {
     /// Accuracy, latency and cost of transcription on a folder of per-speaker tracks with a reference.json.
     Asr(bench_asr::BenchAsrArgs),
+    /// Meetings at once through one worker: latency, accuracy, CPU and memory per meeting.
+    Fleet(bench_fleet::BenchFleetArgs),
     /// Events per second from the Redis stream into Postgres, and publication-to-commit lag.
     Ingest(bench_ingest::BenchIngestArgs),
     /// Live captions: publication-to-viewer delay and server memory per viewer.
@@ -74,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(cmd) => models::run(cmd).await,
         Command::Transcribe(args) => transcribe::run(args).await,
         Command::Bench(BenchCommand::Asr(args)) => bench_asr::run(args).await,
+        Command::Bench(BenchCommand::Fleet(args)) => bench_fleet::run(args).await,
         Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
         Command::Bench(BenchCommand::Captions(args)) => bench_captions::run(args).await,
         Command::Bench(BenchCommand::Summary(args)) => bench_summary::run(args).await,

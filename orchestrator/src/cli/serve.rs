@@ -109,13 +109,17 @@ pub struct ServeArgs {
         default_value = "in-process"
     )]
     pub launcher: LauncherKind,
-    /// Idle bot workers kept with the model loaded, so bots join at once (until an admin sets
-    /// it with PUT /admin/fleet).
+    /// Free meeting places kept on running workers with the model loaded, so bots join at once
+    /// (until an admin sets it with PUT /admin/fleet).
     #[arg(long, env = "PARLEY_FLEET_MIN_IDLE", default_value_t = 1)]
     pub fleet_min_idle: u32,
-    /// Bot workers in all, idle and busy (until an admin sets it).
+    /// Meetings bots may be in at once; more wait in the queue (until an admin sets it).
     #[arg(long, env = "PARLEY_FLEET_MAX_BOTS", default_value_t = 4)]
     pub fleet_max_bots: u32,
+    /// Meetings each bot worker serves at once, all decoded by its one model and pool (by
+    /// default two per CPU core of this machine; Kubernetes workers say their own).
+    #[arg(long, env = "PARLEY_MAX_MEETINGS", default_value_t = parley_bot::fleet::worker::default_max_meetings())]
+    pub max_meetings: usize,
     /// Meetings one user may have bots in at once (until an admin sets it).
     #[arg(long, env = "PARLEY_FLEET_PER_USER", default_value_t = 2)]
     pub fleet_per_user: u32,
@@ -179,9 +183,13 @@ impl ServeArgs {
                 self.launcher
             );
         }
+        if self.max_meetings == 0 {
+            anyhow::bail!("--max-meetings must be at least 1");
+        }
         config.fleet = FleetConfig {
             launcher: self.launcher,
             defaults,
+            meetings_per_worker: self.max_meetings,
             assignments_stream: self.assignments_stream.clone(),
             bot_program: self.bot_program.clone(),
             bot_namespace: self.bot_namespace.clone().filter(|n| !n.is_empty()),

@@ -49,6 +49,8 @@ pub struct Fleet {
     launcher: AnyLauncher,
     /// Settings until an admin sets them.
     defaults: FleetSettings,
+    /// Meetings a worker serves at once, unless the workers report otherwise.
+    meetings_per_worker: usize,
     /// Base of the captions link bots post to the meeting chat; `None` posts nothing.
     chat_link_base: Option<Arc<str>>,
     wake: Notify,
@@ -77,6 +79,7 @@ impl Fleet {
         metrics: Arc<Metrics>,
         launcher: AnyLauncher,
         defaults: FleetSettings,
+        meetings_per_worker: usize,
         chat_link_base: Option<Arc<str>>,
     ) -> Self {
         Self {
@@ -85,6 +88,7 @@ impl Fleet {
             metrics,
             launcher,
             defaults,
+            meetings_per_worker: meetings_per_worker.max(1),
             chat_link_base,
             wake: Notify::new(),
         }
@@ -253,8 +257,7 @@ impl Fleet {
                     }
                 }
             }
-            let desired = (depth.active + depth.queued + u64::from(settings.min_idle))
-                .min(u64::from(settings.max_bots));
+            let desired = workers_needed(depth, settings, self.meetings_per_worker, &bots);
             self.metrics.set_fleet_size(desired, settings);
             if let Err(e) = self.launcher.scale(desired as usize, &bots).await {
                 tracing::warn!(
@@ -266,5 +269,75 @@ impl Fleet {
         }
         self.metrics.set_fleet(&bots, depth, now);
         Ok(())
+    }
+}
+
+/// Workers the fleet needs: enough places for the meetings in progress, those waiting and the
+/// free places to keep, within the fleet's limit. A worker has as many places as it reports
+/// (Kubernetes pods carry their own setting), else as many as this server gives its workers.
+fn workers_needed(
+    depth: QueueDepth,
+    settings: FleetSettings,
+    meetings_per_worker: usize,
+    bots: &[BotInfo],
+) -> u64 {
+    let per_worker = bots
+        .iter()
+        .map(|b| u64::from(b.max_meetings))
+        .max()
+        .unwrap_or(meetings_per_worker as u64)
+        .max(1);
+    let places = (depth.active + depth.queued + u64::from(settings.min_idle))
+        .min(u64::from(settings.max_bots));
+    places.div_ceil(per_worker)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_are_counted_in_meeting_places() {
+        let settings = FleetSettings {
+            min_idle: 1,
+            max_bots: 10,
+            per_user: 2,
+        };
+        let depth = |active, queued| QueueDepth {
+            active,
+            queued,
+            oldest_queued_ms: None,
+        };
+        assert_eq!(workers_needed(depth(0, 0), settings, 4, &[]), 1);
+        assert_eq!(workers_needed(depth(3, 0), settings, 4, &[]), 1);
+        assert_eq!(workers_needed(depth(4, 0), settings, 4, &[]), 2);
+        assert_eq!(
+            workers_needed(depth(9, 5), settings, 4, &[]),
+            3,
+            "within max_bots"
+        );
+        assert_eq!(
+            workers_needed(depth(3, 0), settings, 1, &[]),
+            4,
+            "one meeting each"
+        );
+        let idle = |slots| BotInfo {
+            worker_id: "w".into(),
+            state: parley_bot::fleet::WorkerState::Idle,
+            meeting_id: None,
+            meetings: Vec::new(),
+            max_meetings: slots,
+            load: Default::default(),
+            host: "h".into(),
+            pid: 1,
+            started_ms: 0,
+            state_since_ms: 0,
+            heartbeat_ms: 0,
+        };
+        assert_eq!(
+            workers_needed(depth(7, 0), settings, 1, &[idle(8)]),
+            1,
+            "workers say how many"
+        );
     }
 }

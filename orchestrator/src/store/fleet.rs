@@ -8,9 +8,10 @@ use sqlx::pool::PoolConnection;
 /// How big the bot fleet may be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetSettings {
-    /// Idle workers kept with the model loaded, so a bot joins without loading it.
+    /// Free meeting places kept on running workers with the model loaded, so a bot joins
+    /// without loading it.
     pub min_idle: u32,
-    /// Workers in all (idle and busy); meetings beyond it wait for a free bot.
+    /// Meetings bots may be in at once; meetings beyond it wait for a free bot.
     pub max_bots: u32,
     /// Meetings one user may have bots in at once.
     pub per_user: u32,

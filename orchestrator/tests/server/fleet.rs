@@ -1,10 +1,10 @@
-//! The bot fleet: the admin's view and settings, and a bot worker killed mid-meeting being
-//! replaced by another that re-joins, with the transcript neither duplicated nor losing more
-//! than the gap. The fault test runs real `parley-bot worker` processes (built by `cargo test
+//! The bot fleet: the admin's view and settings, one worker serving two meetings at once, and a
+//! bot worker killed mid-meeting being replaced by another that re-joins, with the transcript
+//! neither duplicated nor losing more than the gap. The fault test runs real `parley-bot worker` processes (built by `cargo test
 //! --workspace`), Redis, Postgres and the tiny.en-q8_0 model.
 
-use crate::bots::ONE_AT_A_TIME;
-use crate::helpers::{Backend, Options, TestApp, eventually, unique_stream};
+use crate::bots::{ONE_AT_A_TIME, SAMPLE_MAX_WER};
+use crate::helpers::{Backend, Options, TestApp, assert_transcript, eventually, unique_stream};
 use parley_bot::eval::Reference;
 use parley_orchestrator::config::FleetConfig;
 use parley_orchestrator::fleet::launchers::LauncherKind;
@@ -81,6 +81,73 @@ async fn only_admins_see_and_size_the_fleet_and_bad_settings_are_refused() {
     );
     assert!(bot["uptime_s"].is_u64() && bot["pid"].is_u64(), "{bot}");
     assert!(bot["meeting_id"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_serves_two_meetings_at_once_with_one_model() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            replay_speed: Some(1.0),
+            fleet: Some(FleetConfig {
+                defaults: FleetSettings {
+                    min_idle: 0,
+                    max_bots: 2,
+                    per_user: 2,
+                },
+                meetings_per_worker: 2,
+                ..FleetConfig::default()
+            }),
+            ..Options::default()
+        },
+    )
+    .await;
+    let admin = app.user("admin@example.com").await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/sample")
+        .canonicalize()
+        .expect("testdata/sample");
+    let mut ids = Vec::new();
+    for title in ["Sample one", "Sample two"] {
+        let body =
+            json!({"title": title, "url": format!("replay:{}", dir.display()), "participants": []});
+        ids.push(app.meeting(&admin, body).await);
+    }
+    // Both meetings in one worker: the fleet started one, not two.
+    let bots = eventually(
+        Duration::from_secs(60),
+        "one bot worker in both meetings",
+        || async {
+            let f = fleet(&app, &admin).await?;
+            let bots = f["bots"].as_array()?.clone();
+            let serving = |id: &String| {
+                bots.iter().any(|b| {
+                    b["meetings"]
+                        .as_array()
+                        .is_some_and(|m| m.contains(&json!(id)))
+                })
+            };
+            ids.iter().all(serving).then_some(bots)
+        },
+    )
+    .await;
+    assert_eq!(bots.len(), 1, "{bots:?}");
+    assert_eq!(bots[0]["max_meetings"], 2, "{bots:?}");
+    let reference = Reference::load(&dir.join("reference.json")).expect("reference");
+    for id in &ids {
+        app.ended_meeting(&admin, id, Duration::from_secs(300))
+            .await;
+        assert_transcript(
+            &app,
+            id,
+            &reference,
+            "two meetings in one worker",
+            SAMPLE_MAX_WER,
+        )
+        .await;
+    }
+    app.stop().await;
 }
 
 /// The `parley-bot` binary `cargo test --workspace` built beside this test.

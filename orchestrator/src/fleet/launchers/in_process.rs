@@ -1,5 +1,6 @@
 //! Bot workers as tasks in the orchestrator: the embedded default. They share one model and
-//! decode pool, loaded when the first worker starts (so the warm pool is warm).
+//! decode pool, loaded when the first worker starts (so the warm pool is warm), and each serves
+//! several meetings.
 
 use super::to_stop;
 use parley_bot::asr::settings::{AsrArgs, LoadedAsr};
@@ -17,6 +18,7 @@ pub struct InProcessLauncher {
     bus: Bus,
     asr_args: AsrArgs,
     connector: ConnectorArgs,
+    max_meetings: usize,
     asr: OnceCell<Arc<LoadedAsr>>,
     workers: Mutex<Workers>,
     shutdown: watch::Sender<bool>,
@@ -42,12 +44,19 @@ impl std::fmt::Debug for InProcessLauncher {
 }
 
 impl InProcessLauncher {
-    pub fn new(queue: AnyQueue, bus: Bus, asr_args: AsrArgs, connector: ConnectorArgs) -> Self {
+    pub fn new(
+        queue: AnyQueue,
+        bus: Bus,
+        asr_args: AsrArgs,
+        connector: ConnectorArgs,
+        max_meetings: usize,
+    ) -> Self {
         Self {
             queue,
             bus,
             asr_args,
             connector,
+            max_meetings,
             asr: OnceCell::new(),
             workers: Mutex::new(Workers::default()),
             shutdown: watch::channel(false).0,
@@ -76,6 +85,7 @@ impl InProcessLauncher {
                 let id = format!("in-process-{}", w.next);
                 let config = WorkerConfig {
                     worker_id: id.clone(),
+                    max_meetings: self.max_meetings,
                     connector: self.connector.clone(),
                     pipeline: PipelineConfig {
                         transcriber: self.asr_args.transcriber(true),

@@ -2,6 +2,7 @@
 //! where a bot that crashes takes only itself down.
 
 use super::to_stop;
+use crate::config::FleetConfig;
 use anyhow::Context;
 use parley_bot::asr::settings::AsrArgs;
 use parley_bot::connector::open::ConnectorArgs;
@@ -37,32 +38,41 @@ struct Running {
     stopping: bool,
 }
 
+/// The `parley-bot` binary: `explicit`, else the one beside this executable, else the one on
+/// PATH.
+pub fn bot_program(explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|d| d.join("parley-bot")))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("parley-bot"))
+    })
+}
+
 impl ProcessLauncher {
-    /// `program`: the `parley-bot` binary [default: the one beside this executable, else the
-    /// one on PATH].
+    /// Workers run `fleet.bot_program` [default: the `parley-bot` beside this executable, else
+    /// the one on PATH].
     pub fn new(
-        program: Option<PathBuf>,
+        fleet: &FleetConfig,
         redis_url: &str,
-        assignments_stream: &str,
         events_stream: &str,
         asr: &AsrArgs,
         connector: &ConnectorArgs,
         queue: AnyQueue,
     ) -> Self {
-        let program = program.unwrap_or_else(|| {
-            std::env::current_exe()
-                .ok()
-                .and_then(|exe| exe.parent().map(|d| d.join("parley-bot")))
-                .filter(|p| p.is_file())
-                .unwrap_or_else(|| PathBuf::from("parley-bot"))
-        });
+        let program = bot_program(fleet.bot_program.clone());
         let mut env = vec![
             ("REDIS_URL", redis_url.to_owned()),
-            ("PARLEY_ASSIGNMENTS_STREAM", assignments_stream.to_owned()),
+            (
+                "PARLEY_ASSIGNMENTS_STREAM",
+                fleet.assignments_stream.clone(),
+            ),
             ("PARLEY_EVENTS_STREAM", events_stream.to_owned()),
             ("PARLEY_MODEL", asr.model.clone()),
             ("PARLEY_ASR_WORKERS", asr.workers.to_string()),
             ("PARLEY_ASR_THREADS", asr.threads.to_string()),
+            ("PARLEY_MAX_MEETINGS", fleet.meetings_per_worker.to_string()),
             ("PARLEY_ICE_BIND", connector.ice_bind.join(",")),
             (
                 "PARLEY_ALONE_TIMEOUT_SECS",
