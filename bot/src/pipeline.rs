@@ -2,7 +2,7 @@
 //! decodes on the shared Whisper pool, events out to the sink. The same code serves the replay
 //! demo, the CLI, the benchmark and live meetings.
 
-use crate::asr::pool::{AsrPool, Job};
+use crate::asr::pool::{AsrPool, Job, JobDone};
 use crate::asr::transcriber::{Purpose, Transcriber, TranscriberConfig};
 use crate::audio::jitter::JitterConfig;
 use crate::audio::samples_to_ms;
@@ -106,7 +106,7 @@ struct Run<'a, S> {
     block: u64,
     seq: u64,
     chunks: Vec<AudioChunk>,
-    reply: mpsc::UnboundedSender<crate::asr::pool::JobDone>,
+    reply: mpsc::UnboundedSender<JobDone>,
     in_meeting: bool,
     /// Events other than segments, waiting to be published in order.
     pending_bodies: Vec<EventBody>,

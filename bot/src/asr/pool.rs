@@ -107,6 +107,32 @@ pub struct KindStats {
     pub waited: Duration,
 }
 
+impl std::ops::AddAssign for KindStats {
+    fn add_assign(&mut self, o: Self) {
+        self.decodes += o.decodes;
+        self.window_frames += o.window_frames;
+        self.own_ms += o.own_ms;
+        self.tokens += o.tokens;
+        self.evals += o.evals;
+        self.encode += o.encode;
+        self.search += o.search;
+        self.waited += o.waited;
+    }
+}
+
+impl std::ops::SubAssign for KindStats {
+    fn sub_assign(&mut self, o: Self) {
+        self.decodes -= o.decodes;
+        self.window_frames -= o.window_frames;
+        self.own_ms -= o.own_ms;
+        self.tokens -= o.tokens;
+        self.evals -= o.evals;
+        self.encode -= o.encode;
+        self.search -= o.search;
+        self.waited -= o.waited;
+    }
+}
+
 /// What the pool has done so far.
 #[derive(Debug, Clone, Default)]
 pub struct PoolStats {
@@ -123,15 +149,8 @@ impl PoolStats {
     pub fn since(&self, earlier: &PoolStats) -> PoolStats {
         let mut by_kind = self.by_kind.clone();
         for (key, k) in &mut by_kind {
-            if let Some(e) = earlier.by_kind.get(key) {
-                k.decodes -= e.decodes;
-                k.window_frames -= e.window_frames;
-                k.own_ms -= e.own_ms;
-                k.tokens -= e.tokens;
-                k.evals -= e.evals;
-                k.encode -= e.encode;
-                k.search -= e.search;
-                k.waited -= e.waited;
+            if let Some(&e) = earlier.by_kind.get(key) {
+                *k -= e;
             }
         }
         by_kind.retain(|_, k| k.decodes > 0);
@@ -160,16 +179,9 @@ impl PoolStats {
 
     fn sum(&self, keep: impl Fn(&str) -> bool) -> KindStats {
         let mut total = KindStats::default();
-        for ((purpose, _), k) in &self.by_kind {
+        for (&(purpose, _), &k) in &self.by_kind {
             if keep(purpose) {
-                total.decodes += k.decodes;
-                total.window_frames += k.window_frames;
-                total.own_ms += k.own_ms;
-                total.tokens += k.tokens;
-                total.evals += k.evals;
-                total.encode += k.encode;
-                total.search += k.search;
-                total.waited += k.waited;
+                total += k;
             }
         }
         total
@@ -180,6 +192,12 @@ struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
     config: PoolConfig,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 struct Queue {
@@ -239,6 +257,11 @@ impl AsrPool {
         stats
     }
 
+    /// How far behind the pool is: what decoding the waiting work needs (estimated).
+    pub fn backlog(&self) -> Duration {
+        self.lock().schedule.backlog()
+    }
+
     pub fn submit(&self, job: Job) {
         let config = &self.shared.config;
         let r = &job.request;
@@ -265,10 +288,7 @@ impl AsrPool {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shared.lock()
     }
 }
 
@@ -285,25 +305,20 @@ impl Drop for AsrPool {
 fn worker(mut decoder: Decoder, shared: &Shared) {
     let config = &shared.config;
     loop {
-        let (next, dropped) = {
-            let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let (next, dropped, closed) = {
+            let mut q = shared.lock();
             loop {
                 let next = q.schedule.next(Instant::now());
                 let dropped = q.schedule.take_dropped();
                 if next.is_some() || q.closed || !dropped.is_empty() {
-                    break (next, dropped);
+                    break (next, dropped, q.closed);
                 }
                 q = shared.ready.wait(q).unwrap_or_else(PoisonError::into_inner);
             }
         };
         tell_dropped(dropped);
         let Some(next) = next else {
-            if shared
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .closed
-            {
+            if closed {
                 return;
             }
             continue;
@@ -332,7 +347,7 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
         };
         let decoded = decoder.decode(&spec);
         {
-            let mut q = shared.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut q = shared.lock();
             if let Ok(d) = &decoded {
                 let observed = Observed {
                     beam: spec.beam,
@@ -343,19 +358,19 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
                     search: d.cost.search,
                 };
                 q.schedule.record(&observed);
-                let k = q
-                    .stats
+                *q.stats
                     .by_kind
                     .entry((next.purpose.name(), next.quality.name()))
-                    .or_default();
-                k.decodes += 1;
-                k.window_frames += d.cost.window_frames as u64;
-                k.own_ms += r.own_samples as u64 / 16;
-                k.tokens += d.hypothesis.tokens.len() as u64;
-                k.evals += d.cost.evals as u64;
-                k.encode += d.cost.encode;
-                k.search += d.cost.search;
-                k.waited += next.waited;
+                    .or_default() += KindStats {
+                    decodes: 1,
+                    window_frames: d.cost.window_frames as u64,
+                    own_ms: r.own_samples as u64 / 16,
+                    tokens: d.hypothesis.tokens.len() as u64,
+                    evals: d.cost.evals as u64,
+                    encode: d.cost.encode,
+                    search: d.cost.search,
+                    waited: next.waited,
+                };
             }
         }
         let purpose = if alone && next.purpose.is_final() {

@@ -187,7 +187,7 @@ impl Worker {
     fn has_room(&self) -> bool {
         let meetings = self.info().meetings.len();
         meetings < self.inner.config.max_meetings.max(1)
-            && self.inner.asr.pool.stats().backlog < FULL_BACKLOG
+            && self.inner.asr.pool.backlog() < FULL_BACKLOG
     }
 
     /// Serves assignments until `retire` (the launcher shrinks the pool: no new meetings, and
