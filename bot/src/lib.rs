@@ -5,6 +5,7 @@ pub mod asr;
 pub mod audio;
 pub mod cli;
 pub mod connector;
+pub mod egress;
 pub mod eval;
 pub mod fleet;
 pub mod local_run;

@@ -44,12 +44,24 @@ fn config() -> LiveKitConfig {
     LiveKitConfig {
         api_key: "key".to_owned(),
         api_secret: "secret".to_owned(),
+        servers: vec!["127.0.0.1".to_owned()],
         identity: "parley-test".to_owned(),
         name: "Parley notes".to_owned(),
         udp_bind: vec!["127.0.0.1:0".to_owned()],
         alone_timeout: Duration::from_secs(60),
         stall_after: Duration::from_secs(30),
     }
+}
+
+#[tokio::test]
+async fn no_token_is_minted_for_a_server_of_someone_elses() {
+    let link = server(true, Message::binary(vec![0u8; 16])).await;
+    let config = LiveKitConfig {
+        servers: vec!["lk.example.com".to_owned()],
+        ..config()
+    };
+    let e = livekit::join(&link, config).await.expect_err("refused");
+    assert!(e.to_string().contains("PARLEY_LIVEKIT_SERVERS"), "{e}");
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 use crate::api::{self, AppState};
 use crate::auth::LoginLimiter;
+use crate::auth::password::HashingSlots;
 use crate::calendar::{self, sealing::Sealer};
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
@@ -22,7 +23,9 @@ use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::summary::{LlmSummarizer, Summarizer};
+use crate::supervise::{self, Task};
 use anyhow::Context;
+use parley_bot::egress::EgressGuard;
 use parley_bot::fleet::AnyQueue;
 use parley_bot::fleet::redis_queue::RedisQueue;
 use parley_bot::sink::any::Bus;
@@ -117,6 +120,15 @@ pub async fn run(
         Some(key) => Sealer::from_hex(key.expose())?,
         None => Sealer::from_data_dir(&config.data_dir)?,
     });
+    let mailer = match &config.smtp_url {
+        Some(url) => Mailer::smtp(url.expose())?,
+        None => Mailer::outbox(config.data_dir.join("outbox"))?,
+    };
+    let mail_from: lettre::message::Mailbox = config
+        .mail_from
+        .parse()
+        .context("the mail sender is not an address")?;
+    let egress = EgressGuard::new(config.egress_allow.clone());
     let state = AppState {
         store: store.clone(),
         metrics: Arc::clone(&metrics),
@@ -132,24 +144,42 @@ pub async fn run(
         public_url: Arc::clone(&public_url),
         recordings,
         sealer: Arc::clone(&sealer),
+        egress: egress.clone(),
+        trusted_proxies: config.trusted_proxies.clone().into(),
+        hashing: Arc::new(HashingSlots::per_core()),
+        livekit_servers: config.connector.livekit_servers.clone().into(),
+        share_link_ttl: config.share_link_ttl,
+        mailer: mailer.clone(),
+        mail_from: mail_from.clone(),
     };
-    let calendars = tokio::spawn(
-        Arc::new(calendar::poller::Poller {
-            store: store.clone(),
-            sealer,
-            http: reqwest::Client::new(),
-            every: config.calendar_poll,
-            horizon: config.calendar_horizon,
-        })
-        .run(stopped(stop_rx.clone())),
+    let (gave_up_tx, mut gave_up) = mpsc::unbounded_channel();
+    // Every supervised task gets what it needs to start again.
+    let supervised = |task, start: StartTask| {
+        supervise::spawn(task, Arc::clone(&metrics), gave_up_tx.clone(), start)
+    };
+    let poller = Arc::new(calendar::poller::Poller {
+        store: store.clone(),
+        sealer,
+        http: egress
+            .client(calendar::poller::FETCH_TIMEOUT)
+            .context("cannot make the calendar client")?,
+        egress,
+        every: config.calendar_poll,
+        horizon: config.calendar_horizon,
+    });
+    let rx = stop_rx.clone();
+    let calendars = supervised(
+        Task::Calendar,
+        Box::new(move || Box::pin(Arc::clone(&poller).run(stopped(rx.clone()))) as Restart),
     );
-    let fleet_controller =
-        tokio::spawn(Arc::clone(&fleet).run(config.dispatch_lead, stopped(stop_rx.clone())));
+    let (rx, controller, lead) = (stop_rx.clone(), Arc::clone(&fleet), config.dispatch_lead);
+    let fleet_controller = supervised(
+        Task::Fleet,
+        Box::new(move || {
+            Box::pin(Arc::clone(&controller).run(lead, stopped(rx.clone()))) as Restart
+        }),
+    );
 
-    let mailer = match &config.smtp_url {
-        Some(url) => Mailer::smtp(url.expose())?,
-        None => Mailer::outbox(config.data_dir.join("outbox"))?,
-    };
     let summarizer = match &config.llm {
         Some(llm) => Summarizer::Llm(Box::new(LlmSummarizer::new(llm.clone()))),
         None => Summarizer::Builtin,
@@ -159,10 +189,7 @@ pub async fn run(
         store: store.clone(),
         summarizer,
         mailer,
-        from: config
-            .mail_from
-            .parse()
-            .context("the mail sender is not an address")?,
+        from: mail_from,
         public_url: Arc::clone(&public_url),
         recordings: config.connector.record_to.clone(),
         lease: config.job_lease,
@@ -170,17 +197,25 @@ pub async fn run(
     });
     let workers: Vec<_> = (0..JOB_WORKERS)
         .map(|_| {
-            tokio::spawn(jobs::run(
-                Arc::clone(&jobs_context),
-                stopped(stop_rx.clone()),
-            ))
+            let (rx, context) = (stop_rx.clone(), Arc::clone(&jobs_context));
+            supervised(
+                Task::Jobs,
+                Box::new(move || {
+                    Box::pin(jobs::run(Arc::clone(&context), stopped(rx.clone()))) as Restart
+                }),
+            )
         })
         .collect();
-
-    let housekeeping = tokio::spawn(purge_expired_sessions(
-        store.clone(),
-        stopped(stop_rx.clone()),
-    ));
+    let (rx, sessions) = (stop_rx.clone(), store.clone());
+    let housekeeping = supervised(
+        Task::Housekeeping,
+        Box::new(move || {
+            Box::pin(purge_expired_sessions(
+                sessions.clone(),
+                stopped(rx.clone()),
+            )) as Restart
+        }),
+    );
 
     tracing::info!(%addr, mode = config.mode(), "parley serving");
     let app =
@@ -191,7 +226,10 @@ pub async fn run(
     });
     let server = tokio::spawn(async move { server.await });
 
-    shutdown.await;
+    let failed = tokio::select! {
+        () = shutdown => None,
+        Some(task) = gave_up.recv() => Some(task),
+    };
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = housekeeping.await;
@@ -214,8 +252,18 @@ pub async fn run(
         Err(_) => tracing::warn!("ingest did not drain within 10 s"),
     }
     store.close().await;
-    Ok(())
+    match failed {
+        None => Ok(()),
+        Some(task) => anyhow::bail!(
+            "the {} task kept failing (see the log above); stopped so this server can be restarted",
+            task.name()
+        ),
+    }
 }
+
+/// A supervised task's start: boxed, so the tasks of different types share one spawner.
+type Restart = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+type StartTask = Box<dyn FnMut() -> Restart + Send>;
 
 /// Summary and email jobs run this many at a time per replica, so a slow LLM call does not hold
 /// up the emails of other meetings.

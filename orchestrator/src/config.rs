@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Whether bots post the live captions link to the meeting chat (where there is one).
     pub chat_link: bool,
+    /// How long after its meeting ends a captions link keeps working.
+    pub share_link_ttl: Duration,
     /// SMTP server for summary emails; `None` writes them to `data_dir/outbox`.
     pub smtp_url: Option<Secret>,
     /// The summary emails' sender.
@@ -68,6 +70,11 @@ pub struct ServerConfig {
     pub calendar_poll: Duration,
     /// How far ahead calendar events become meetings.
     pub calendar_horizon: Duration,
+    /// Internal networks user-supplied addresses (calendar feeds) may reach; everything
+    /// public is reachable, everything else refused.
+    pub egress_allow: Vec<ipnet::IpNet>,
+    /// Proxies (ingress, load balancer) whose `X-Forwarded-For`/`Forwarded` name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Bots are dispatched this long before a meeting's start time.
     pub dispatch_lead: Duration,
     /// Zoom's webhook secret token (the Zoom app's "Secret Token"); `None` turns the webhook off.
@@ -127,7 +134,8 @@ impl ServerConfig {
             login_limits: Limits::default(),
             dispatch_lead: Duration::from_secs(60),
             public_url: None,
-            chat_link: true,
+            chat_link: false,
+            share_link_ttl: Duration::from_secs(30 * 24 * 3600),
             smtp_url: None,
             mail_from: "Parley <parley@localhost>".to_owned(),
             llm: None,
@@ -135,6 +143,8 @@ impl ServerConfig {
             secret_key: None,
             calendar_poll: Duration::from_secs(60),
             calendar_horizon: Duration::from_secs(14 * 24 * 3600),
+            egress_allow: Vec::new(),
+            trusted_proxies: Vec::new(),
             zoom_webhook_secret: None,
             fleet: FleetConfig::default(),
             asr,

@@ -18,3 +18,4 @@ pub mod mail;
 pub mod metrics;
 pub mod store;
 pub mod summary;
+pub mod supervise;

@@ -147,6 +147,8 @@ pub struct Metrics {
     fleet_capacity: AtomicU64,
     asr_backlog_ms: AtomicU64,
     asr_degraded: AsrDegraded,
+    /// Restarts of supervised background tasks, by [`Task`](crate::supervise::Task).
+    task_restarts: [AtomicU64; 4],
     ingest_lag: Histogram,
     caption_latency: Histogram,
     join_latency: Histogram,
@@ -200,6 +202,12 @@ impl Metrics {
         self.fleet_capacity.store(capacity, Relaxed);
         self.asr_backlog_ms.store(backlog, Relaxed);
         self.asr_degraded.update(bots);
+    }
+
+    pub fn task_restarted(&self, task: crate::supervise::Task) {
+        if let Some(i) = crate::supervise::Task::ALL.iter().position(|t| *t == task) {
+            self.task_restarts[i].fetch_add(1, Relaxed);
+        }
     }
 
     pub fn set_fleet_size(&self, desired: u64, settings: crate::store::FleetSettings) {
@@ -304,6 +312,14 @@ impl Metrics {
             ),
         ] {
             counter(name, help, "", v);
+        }
+        for (i, task) in crate::supervise::Task::ALL.iter().enumerate() {
+            counter(
+                "parley_task_restarts_total",
+                "Background tasks (calendar polling, jobs, the fleet controller, housekeeping) restarted after they failed.",
+                &format!("{{task=\"{}\"}}", task.name()),
+                &self.task_restarts[i],
+            );
         }
         for (i, step) in Step::ALL.iter().enumerate() {
             counter(

@@ -177,6 +177,9 @@ async fn inside_the_namespace() {
     config.connector.record_to = Some(recordings.display().to_string());
     config.dispatch_lead = LEAD;
     config.calendar_poll = Duration::from_millis(500);
+    // The calendar server listens on the namespace's loopback: an internal address the egress
+    // guard refuses unless the operator allows it, as here.
+    config.egress_allow = vec!["127.0.0.0/8".parse().expect("loopback network")];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -130,8 +130,26 @@ async fn captions_page_follows_a_replayed_meeting() {
     }
     let browser = cdp::Browser::launch().await.expect("chromium starts");
     let post = reqwest::Method::POST;
-    api(&http, post.clone(), format!("{base}/register/user"), None,
-        json!({"email": "admin@example.com", "name": "Admin", "password": "a long enough password"})).await;
+    // Replay meetings need an admin, and admins are made by the operator, not by signing up.
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "admin@example.com",
+            "--admin",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("PARLEY_NEW_PASSWORD", "a long enough password")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("run parley admin create-user");
+    assert!(
+        made.status.success(),
+        "parley admin create-user: {}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let login = api(
         &http,
         post.clone(),

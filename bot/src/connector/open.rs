@@ -93,6 +93,10 @@ pub struct ConnectorArgs {
         default_value = ""
     )]
     pub livekit_api_secret: String,
+    /// Host names (or addresses) of the deployment's LiveKit servers, comma-separated: the bot
+    /// mints join tokens only for these, so a link cannot send one elsewhere.
+    #[arg(long, env = "PARLEY_LIVEKIT_SERVERS", value_delimiter = ',')]
+    pub livekit_servers: Vec<String>,
     /// STUN servers for platforms reached over the internet (Meet), comma-separated; empty for
     /// none.
     #[arg(
@@ -211,6 +215,7 @@ impl AnyConnector {
             let config = LiveKitConfig {
                 api_key: args.livekit_api_key.clone(),
                 api_secret: args.livekit_api_secret.clone(),
+                servers: args.livekit_servers.clone(),
                 identity: format!("parley-{meeting}"),
                 name: "Parley notes".to_owned(),
                 udp_bind: args.ice_bind.clone(),

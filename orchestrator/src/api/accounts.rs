@@ -4,18 +4,20 @@
 //! address answers like a success (with an id that logs nobody in), and every failed login says
 //! the same thing after the same amount of work.
 
+use super::client_addr::ClientAddr;
 use super::error::ApiJson;
 use super::session::RawToken;
 use super::{ApiError, AppState, AuthUser};
-use crate::auth::{BearerToken, password};
+use crate::auth::BearerToken;
+use crate::auth::password::{self, SlotError};
 use crate::clock::now_ms;
+use crate::store::Role;
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use parley_shared::EmailAddress;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use time::OffsetDateTime;
@@ -43,29 +45,45 @@ pub fn check_name(name: &str, what: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
-async fn hash_password(password: String) -> Result<String, ApiError> {
-    tokio::task::spawn_blocking(move || password::hash(&password))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+impl From<SlotError> for ApiError {
+    fn from(e: SlotError) -> Self {
+        match e {
+            SlotError::Busy => Self::Unavailable(e.to_string()),
+            SlotError::Failed(_) => Self::Internal(e.into()),
+        }
+    }
+}
+
+pub(super) async fn hash_password(state: &AppState, password: String) -> Result<String, ApiError> {
+    state
+        .hashing
+        .run(move || password::hash(&password))
+        .await?
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(body): ApiJson<Register>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if let Some(wait) = state.limiter.check_signup(client, Instant::now()) {
+        return Err(ApiError::TooManyRequests(wait));
+    }
     let email =
         EmailAddress::parse(&body.email).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let name = check_name(&body.name, "name")?;
     password::check_policy(&body.password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let hash = hash_password(body.password).await?;
+    state.limiter.record_signup(client, Instant::now());
+    let hash = hash_password(&state, body.password).await?;
     let user_id = match state
         .store
-        .create_user(&email, &name, &hash, now_ms())
+        .create_user(&email, &name, &hash, Role::User, now_ms())
         .await?
     {
         Some(user) => {
             tracing::info!(user_id = %user.user_id, role = user.role.as_str(), "account created");
+            super::verification::mail_link(&state, &user).await?;
             user.user_id
         }
         None => {
@@ -93,11 +111,10 @@ pub struct LoginReply {
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(ip): ClientAddr,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Json<LoginReply>, ApiError> {
     let account = body.email.trim().to_lowercase();
-    let ip = peer.ip();
     if let Some(wait) = state.limiter.check(&account, ip, Instant::now()) {
         state.metrics.logins_throttled.fetch_add(1, Relaxed);
         return Err(ApiError::TooManyRequests(wait));
@@ -107,20 +124,24 @@ pub async fn login(
         Err(_) => None,
     };
     let password = body.password;
-    let user = tokio::task::spawn_blocking(move || match credentials {
-        Some((user, hash)) => password::verify(&password, &hash).then_some(user),
-        None => {
-            password::verify_against_dummy(&password);
-            None
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let user = state
+        .hashing
+        .run(move || match credentials {
+            Some((user, hash)) => password::verify(&password, &hash).then_some(user),
+            None => {
+                password::verify_against_dummy(&password);
+                None
+            }
+        })
+        .await?;
     let Some(user) = user else {
         state.limiter.record_failure(&account, ip, Instant::now());
         state.metrics.logins_failed.fetch_add(1, Relaxed);
         return Err(ApiError::Unauthorized);
     };
+    if user.disabled {
+        return Err(ApiError::Forbidden("this account is disabled"));
+    }
     state.limiter.record_success(&account);
     let token = BearerToken::generate().map_err(|e| ApiError::Internal(e.into()))?;
     let now = now_ms();
@@ -154,6 +175,8 @@ pub async fn me(user: AuthUser) -> Json<Value> {
         "email": u.email,
         "name": u.name,
         "role": u.role,
+        "email_verified": u.email_verified,
+        "disabled": u.disabled,
         "created_at": rfc3339(u.created_at_ms),
     }))
 }

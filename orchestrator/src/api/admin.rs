@@ -2,6 +2,7 @@
 
 use super::error::ApiJson;
 use super::{ApiError, AppState, AuthUser};
+use crate::clock::now_ms;
 use crate::store::{FleetSettings, Role};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,6 +14,11 @@ pub async fn users(State(state): State<AppState>, user: AuthUser) -> Result<Json
     user.require_admin()?;
     let users = state.store.users().await?;
     Ok(Json(json!({ "users": users })))
+}
+
+/// The account a path names; a malformed id names none.
+fn user_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no such user"))
 }
 
 #[derive(Deserialize)]
@@ -30,12 +36,43 @@ pub async fn set_role(
     user.require_admin()?;
     let role = Role::parse(&body.role)
         .ok_or_else(|| ApiError::BadRequest("role must be \"user\" or \"admin\"".to_owned()))?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("no such user"))?;
+    let id = user_id(&id)?;
     if !state.store.set_role(id, role).await? {
         return Err(ApiError::NotFound("no such user"));
     }
     tracing::info!(user_id = %id, role = role.as_str(), by = %user.0.user_id, "role changed");
     Ok(Json(json!({ "user_id": id, "role": role })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetDisabled {
+    disabled: bool,
+}
+
+/// Disables an account (its sessions end, it cannot log in) or enables it again.
+pub async fn set_disabled(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SetDisabled>,
+) -> Result<Json<Value>, ApiError> {
+    user.require_admin()?;
+    let id = user_id(&id)?;
+    if id == user.0.user_id && body.disabled {
+        return Err(ApiError::BadRequest(
+            "an admin cannot disable their own account".to_owned(),
+        ));
+    }
+    if !state
+        .store
+        .set_disabled(id, body.disabled, now_ms())
+        .await?
+    {
+        return Err(ApiError::NotFound("no such user"));
+    }
+    tracing::info!(user_id = %id, disabled = body.disabled, by = %user.0.user_id, "account disabled or enabled");
+    Ok(Json(json!({ "user_id": id, "disabled": body.disabled })))
 }
 
 /// The fleet: its settings, the assignment queue, and every bot worker with its state, meeting

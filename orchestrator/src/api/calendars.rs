@@ -48,6 +48,19 @@ pub async fn add(
     ApiJson(body): ApiJson<AddCalendar>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let url = feed_url(&body.url)?;
+    let parsed = url::Url::parse(&url)
+        .map_err(|_| ApiError::BadRequest("url is not a valid address".to_owned()))?;
+    if parsed.password().is_some() || !parsed.username().is_empty() {
+        return Err(ApiError::BadRequest(
+            "put credentials in username and password, not in the url".to_owned(),
+        ));
+    }
+    // Refused now, before anything is stored; every fetch checks again.
+    state
+        .egress
+        .check_reachable(&parsed)
+        .await
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if body.password.is_some() && body.username.is_none() {
         return Err(ApiError::BadRequest(
             "a password needs a username".to_owned(),

@@ -14,6 +14,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use parley_bot::connector::livekit::link::LiveKitUrl;
 use parley_shared::transcript::{Transcript, TranscriptFormat};
 use parley_shared::{EmailAddress, MeetingId, MeetingUrl, Platform};
 use serde::{Deserialize, Serialize};
@@ -111,9 +112,18 @@ pub struct CreateMeeting {
     record: Option<bool>,
 }
 
-fn new_meeting(user: &AuthUser, body: CreateMeeting) -> Result<NewMeeting, ApiError> {
+fn new_meeting(
+    state: &AppState,
+    user: &AuthUser,
+    body: CreateMeeting,
+) -> Result<NewMeeting, ApiError> {
     let title = check_name(&body.title, "title")?;
     let url = MeetingUrl::parse(&body.url).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if url.platform() == Platform::LiveKit {
+        LiveKitUrl::parse(url.as_str())
+            .and_then(|l| l.check_server(&state.livekit_servers))
+            .map_err(ApiError::BadRequest)?;
+    }
     if url.platform() == Platform::Replay && user.0.role != Role::Admin {
         // A replay link makes the server read audio files from its own disk.
         return Err(ApiError::Forbidden(
@@ -150,7 +160,7 @@ pub async fn create(
     user: AuthUser,
     ApiJson(body): ApiJson<CreateMeeting>,
 ) -> Result<(StatusCode, Json<MeetingView>), ApiError> {
-    let new = new_meeting(&user, body)?;
+    let new = new_meeting(&state, &user, body)?;
     let meeting = state.store.create_meeting(new, now_ms()).await?;
     tracing::info!(meeting_id = %meeting.meeting_id, platform = meeting.platform.as_str(), "meeting created");
     state.fleet.wake();
@@ -380,6 +390,7 @@ pub async fn started(
         }
         (None, Some(url)) => {
             let new = new_meeting(
+                &state,
                 &user,
                 CreateMeeting {
                     title: body.title.unwrap_or_else(|| "Meeting".to_owned()),

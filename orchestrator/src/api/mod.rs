@@ -3,11 +3,14 @@
 mod accounts;
 pub mod admin;
 mod calendars;
+pub mod client_addr;
 pub mod error;
 mod meetings;
 mod ops;
+mod passwords;
 pub mod recordings;
 mod session;
+mod verification;
 mod zoom;
 
 pub use error::ApiError;
@@ -43,6 +46,19 @@ pub struct AppState {
     pub public_url: Arc<str>,
     /// Seals calendar passwords at rest.
     pub sealer: Arc<crate::calendar::sealing::Sealer>,
+    /// Checks the addresses users give for the server to fetch.
+    pub egress: parley_bot::egress::EgressGuard,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Bounds concurrent password hashing.
+    pub hashing: Arc<crate::auth::password::HashingSlots>,
+    /// How long after its meeting ends a captions link keeps working.
+    pub share_link_ttl: Duration,
+    /// Hosts of the deployment's LiveKit servers: LiveKit links to others are refused.
+    pub livekit_servers: Arc<[String]>,
+    /// Account mail (address verification), and its sender.
+    pub mailer: crate::mail::Mailer,
+    pub mail_from: lettre::message::Mailbox,
     /// Where the bots' recordings are, to list and serve them.
     pub recordings: Option<parley_bot::recorder::RecordingStore>,
 }
@@ -58,7 +74,13 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/register/user", post(accounts::register))
         .route("/register/login", post(accounts::login))
         .route("/logout", post(accounts::logout))
+        .route("/logout/all", post(passwords::logout_all))
+        .route("/me/password", post(passwords::change))
+        .route("/password/reset", post(passwords::request_reset))
+        .route("/password/reset/confirm", post(passwords::confirm_reset))
         .route("/me", get(accounts::me))
+        .route("/me/verification", post(verification::resend))
+        .route("/verify", get(verification::verify))
         .route("/meetings", post(meetings::create).get(meetings::list))
         .route("/calendars", post(calendars::add).get(calendars::list))
         .route("/calendars/{id}", axum::routing::delete(calendars::remove))
@@ -79,6 +101,7 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/meeting/summary", get(meetings::summary_by_query))
         .route("/admin/users", get(admin::users))
         .route("/admin/users/{id}/role", put(admin::set_role))
+        .route("/admin/users/{id}/disabled", put(admin::set_disabled))
         .route("/admin/fleet", get(admin::fleet).put(admin::set_fleet))
         .route("/webhooks/zoom", post(zoom::webhook))
         .route("/healthz", get(ops::healthz))

@@ -1,8 +1,52 @@
 //! Password hashing with argon2id (the crate's defaults: 19 MiB, 2 passes, OWASP's minimum).
-//! Hashing costs tens of milliseconds of CPU, so callers run it on the blocking pool.
+//! Hashing costs tens of milliseconds of CPU and 19 MiB of memory, so it runs on the blocking
+//! pool through [`HashingSlots`], which bounds how many run at once.
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// How long a request waits for a hashing slot before it is told to come back later.
+const SLOT_WAIT: Duration = Duration::from_secs(2);
+
+/// Bounds concurrent argon2 work: without it, a burst of sign-ups or logins takes 19 MiB each
+/// and every core at once.
+#[derive(Debug)]
+pub struct HashingSlots(Semaphore);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SlotError {
+    #[error("too many sign-ins at once; try again in a moment")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+impl HashingSlots {
+    /// One slot per core: hashing is CPU-bound, more at once only queues inside the CPU.
+    pub fn per_core() -> Self {
+        Self::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+
+    pub fn new(slots: usize) -> Self {
+        Self(Semaphore::new(slots.max(1)))
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free; `Busy` when none frees in time.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, SlotError> {
+        let _slot = tokio::time::timeout(SLOT_WAIT, self.0.acquire())
+            .await
+            .map_err(|_| SlotError::Busy)?
+            .map_err(|_| SlotError::Busy)?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| SlotError::Failed(e.to_string()))
+    }
+}
 
 pub const MIN_LEN: usize = 8;
 /// Bounds the work one request can ask of argon2.

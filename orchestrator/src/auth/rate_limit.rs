@@ -1,5 +1,6 @@
 //! Login throttling per account and per client address: after too many failures in a window,
-//! further attempts are refused until the oldest failure ages out. Sans-IO: callers pass `now`.
+//! further attempts are refused until the oldest failure ages out; and sign-ups per client
+//! address in the same window. Sans-IO: callers pass `now`.
 //!
 //! The counts live in this process; with several replicas an attacker gets each replica's
 //! allowance, which still bounds guessing to a few attempts a minute per account.
@@ -15,6 +16,8 @@ pub struct Limits {
     pub window: Duration,
     pub per_account: usize,
     pub per_address: usize,
+    /// Accounts one client address may create per window.
+    pub signups_per_address: usize,
 }
 
 impl Default for Limits {
@@ -23,6 +26,7 @@ impl Default for Limits {
             window: Duration::from_secs(15 * 60),
             per_account: 5,
             per_address: 30,
+            signups_per_address: 10,
         }
     }
 }
@@ -74,6 +78,7 @@ impl<K: Hash + Eq + Clone> Failures<K> {
 pub struct LoginLimiter {
     limits: Limits,
     state: Mutex<(Failures<String>, Failures<IpAddr>)>,
+    signups: Mutex<Failures<IpAddr>>,
 }
 
 impl LoginLimiter {
@@ -83,6 +88,7 @@ impl LoginLimiter {
                 Failures::new(limits.per_account),
                 Failures::new(limits.per_address),
             )),
+            signups: Mutex::new(Failures::new(limits.signups_per_address)),
             limits,
         }
     }
@@ -104,6 +110,17 @@ impl LoginLimiter {
         addrs.record(addr, now, self.limits.window);
     }
 
+    /// `Some(wait)` when this client address has made its share of accounts for now.
+    pub fn check_signup(&self, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let mut signups = self.signups.lock().unwrap_or_else(|p| p.into_inner());
+        signups.retry_after(&addr, now, self.limits.window)
+    }
+
+    pub fn record_signup(&self, addr: IpAddr, now: Instant) {
+        let mut signups = self.signups.lock().unwrap_or_else(|p| p.into_inner());
+        signups.record(addr, now, self.limits.window);
+    }
+
     /// A successful login clears the account's failures (not the address's: one address may try
     /// many accounts).
     pub fn record_success(&self, account: &str) {
@@ -122,6 +139,7 @@ mod tests {
             window: Duration::from_secs(60),
             per_account: 3,
             per_address: 10,
+            signups_per_address: 10,
         };
         let l = LoginLimiter::new(limits);
         let ip: IpAddr = [10, 0, 0, 1].into();
@@ -146,6 +164,7 @@ mod tests {
             window: Duration::from_secs(60),
             per_account: 3,
             per_address: 4,
+            signups_per_address: 10,
         });
         let ip: IpAddr = [10, 0, 0, 2].into();
         let t = Instant::now();
@@ -162,6 +181,7 @@ mod tests {
             window: Duration::from_secs(60),
             per_account: 2,
             per_address: 100,
+            signups_per_address: 10,
         });
         let ip: IpAddr = [10, 0, 0, 4].into();
         let t = Instant::now();
@@ -169,5 +189,23 @@ mod tests {
         l.record_success("ana@x.org");
         l.record_failure("ana@x.org", ip, t);
         assert_eq!(l.check("ana@x.org", ip, t), None);
+    }
+
+    #[test]
+    fn one_address_makes_a_few_accounts_per_window() {
+        let l = LoginLimiter::new(Limits {
+            window: Duration::from_secs(60),
+            signups_per_address: 2,
+            ..Limits::default()
+        });
+        let (ip, other): (IpAddr, IpAddr) = ([10, 0, 0, 5].into(), [10, 0, 0, 6].into());
+        let t = Instant::now();
+        for _ in 0..2 {
+            assert_eq!(l.check_signup(ip, t), None);
+            l.record_signup(ip, t);
+        }
+        assert_eq!(l.check_signup(ip, t), Some(Duration::from_secs(60)));
+        assert_eq!(l.check_signup(other, t), None);
+        assert_eq!(l.check_signup(ip, t + Duration::from_secs(60)), None);
     }
 }

@@ -29,6 +29,11 @@ impl BearerToken {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;
         }
+        Self::parse(token)
+    }
+
+    /// A token as written (`prl_` and 64 hex digits), as in a link.
+    pub fn parse(token: &str) -> Option<Self> {
         let token = token.trim();
         let body = token.strip_prefix(PREFIX)?;
         (body.len() == 64 && body.bytes().all(|b| b.is_ascii_hexdigit()))

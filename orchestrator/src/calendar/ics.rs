@@ -187,7 +187,7 @@ fn when(prop: &Prop) -> Option<When> {
     let t = NaiveDateTime::parse_from_str(v, "%Y%m%dT%H%M%S").ok()?;
     let at = match prop.params.get("TZID") {
         Some(tzid) => {
-            let tz: chrono_tz::Tz = tzid.trim_start_matches('/').parse().ok()?;
+            let tz = zone(tzid)?;
             // An ambiguous local time (the hour repeated in autumn) takes its first occurrence;
             // one that does not exist (skipped in spring) is an error in the feed.
             tz.from_local_datetime(&t).earliest()?.with_timezone(&Utc)
@@ -195,6 +195,22 @@ fn when(prop: &Prop) -> Option<When> {
         None => Utc.from_utc_datetime(&t),
     };
     Some(When { at, all_day: false })
+}
+
+/// The IANA zone a TZID names: as written, behind a vendor prefix
+/// (`/mozilla.org/20070129_1/America/New_York`), or as a Windows zone name (Outlook, Exchange).
+pub fn zone(tzid: &str) -> Option<chrono_tz::Tz> {
+    let tzid = tzid.trim();
+    if let Some(tz) = super::windows_zones::iana(tzid) {
+        return Some(tz);
+    }
+    let mut rest = tzid.trim_start_matches('/');
+    loop {
+        if let Ok(tz) = rest.parse() {
+            return Some(tz);
+        }
+        rest = rest.split_once('/')?.1;
+    }
 }
 
 /// One occurrence of an event inside the window.
@@ -217,9 +233,12 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// What identifies this instance across polls and across calendars.
+    /// What identifies this instance across polls and across calendars. An event without a
+    /// UID (against RFC 5545) is told apart by its title and start.
     pub fn key(&self) -> String {
-        if self.recurring {
+        if self.uid.is_empty() {
+            format!("-{}|{}", self.title, self.original_start.timestamp_millis())
+        } else if self.recurring {
             format!("{}|{}", self.uid, self.original_start.timestamp_millis())
         } else {
             self.uid.clone()
@@ -234,14 +253,76 @@ fn err(uid: &str, what: impl Into<String>) -> IcsError {
     }
 }
 
+/// What reading one feed may cost: a feed is untrusted input, and a rule such as
+/// `FREQ=SECONDLY` from the year 1900 would otherwise take hours to reach today.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    /// Recurrences computed for the whole feed, inside the window or before it.
+    pub steps: usize,
+    /// Instances in the window for the whole feed (each may become a meeting).
+    pub instances: usize,
+    /// Instances in the window for one event: past this, the event is an error, and the
+    /// feed's other events keep their share.
+    pub instances_per_event: usize,
+    /// Wall time for the whole feed.
+    pub time: std::time::Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            steps: 200_000,
+            instances: 2_000,
+            instances_per_event: 500,
+            time: std::time::Duration::from_secs(2),
+        }
+    }
+}
+
+/// What is left of a [`Budget`] while a feed is read.
+struct Spending {
+    steps: usize,
+    instances: usize,
+    instances_per_event: usize,
+    until: std::time::Instant,
+}
+
+impl Spending {
+    fn new(budget: &Budget) -> Self {
+        Self {
+            steps: budget.steps,
+            instances: budget.instances,
+            instances_per_event: budget.instances_per_event,
+            until: std::time::Instant::now() + budget.time,
+        }
+    }
+
+    /// Takes one step; false once the steps or the time are spent.
+    fn step(&mut self) -> bool {
+        if self.steps == 0 {
+            return false;
+        }
+        self.steps -= 1;
+        // The clock is read every so often, not on every step.
+        if self.steps.is_multiple_of(1024) && std::time::Instant::now() >= self.until {
+            self.steps = 0;
+            return false;
+        }
+        true
+    }
+}
+
 /// The instances starting in `[from, to)`: recurrences expanded, EXDATEs removed, overridden
 /// instances (same UID with RECURRENCE-ID) in place of the ones they replace. Events that do not
-/// parse are reported and skipped, so one bad event does not hide the rest of a calendar.
+/// parse, or that go past the budget, are reported and skipped, so one bad event does not hide
+/// the rest of a calendar.
 pub fn instances(
     events: &[VEvent],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    budget: &Budget,
 ) -> (Vec<Instance>, Vec<IcsError>) {
+    let mut spending = Spending::new(budget);
     let mut masters: Vec<&VEvent> = Vec::new();
     let mut overrides: HashMap<(String, DateTime<Utc>), &VEvent> = HashMap::new();
     let mut errors = Vec::new();
@@ -256,7 +337,7 @@ pub fn instances(
     }
     let mut out = Vec::new();
     for master in masters {
-        match expand(master, &overrides, from, to) {
+        match expand(master, &overrides, from, to, &mut spending) {
             Ok(mut found) => out.append(&mut found),
             Err(e) => errors.push(e),
         }
@@ -286,6 +367,7 @@ fn expand(
     overrides: &HashMap<(String, DateTime<Utc>), &VEvent>,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    spending: &mut Spending,
 ) -> Result<Vec<Instance>, IcsError> {
     let uid = master.uid();
     let start_prop = master
@@ -295,10 +377,14 @@ fn expand(
     let starts: Vec<DateTime<Utc>> = match master.first("RRULE") {
         None => vec![start.at],
         Some(rule) => {
+            // Instances that started up to a day before the window may still be in it.
+            let after = from - chrono::Duration::days(1);
+            let dtstart = rebased_start(start_prop, start, &rule.value, after)
+                .unwrap_or_else(|| start_prop.value.clone());
             let mut set = format!(
                 "DTSTART{}:{}\nRRULE:{}",
                 params_text(start_prop),
-                start_prop.value,
+                dtstart,
                 rule.value
             );
             for ex in master.props.get("EXDATE").into_iter().flatten() {
@@ -306,20 +392,29 @@ fn expand(
                     set.push_str(&format!("\nEXDATE{}:{}", params_text(ex), v));
                 }
             }
-            let parsed: RRuleSet = set
-                .parse()
-                .map_err(|e| err(&uid, format!("recurrence: {e}")))?;
-            // Instances that started up to a day before the window may still be in it.
-            let after = (from - chrono::Duration::days(1)).with_timezone(&rrule::Tz::UTC);
-            let before = to.with_timezone(&rrule::Tz::UTC);
-            parsed
-                .after(after)
-                .before(before)
-                .all(1000)
-                .dates
-                .into_iter()
-                .map(|d| d.with_timezone(&Utc))
-                .collect()
+            // Limited: a rule that never yields (the 31st of February) gives up, not spins.
+            let parsed = set
+                .parse::<RRuleSet>()
+                .map_err(|e| err(&uid, format!("recurrence: {e}")))?
+                .limit();
+            let mut starts = Vec::new();
+            for d in &parsed {
+                if !spending.step() {
+                    return Err(err(&uid, "recurrence: too many occurrences to compute"));
+                }
+                let d = d.with_timezone(&Utc);
+                if d >= to {
+                    break;
+                }
+                if d >= after {
+                    if starts.len() == spending.instances_per_event.min(spending.instances) {
+                        return Err(err(&uid, "recurrence: too many instances in the window"));
+                    }
+                    starts.push(d);
+                }
+            }
+            spending.instances -= starts.len();
+            starts
         }
     };
     let mut out = Vec::new();
@@ -330,7 +425,10 @@ fn expand(
                 let mut i = instance(master, original)?;
                 let shift = original - start.at;
                 i.start = original;
-                i.end += shift;
+                i.end = i
+                    .end
+                    .checked_add_signed(shift)
+                    .ok_or_else(|| err(&uid, "an instance ends past the calendar's range"))?;
                 i
             }
         };
@@ -341,11 +439,70 @@ fn expand(
     Ok(out)
 }
 
+/// A DTSTART moved forward by whole recurrence periods to just before `after`, for rules whose
+/// periods are fixed lengths of local time and that have no COUNT (a COUNT counts from the
+/// real start): the same instances from `after` on, without computing the centuries before.
+/// `None` keeps the written start.
+fn rebased_start(prop: &Prop, start: When, rule: &str, after: DateTime<Utc>) -> Option<String> {
+    let mut unit: Option<i64> = None;
+    let mut interval: i64 = 1;
+    for part in rule.split(';') {
+        let (k, v) = part.split_once('=')?;
+        match k.trim().to_ascii_uppercase().as_str() {
+            "COUNT" => return None,
+            "INTERVAL" => interval = v.trim().parse().ok().filter(|n| *n > 0)?,
+            "FREQ" => {
+                unit = Some(match v.trim().to_ascii_uppercase().as_str() {
+                    "SECONDLY" => 1,
+                    "MINUTELY" => 60,
+                    "HOURLY" => 3_600,
+                    "DAILY" => 86_400,
+                    "WEEKLY" => 604_800,
+                    _ => return None,
+                });
+            }
+            _ => {}
+        }
+    }
+    let period = unit?.checked_mul(interval)?;
+    if start.all_day && period % 86_400 != 0 {
+        return None;
+    }
+    let behind = (after - start.at).num_seconds();
+    // Within a couple of days of periods the rule is cheap to compute as written.
+    if behind <= period.saturating_mul(2).max(2 * 86_400) {
+        return None;
+    }
+    let shift = chrono::Duration::try_seconds((behind / period - 1) * period)?;
+    let v = prop.value.trim();
+    if start.all_day {
+        let d = NaiveDate::parse_from_str(v, "%Y%m%d").ok()?;
+        return Some((d + shift).format("%Y%m%d").to_string());
+    }
+    let (local, z) = match v.strip_suffix('Z') {
+        Some(utc) => (utc, "Z"),
+        None => (v, ""),
+    };
+    // Wall-clock time is shifted, as the rule counts periods in the event's own zone.
+    let t = NaiveDateTime::parse_from_str(local, "%Y%m%dT%H%M%S").ok()?;
+    Some(format!(
+        "{}{z}",
+        t.checked_add_signed(shift)?.format("%Y%m%dT%H%M%S")
+    ))
+}
+
+/// The parameters the recurrence library reads, with the TZID as the IANA name it knows.
 fn params_text(p: &Prop) -> String {
     p.params
         .iter()
-        .filter(|(k, _)| k.as_str() == "TZID" || k.as_str() == "VALUE")
-        .map(|(k, v)| format!(";{k}={v}"))
+        .filter_map(|(k, v)| match k.as_str() {
+            "TZID" => Some(format!(
+                ";TZID={}",
+                zone(v).map_or(v.as_str(), |tz| tz.name())
+            )),
+            "VALUE" => Some(format!(";VALUE={v}")),
+            _ => None,
+        })
         .collect()
 }
 
@@ -357,10 +514,13 @@ fn instance(e: &VEvent, original_start: DateTime<Utc>) -> Result<Instance, IcsEr
         .ok_or_else(|| err(&uid, "no readable DTSTART"))?;
     let end = match (e.first("DTEND").and_then(when), e.text("DURATION")) {
         (Some(end), _) => end.at,
-        (None, Some(d)) => {
-            start.at + duration(&d).ok_or_else(|| err(&uid, "unreadable DURATION"))?
-        }
-        (None, None) if start.all_day => start.at + chrono::Duration::days(1),
+        (None, Some(d)) => duration(&d)
+            .and_then(|d| start.at.checked_add_signed(d))
+            .ok_or_else(|| err(&uid, "unreadable DURATION"))?,
+        (None, None) if start.all_day => start
+            .at
+            .checked_add_signed(chrono::Duration::days(1))
+            .ok_or_else(|| err(&uid, "DTSTART out of range"))?,
         (None, None) => start.at,
     };
     let texts: Vec<String> = [
@@ -417,13 +577,14 @@ fn duration(text: &str) -> Option<chrono::Duration> {
             }
             let n: i64 = num.parse().ok()?;
             num.clear();
-            total += match c {
-                'W' => chrono::Duration::weeks(n),
-                'D' => chrono::Duration::days(n),
-                'H' => chrono::Duration::hours(n),
-                'M' => chrono::Duration::minutes(n),
-                _ => chrono::Duration::seconds(n),
-            };
+            let part = match c {
+                'W' => chrono::Duration::try_weeks(n),
+                'D' => chrono::Duration::try_days(n),
+                'H' => chrono::Duration::try_hours(n),
+                'M' => chrono::Duration::try_minutes(n),
+                _ => chrono::Duration::try_seconds(n),
+            }?;
+            total = total.checked_add(&part)?;
         }
     }
     num.is_empty().then_some(total)
@@ -503,6 +664,7 @@ END:VCALENDAR\r\n";
             &events,
             at("2026-11-30T00:00:00Z"),
             at("2026-12-10T00:00:00Z"),
+            &Budget::default(),
         );
         assert!(errors.is_empty(), "{errors:?}");
         let summary: Vec<(&str, String, bool)> = found
@@ -559,6 +721,7 @@ BEGIN:VEVENT\nUID:good\nDTSTART:20261201T100000Z\nEND:VEVENT\nEND:VCALENDAR\n";
             &parse(feed).expect("parse"),
             at("2026-11-01T00:00:00Z"),
             at("2027-01-01T00:00:00Z"),
+            &Budget::default(),
         );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].uid, "good");
@@ -574,6 +737,7 @@ BEGIN:VEVENT\nUID:good\nDTSTART:20261201T100000Z\nEND:VEVENT\nEND:VCALENDAR\n";
             Some(chrono::Duration::days(9) + chrono::Duration::seconds(3))
         );
         assert_eq!(duration("1H"), None);
+        assert_eq!(duration("P999999999999999999W"), None, "overflows");
         assert_eq!(
             meeting_link(
                 "Teams: <https://teams.microsoft.com/l/meetup-join/19%3ameeting_x/0?context=y>"
@@ -581,5 +745,130 @@ BEGIN:VEVENT\nUID:good\nDTSTART:20261201T100000Z\nEND:VEVENT\nEND:VCALENDAR\n";
             Some("https://teams.microsoft.com/l/meetup-join/19%3ameeting_x/0?context=y".to_owned())
         );
         assert_eq!(meeting_link("no link here, see https://example.com"), None);
+    }
+
+    fn feed(events: &str) -> Vec<VEvent> {
+        parse(&format!("BEGIN:VCALENDAR\r\n{events}END:VCALENDAR\r\n")).expect("calendar")
+    }
+
+    fn event(uid: &str, lines: &str) -> String {
+        format!(
+            "BEGIN:VEVENT\r\nUID:{uid}\r\n{lines}LOCATION:https://meet.google.com/abc-defg-hij\r\nEND:VEVENT\r\n"
+        )
+    }
+
+    #[test]
+    fn a_rule_from_centuries_ago_costs_what_one_from_today_costs() {
+        let events = feed(&format!(
+            "{}{}",
+            event(
+                "ticker",
+                "DTSTART:19000101T000000Z\r\nRRULE:FREQ=SECONDLY;INTERVAL=7\r\n"
+            ),
+            event(
+                "daily",
+                "DTSTART;TZID=Europe/Berlin:19500102T093000\r\nRRULE:FREQ=DAILY;BYDAY=MO,TU,WE,TH,FR\r\n"
+            ),
+        ));
+        let from = at("2026-12-07T00:00:00Z");
+        let started = std::time::Instant::now();
+        let (found, errors) = instances(
+            &events,
+            from,
+            from + chrono::Duration::days(14),
+            &Budget::default(),
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+        // Every seventh second of two weeks is more than a feed may schedule.
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].to_string().contains("ticker"), "{errors:?}");
+        let daily: Vec<_> = found.iter().filter(|i| i.uid == "daily").collect();
+        assert_eq!(daily.len(), 10, "weekdays of two weeks");
+        assert_eq!(
+            daily[0].start,
+            at("2026-12-07T08:30:00Z"),
+            "09:30 Berlin, kept"
+        );
+        assert_eq!(daily[0].original_start, daily[0].start);
+    }
+
+    #[test]
+    fn a_rebased_rule_keeps_its_phase() {
+        // Every third day from a day long ago: the instances fall where counting from that
+        // day puts them, not where counting from the window would.
+        let events = feed(&event(
+            "every3",
+            "DTSTART:20000101T120000Z\r\nRRULE:FREQ=DAILY;INTERVAL=3\r\n",
+        ));
+        let from = at("2026-12-01T00:00:00Z");
+        let (found, errors) = instances(
+            &events,
+            from,
+            from + chrono::Duration::days(9),
+            &Budget::default(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let first = at("2000-01-01T12:00:00Z");
+        for i in &found {
+            assert_eq!((i.start - first).num_days() % 3, 0, "{}", i.start);
+        }
+        assert_eq!(found.len(), 3);
+    }
+
+    #[test]
+    fn values_past_the_calendar_range_are_errors_of_their_event() {
+        let events = feed(&format!(
+            "{}{}",
+            event(
+                "huge",
+                "DTSTART:20261208T100000Z\r\nDURATION:P999999999999999999W\r\n"
+            ),
+            event("far", "DTSTART:20261208T100000Z\r\nDURATION:P99999999W\r\n"),
+        ));
+        let from = at("2026-12-07T00:00:00Z");
+        let (found, errors) = instances(
+            &events,
+            from,
+            from + chrono::Duration::days(14),
+            &Budget::default(),
+        );
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn vendor_prefixed_and_windows_zone_names_resolve() {
+        assert_eq!(
+            zone("/mozilla.org/20070129_1/America/New_York"),
+            Some(chrono_tz::America::New_York)
+        );
+        assert_eq!(
+            zone("/freeassociation.sourceforge.net/Tzfile/Europe/Paris"),
+            Some(chrono_tz::Europe::Paris)
+        );
+        assert_eq!(
+            zone("W. Europe Standard Time"),
+            Some(chrono_tz::Europe::Berlin)
+        );
+        assert_eq!(zone("Mars/Olympus_Mons"), None);
+        let events = feed(&event(
+            "outlook",
+            "DTSTART;TZID=W. Europe Standard Time:20261208T100000\r\n\
+RRULE:FREQ=WEEKLY;COUNT=2\r\n",
+        ));
+        let from = at("2026-12-07T00:00:00Z");
+        let (found, errors) = instances(
+            &events,
+            from,
+            from + chrono::Duration::days(14),
+            &Budget::default(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].start, at("2026-12-08T09:00:00Z"));
     }
 }

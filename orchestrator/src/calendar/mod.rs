@@ -3,3 +3,4 @@
 pub mod ics;
 pub mod poller;
 pub mod sealing;
+mod windows_zones;

@@ -8,6 +8,7 @@ use super::sealing::Sealer;
 use crate::clock::now_ms;
 use crate::store::{Calendar, CalendarMeeting, Store};
 use chrono::{TimeZone, Utc};
+use parley_bot::egress::{EgressError, EgressGuard, ReadError, read_capped};
 use parley_shared::{EmailAddress, MeetingUrl};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use std::time::Duration;
 pub struct Poller {
     pub store: Store,
     pub sealer: Arc<Sealer>,
+    /// Made by `egress` ([`EgressGuard::client`]): it resolves through the guard.
     pub http: reqwest::Client,
+    pub egress: EgressGuard,
     /// How often a calendar is read when all is well.
     pub every: Duration,
     /// How far ahead events are scheduled.
@@ -27,6 +30,8 @@ pub struct Poller {
 const LEASE_MS: u64 = 60_000;
 /// Feeds larger than this are refused (a calendar is a few hundred kilobytes at most).
 const MAX_FEED: usize = 10 * 1024 * 1024;
+/// A whole fetch, redirects included.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What a poll did, for logs and tests.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -58,9 +63,19 @@ impl Poller {
         }
     }
 
-    async fn poll(&self, calendar: &Calendar) {
+    async fn poll(self: &Arc<Self>, calendar: &Calendar) {
         let id = calendar.calendar_id;
-        let outcome = self.fetch_and_sync(calendar).await;
+        // In a task of its own: a panic on one calendar's data is that calendar's error, not
+        // the end of every calendar's syncing.
+        let this = Arc::clone(self);
+        let owned = calendar.clone();
+        let outcome = match tokio::spawn(async move { this.fetch_and_sync(&owned).await }).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(calendar_id = %id, error = %e, "reading a calendar failed unexpectedly");
+                Err(FetchError::Internal)
+            }
+        };
         let now = now_ms();
         let result = match &outcome {
             Ok((etag, modified, synced)) => {
@@ -78,9 +93,9 @@ impl Poller {
             Err(e) => {
                 // 30 s doubling to an hour: a broken feed is not hammered.
                 let wait = (30_000u64 << calendar.failures.min(7)).min(3_600_000);
-                tracing::warn!(calendar_id = %id, error = format!("{e:#}"), retry_in_s = wait / 1000, "cannot read a calendar");
+                tracing::warn!(calendar_id = %id, error = %e.detail(), retry_in_s = wait / 1000, "cannot read a calendar");
                 self.store
-                    .calendar_polled(id, Err(&format!("{e:#}")), now + wait)
+                    .calendar_polled(id, Err(&e.to_string()), now + wait)
                     .await
             }
         };
@@ -93,14 +108,13 @@ impl Poller {
     async fn fetch_and_sync(
         &self,
         calendar: &Calendar,
-    ) -> anyhow::Result<(Option<String>, Option<String>, Synced)> {
-        let mut req = self
-            .http
-            .get(&calendar.url)
-            .timeout(Duration::from_secs(30));
+    ) -> Result<(Option<String>, Option<String>, Synced), FetchError> {
+        let url = url::Url::parse(&calendar.url).map_err(|_| FetchError::BadUrl)?;
+        self.egress.check_url(&url).map_err(FetchError::Egress)?;
+        let mut req = self.http.get(url);
         if let Some(user) = &calendar.username {
             let password = match &calendar.password_sealed {
-                Some(sealed) => Some(self.sealer.open(sealed)?),
+                Some(sealed) => Some(self.sealer.open(sealed).map_err(FetchError::Other)?),
                 None => None,
             };
             req = req.basic_auth(user, password);
@@ -111,11 +125,14 @@ impl Poller {
         if let Some(modified) = &calendar.last_modified {
             req = req.header(reqwest::header::IF_MODIFIED_SINCE, modified);
         }
-        let response = req.send().await?;
-        if response.status() == reqwest::StatusCode::NOT_MODIFIED {
+        let response = req.send().await.map_err(FetchError::from_http)?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_MODIFIED {
             return Ok((None, None, Synced::default()));
         }
-        let response = response.error_for_status()?;
+        if !status.is_success() {
+            return Err(FetchError::Status(status));
+        }
         let header = |name| {
             response
                 .headers()
@@ -127,25 +144,41 @@ impl Poller {
             header(reqwest::header::ETAG),
             header(reqwest::header::LAST_MODIFIED),
         );
-        let body = response.bytes().await?;
-        anyhow::ensure!(
-            body.len() <= MAX_FEED,
-            "the calendar is larger than {MAX_FEED} bytes"
-        );
-        let text = String::from_utf8_lossy(&body);
-        let synced = self.sync(calendar, &text, now_ms()).await?;
+        let body = read_capped(response, MAX_FEED).await.map_err(|e| match e {
+            ReadError::Egress(e) => FetchError::Egress(e),
+            ReadError::Http(e) => FetchError::from_http(e),
+        })?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let synced = self
+            .sync(calendar, text, now_ms())
+            .await
+            .map_err(FetchError::Other)?;
         Ok((etag, modified, synced))
     }
 
     /// Makes the calendar's instances in `[now, now + horizon)` into meetings.
-    pub async fn sync(&self, calendar: &Calendar, text: &str, now: u64) -> anyhow::Result<Synced> {
-        let events = ics::parse(text)?;
+    pub async fn sync(
+        &self,
+        calendar: &Calendar,
+        text: String,
+        now: u64,
+    ) -> anyhow::Result<Synced> {
         let from = Utc
             .timestamp_millis_opt(now as i64)
             .single()
             .unwrap_or_else(Utc::now);
         let to = from + chrono::Duration::from_std(self.horizon)?;
-        let (instances, errors) = ics::instances(&events, from, to);
+        // Parsing and expanding a feed is CPU work on untrusted data: off the async runtime,
+        // within a budget (see `ics::Budget`).
+        let (instances, errors) = tokio::task::spawn_blocking(move || {
+            let events = ics::parse(&text)?;
+            Ok::<_, ics::IcsError>(ics::instances(&events, from, to, &ics::Budget::default()))
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(calendar_id = %calendar.calendar_id, error = %e, "calendar processing failed unexpectedly");
+            anyhow::anyhow!("internal error; the server log has details")
+        })??;
         for e in &errors {
             tracing::warn!(calendar_id = %calendar.calendar_id, error = %e, "calendar event skipped");
         }
@@ -159,7 +192,7 @@ impl Poller {
             };
             let start_ms = u64::try_from(i.start.timestamp_millis()).unwrap_or(0);
             let meeting = CalendarMeeting {
-                key: key.clone(),
+                key,
                 owner_id: calendar.user_id,
                 title: i.title.chars().take(200).collect(),
                 url,
@@ -170,7 +203,9 @@ impl Poller {
                     .filter_map(|p| EmailAddress::parse(p).ok())
                     .collect(),
             };
-            self.store.sync_calendar_meeting(&meeting, now).await?;
+            // The key the meeting is kept under: the instance's, or scoped to this calendar's
+            // owner when someone else's meeting has it (see `sync_calendar_meeting`).
+            let (_, key) = self.store.sync_calendar_meeting(&meeting, now).await?;
             if !self
                 .store
                 .set_calendar_instance(calendar.calendar_id, &key, start_ms)
@@ -197,5 +232,70 @@ impl Poller {
             }
         }
         Ok(synced)
+    }
+}
+
+/// Why a calendar could not be read: what its owner is shown (a fixed, human message that
+/// tells nothing about what answered inside a network) and, for the log, the details.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("the calendar address is not valid")]
+    BadUrl,
+    #[error("{0}")]
+    Egress(EgressError),
+    #[error("the calendar server did not answer in time")]
+    Timeout,
+    #[error("cannot connect to the calendar server")]
+    Connect(reqwest::Error),
+    #[error(
+        "the calendar server redirected too often or to an address this server does not fetch from"
+    )]
+    Redirect(reqwest::Error),
+    #[error("the calendar server answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("the calendar could not be read")]
+    Http(reqwest::Error),
+    #[error("the calendar could not be read: {0:#}")]
+    Other(anyhow::Error),
+    #[error("the calendar could not be read (internal error; the server log has details)")]
+    Internal,
+}
+
+impl FetchError {
+    fn from_http(e: reqwest::Error) -> Self {
+        // User URLs may carry secrets: the error is kept without it.
+        let e = e.without_url();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            if let Some(refused) = s.downcast_ref::<EgressError>() {
+                return Self::Egress(refused.clone());
+            }
+            source = s.source();
+        }
+        if e.is_timeout() {
+            Self::Timeout
+        } else if e.is_redirect() {
+            Self::Redirect(e)
+        } else if e.is_connect() {
+            Self::Connect(e)
+        } else {
+            Self::Http(e)
+        }
+    }
+
+    /// For the log: the underlying error too.
+    fn detail(&self) -> String {
+        match self {
+            Self::Connect(e) | Self::Redirect(e) | Self::Http(e) => {
+                let mut text = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    text.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                text
+            }
+            other => other.to_string(),
+        }
     }
 }

@@ -4,7 +4,7 @@
 use crate::clock::now_ms;
 use crate::config::{Secret, ServerConfig};
 use crate::dev_servers::{PrivatePostgres, PrivateRedis};
-use crate::store::{Meeting, NewMeeting, Store, User};
+use crate::store::{Meeting, NewMeeting, Role, Store, User};
 use anyhow::Context;
 use parley_bot::asr::settings::AsrArgs;
 use parley_shared::{
@@ -65,7 +65,7 @@ impl BenchServers {
             .context("cannot open the database")?;
         let email = EmailAddress::parse(&format!("bench-{}@parley.invalid", now_ms()))?;
         let owner = store
-            .create_user(&email, "Bench", "-", 0)
+            .create_user(&email, "Bench", "-", Role::User, 0)
             .await?
             .context("bench account exists")?;
         Ok((store, owner))

@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch to each subcommand.
 
+mod admin;
 mod bench_asr;
 mod bench_captions;
 mod bench_fleet;
@@ -36,6 +37,9 @@ enum Command {
     /// Start the embedded server, replay the bundled sample meeting through a bot, print the
     /// transcript as it is stored.
     Demo(demo::DemoArgs),
+    /// Operator tasks on the server's database: the first admin account.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Install or list Whisper models (ggml files in the model cache).
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -74,6 +78,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Admin(cmd) => admin::run(cmd).await,
         Command::Models(cmd) => models::run(cmd).await,
         Command::Transcribe(args) => transcribe::run(args).await,
         Command::Bench(BenchCommand::Asr(args)) => bench_asr::run(args).await,

@@ -28,8 +28,12 @@ pub struct ServeArgs {
     #[arg(long, env = "PARLEY_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Whether bots post the live captions link to the meeting chat, on platforms with a chat.
-    #[arg(long, env = "PARLEY_CHAT_LINK", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Off by default: anyone in the chat (guests too) gets the link.
+    #[arg(long, env = "PARLEY_CHAT_LINK", default_value_t = false, action = clap::ArgAction::Set)]
     pub chat_link: bool,
+    /// Days after its meeting ends that a captions link keeps working.
+    #[arg(long, env = "PARLEY_SHARE_LINK_DAYS", default_value_t = 30)]
+    pub share_link_days: u64,
     /// SMTP server for summary emails: smtp://host:25, smtp://user:pass@host:587?tls=required
     /// (STARTTLS) or smtps://user:pass@host:465 (TLS). Unset: emails are written as .eml files to
     /// DATA_DIR/outbox.
@@ -68,6 +72,17 @@ pub struct ServeArgs {
     /// Seconds between two reads of a calendar.
     #[arg(long, env = "PARLEY_CALENDAR_POLL_SECS", default_value_t = 60)]
     pub calendar_poll_secs: u64,
+    /// Internal networks that calendar feeds and CalDAV servers users add may be on, as
+    /// comma-separated networks or addresses (`10.20.0.0/16,192.168.5.7`). Loopback, private,
+    /// link-local and cluster ranges are refused otherwise, so users cannot make the server
+    /// fetch from inside your network.
+    #[arg(long, env = "PARLEY_EGRESS_ALLOW", default_value = "")]
+    pub egress_allow: String,
+    /// The proxies in front of this server (ingress, load balancer), as comma-separated
+    /// networks or addresses: their `X-Forwarded-For`/`Forwarded` headers name the client that
+    /// sign-up and login limits count. Unset, the connection's own address is the client.
+    #[arg(long, env = "PARLEY_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// Postgres URL (postgres://user:pass@host/db); unset means SQLite in the data dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -90,6 +105,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PARLEY_BODY_LIMIT_KIB", default_value_t = 64)]
     pub body_limit_kib: usize,
     /// Failed logins per account within 15 minutes before it is throttled.
+    /// Accounts one client address may create per 15 minutes.
+    #[arg(long, env = "PARLEY_SIGNUPS_PER_ADDRESS", default_value_t = 10)]
+    pub signups_per_address: usize,
     #[arg(long, env = "PARLEY_LOGIN_ATTEMPTS", default_value_t = 5)]
     pub login_attempts: usize,
     /// Seconds before a meeting's start time that its bot is sent.
@@ -166,6 +184,7 @@ impl ServeArgs {
         config.body_limit = self.body_limit_kib.max(1) * 1024;
         config.login_limits = Limits {
             per_account: self.login_attempts.max(1),
+            signups_per_address: self.signups_per_address.max(1),
             ..Limits::default()
         };
         config.dispatch_lead = Duration::from_secs(self.dispatch_lead_secs);
@@ -196,6 +215,7 @@ impl ServeArgs {
             bot_deployment: self.bot_deployment.clone(),
         };
         config.chat_link = self.chat_link;
+        config.share_link_ttl = Duration::from_secs(self.share_link_days.max(1) * 24 * 3600);
         config.smtp_url = nonempty(&self.smtp_url);
         config.mail_from = self.mail_from.clone();
         if self.mail_from.parse::<lettre::message::Mailbox>().is_err() {
@@ -218,6 +238,10 @@ impl ServeArgs {
         config.secret_key = nonempty(&self.secret_key);
         config.zoom_webhook_secret = nonempty(&self.zoom_webhook_secret);
         config.calendar_poll = Duration::from_secs(self.calendar_poll_secs.max(1));
+        config.egress_allow = parley_bot::egress::parse_allow_list(&self.egress_allow)
+            .map_err(|e| anyhow::anyhow!("--egress-allow: {e}"))?;
+        config.trusted_proxies = parley_bot::egress::parse_allow_list(&self.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
         if let Some(url) = self.public_url.as_deref().filter(|u| !u.is_empty()) {
             let host = url
                 .strip_prefix("https://")

@@ -1,10 +1,12 @@
 //! `GET /live/{token}` (the captions page), `GET /live/{token}/ws` (its socket) and the page's
-//! assets. An unknown or revoked token is 404 for both.
+//! assets. An unknown, revoked or expired token (`PARLEY_SHARE_LINK_DAYS` after the meeting
+//! ended) is 404 for all of them.
 
 use super::cursor::Cursor;
 use super::viewer;
 use crate::api::{ApiError, AppState, recordings};
 use crate::auth::ShareToken;
+use crate::clock::now_ms;
 use crate::store::Meeting;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -51,6 +53,12 @@ async fn open(state: &AppState, raw: &str) -> Result<(ShareToken, Meeting), ApiE
         .meeting_by_share_token(&token)
         .await?
         .ok_or(GONE)?;
+    let expired = meeting
+        .end_time_ms
+        .is_some_and(|end| end + state.share_link_ttl.as_millis() as u64 <= now_ms());
+    if expired {
+        return Err(GONE);
+    }
     Ok((token, meeting))
 }
 

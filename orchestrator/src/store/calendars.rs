@@ -243,75 +243,105 @@ impl Store {
         .transpose()
     }
 
-    /// Creates the instance's meeting, or moves and renames it while it has not started; the
-    /// calendar's owner and the event's attendees can see it.
+    /// Makes the instance's meeting, or moves and renames it while it has not started; its
+    /// owner and the event's attendees (once verified) see it. Returns the meeting and the key
+    /// it is kept under.
+    ///
+    /// An event on several people's calendars is one meeting, but only among the people it
+    /// invites: the first calendar to show it makes the meeting; another calendar whose owner
+    /// that meeting invites joins it and changes nothing of it; any other calendar makes a
+    /// meeting of its own under a key scoped to its owner. So a feed that copies someone's event
+    /// UID neither edits their meeting nor sees it.
     pub async fn sync_calendar_meeting(
         &self,
         m: &CalendarMeeting,
         now_ms: u64,
-    ) -> Result<MeetingId> {
-        let existing = self.meeting_by_calendar_key(&m.key).await?;
-        let id = match existing {
-            Some(id) => {
-                sqlx::query(
-                    "UPDATE meetings SET title = $1, url = $2, platform = $3, start_time = $4 \
-                     WHERE meeting_id = $5 AND status = 'scheduled'",
-                )
-                .bind(&m.title)
-                .bind(m.url.as_str())
-                .bind(m.url.platform().as_str())
-                .bind(to_db_ms(m.start_ms))
-                .bind(id.to_string())
-                .execute(&self.pool)
-                .await?;
-                id
-            }
-            None => {
-                let created = self
-                    .create_meeting(
-                        super::NewMeeting {
-                            owner_id: m.owner_id,
-                            title: m.title.clone(),
-                            url: m.url.clone(),
-                            start_time_ms: Some(m.start_ms),
-                            invitees: m.invitees.clone(),
-                            record: true,
-                        },
-                        now_ms,
-                    )
-                    .await?;
-                let claimed = sqlx::query(
-                    "UPDATE meetings SET calendar_key = $1 WHERE meeting_id = $2 \
-                     AND NOT EXISTS (SELECT 1 FROM meetings o WHERE o.calendar_key = $1)",
-                )
-                .bind(&m.key)
-                .bind(created.meeting_id.to_string())
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                if claimed == 0 {
-                    // Another calendar made it first: keep theirs.
-                    sqlx::query("DELETE FROM meetings WHERE meeting_id = $1")
-                        .bind(created.meeting_id.to_string())
-                        .execute(&self.pool)
-                        .await?;
-                    self.meeting_by_calendar_key(&m.key)
-                        .await?
-                        .ok_or_else(|| corrupt("calendar meeting vanished"))?
-                } else {
-                    created.meeting_id
+    ) -> Result<(MeetingId, String)> {
+        // Twice at most: a calendar that lost the race to make a key's meeting rereads it.
+        for _ in 0..2 {
+            let key = match self.calendar_meeting_owner(&m.key).await? {
+                Some((id, owner)) if owner == m.owner_id => {
+                    self.update_calendar_meeting(id, m, now_ms).await?;
+                    return Ok((id, m.key.clone()));
                 }
+                Some((id, _)) if self.invites_verified(id, m.owner_id).await? => {
+                    self.show_meeting(id, m.owner_id, now_ms).await?;
+                    return Ok((id, m.key.clone()));
+                }
+                Some(_) => format!("{}|{}", m.owner_id, m.key),
+                None => m.key.clone(),
+            };
+            if let Some((id, _)) = self.calendar_meeting_owner(&key).await? {
+                self.update_calendar_meeting(id, m, now_ms).await?;
+                return Ok((id, key));
             }
-        };
-        sqlx::query(
-            "INSERT INTO user_meetings (id, user_id, meeting_id, joined_at) \
-             SELECT $1 || ':' || $2, $2, $1, $3 WHERE NOT EXISTS \
-             (SELECT 1 FROM meetings WHERE meeting_id = $1 AND owner_id = $2) \
-             ON CONFLICT (user_id, meeting_id) DO NOTHING",
+            if let Some(id) = self.create_calendar_meeting(&key, m, now_ms).await? {
+                return Ok((id, key));
+            }
+        }
+        Err(corrupt("a calendar meeting's key keeps changing hands"))
+    }
+
+    /// The meeting kept under a calendar key, and its owner.
+    async fn calendar_meeting_owner(&self, key: &str) -> Result<Option<(MeetingId, Uuid)>> {
+        let row = sqlx::query("SELECT meeting_id, owner_id FROM meetings WHERE calendar_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let id: String = r.try_get("meeting_id")?;
+            let owner: String = r.try_get("owner_id")?;
+            Ok((
+                MeetingId::parse(&id).map_err(|_| corrupt("meeting id"))?,
+                Uuid::parse_str(&owner).map_err(|_| corrupt("owner id"))?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Whether the meeting invites the user's address, and the address is verified.
+    async fn invites_verified(&self, id: MeetingId, user_id: Uuid) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 AS yes FROM meeting_invitees i JOIN users u ON u.email = i.email \
+             WHERE i.meeting_id = $1 AND u.user_id = $2 AND u.email_verified_at IS NOT NULL",
         )
         .bind(id.to_string())
-        .bind(m.owner_id.to_string())
+        .bind(user_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    async fn show_meeting(&self, id: MeetingId, user_id: Uuid, now_ms: u64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_meetings (id, user_id, meeting_id, joined_at) \
+             VALUES ($1 || ':' || $2, $2, $1, $3) ON CONFLICT (user_id, meeting_id) DO NOTHING",
+        )
+        .bind(id.to_string())
+        .bind(user_id.to_string())
         .bind(to_db_ms(now_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The owner's calendar changed the event: the meeting follows while it has not started,
+    /// and newly listed attendees are invited.
+    async fn update_calendar_meeting(
+        &self,
+        id: MeetingId,
+        m: &CalendarMeeting,
+        now_ms: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE meetings SET title = $1, url = $2, platform = $3, start_time = $4 \
+             WHERE meeting_id = $5 AND status = 'scheduled'",
+        )
+        .bind(&m.title)
+        .bind(m.url.as_str())
+        .bind(m.url.platform().as_str())
+        .bind(to_db_ms(m.start_ms))
+        .bind(id.to_string())
         .execute(&self.pool)
         .await?;
         for email in &m.invitees {
@@ -324,18 +354,46 @@ impl Store {
             .execute(&self.pool)
             .await?;
         }
-        Ok(id)
+        super::meetings::link_verified_invitees(&self.pool, id, now_ms).await
     }
 
-    pub async fn meeting_by_calendar_key(&self, key: &str) -> Result<Option<MeetingId>> {
-        let row = sqlx::query("SELECT meeting_id FROM meetings WHERE calendar_key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
+    /// Makes the meeting and claims `key` for it; `None` when another calendar claimed the key
+    /// first (the meeting made here is removed again).
+    async fn create_calendar_meeting(
+        &self,
+        key: &str,
+        m: &CalendarMeeting,
+        now_ms: u64,
+    ) -> Result<Option<MeetingId>> {
+        let created = self
+            .create_meeting(
+                super::NewMeeting {
+                    owner_id: m.owner_id,
+                    title: m.title.clone(),
+                    url: m.url.clone(),
+                    start_time_ms: Some(m.start_ms),
+                    invitees: m.invitees.clone(),
+                    record: true,
+                },
+                now_ms,
+            )
             .await?;
-        row.map(|r| {
-            let id: String = r.try_get("meeting_id")?;
-            MeetingId::parse(&id).map_err(|_| corrupt("meeting id"))
-        })
-        .transpose()
+        let claimed = sqlx::query(
+            "UPDATE meetings SET calendar_key = $1 WHERE meeting_id = $2 \
+             AND NOT EXISTS (SELECT 1 FROM meetings o WHERE o.calendar_key = $1)",
+        )
+        .bind(key)
+        .bind(created.meeting_id.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            sqlx::query("DELETE FROM meetings WHERE meeting_id = $1")
+                .bind(created.meeting_id.to_string())
+                .execute(&self.pool)
+                .await?;
+            return Ok(None);
+        }
+        Ok(Some(created.meeting_id))
     }
 }

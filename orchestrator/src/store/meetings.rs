@@ -124,8 +124,29 @@ fn meeting_from_row(row: &AnyRow) -> Result<Meeting> {
     })
 }
 
+/// Shows a meeting to the invitees whose accounts have verified addresses.
+pub(super) async fn link_verified_invitees<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    id: MeetingId,
+    now_ms: u64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO user_meetings (id, user_id, meeting_id, joined_at) \
+         SELECT $1 || ':' || u.user_id, u.user_id, $1, $2 FROM users u \
+         JOIN meeting_invitees i ON i.email = u.email AND i.meeting_id = $1 \
+         WHERE u.email_verified_at IS NOT NULL \
+         ON CONFLICT (user_id, meeting_id) DO NOTHING",
+    )
+    .bind(id.to_string())
+    .bind(to_db_ms(now_ms))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
 impl Store {
-    /// Stores a meeting, its invitees, and makes it visible to invitees who already have accounts.
+    /// Stores a meeting, its invitees, and makes it visible to invitees who already have
+    /// accounts with verified addresses.
     pub async fn create_meeting(&self, new: NewMeeting, now_ms: u64) -> Result<Meeting> {
         let id = MeetingId::new_random();
         let share_token = ShareToken::generate()?;
@@ -155,16 +176,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
-            "INSERT INTO user_meetings (id, user_id, meeting_id, joined_at) \
-             SELECT $1 || ':' || u.user_id, u.user_id, $1, $2 FROM users u \
-             JOIN meeting_invitees i ON i.email = u.email AND i.meeting_id = $1 \
-             ON CONFLICT (user_id, meeting_id) DO NOTHING",
-        )
-        .bind(id.to_string())
-        .bind(to_db_ms(now_ms))
-        .execute(&mut *tx)
-        .await?;
+        link_verified_invitees(&mut *tx, id, now_ms).await?;
         let row = sqlx::query(concat!(
             "SELECT ",
             meeting_columns!(),

@@ -50,6 +50,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/shared/0006_fleet.sql"),
         sqlite: include_str!("../../../migrations/shared/0006_fleet.sql"),
     },
+    Source {
+        version: 7,
+        description: "account safety",
+        postgres: include_str!("../../../migrations/shared/0007_account_safety.sql"),
+        sqlite: include_str!("../../../migrations/shared/0007_account_safety.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -22,7 +22,7 @@ pub use jobs::{Job, JobKind, JobState};
 pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant, zoom_number};
 pub use summaries::Summary;
 pub use transcripts::{SegmentRow, StoredSegment};
-pub use users::{Role, User};
+pub use users::{Role, TokenPurpose, User};
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};

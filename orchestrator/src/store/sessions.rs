@@ -26,14 +26,16 @@ impl Store {
         Ok(())
     }
 
-    /// The user a live (unexpired) session belongs to.
+    /// The user a live (unexpired) session of an enabled account belongs to.
     pub async fn session_user(&self, token_hash: &str, now_ms: u64) -> Result<Option<Uuid>> {
-        let row =
-            sqlx::query("SELECT user_id FROM sessions WHERE token_hash = $1 AND expires_at > $2")
-                .bind(token_hash)
-                .bind(to_db_ms(now_ms))
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT s.user_id FROM sessions s JOIN users u ON u.user_id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
+        )
+        .bind(token_hash)
+        .bind(to_db_ms(now_ms))
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row
             .map(|r| r.try_get::<String, _>("user_id"))
             .transpose()?
@@ -52,6 +54,16 @@ impl Store {
 }
 
 impl Store {
+    /// Ends every session of the account (log out everywhere); how many there were.
+    pub async fn delete_sessions_of(&self, user_id: Uuid) -> Result<u64> {
+        let n = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n)
+    }
+
     /// Ends a session (logout); returns whether it existed.
     pub async fn delete_session(&self, token_hash: &str) -> Result<bool> {
         let n = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")

@@ -22,7 +22,7 @@ async fn replay_the_sample(app: &TestApp) {
         .join("../testdata/sample")
         .canonicalize()
         .expect("testdata/sample");
-    let admin = app.user("admin@example.com").await;
+    let admin = app.admin("admin@example.com").await;
     let id = app
         .meeting(
             &admin,

@@ -5,11 +5,14 @@
 
 use crate::both_backends;
 use crate::child_servers::Radicale;
-use crate::helpers::{Backend, Options, TestApp, eventually};
+use crate::helpers::{Backend, TestApp, eventually};
 use chrono::{Duration as Span, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
+
+/// Ana's design review invites Ben: his copy of the event joins her meeting.
+const BEN_INVITED: &str = "ATTENDEE:mailto:ben@example.com\r\n";
 
 fn stamp(t: chrono::DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
@@ -53,14 +56,7 @@ both_backends!(calendar_events_become_meetings_and_follow_their_changes);
 
 async fn calendar_events_become_meetings_and_follow_their_changes(backend: Backend) {
     let radicale = Radicale::start();
-    let app = TestApp::spawn_with(
-        backend,
-        Options {
-            calendar_poll: Some(Duration::from_millis(300)),
-            ..Options::default()
-        },
-    )
-    .await;
+    let app = TestApp::polling_calendars(backend).await;
     let ana = app.user("ana@example.com").await;
     let ben = app.user("ben@example.com").await;
     let http = reqwest::Client::new();
@@ -74,7 +70,7 @@ async fn calendar_events_become_meetings_and_follow_their_changes(backend: Backe
             &http,
             &ana_cal,
             "review",
-            event("review@test", "Design review", soon, ""),
+            event("review@test", "Design review", soon, BEN_INVITED),
         )
         .await;
     radicale
@@ -156,7 +152,12 @@ async fn calendar_events_become_meetings_and_follow_their_changes(backend: Backe
             &http,
             &ana_cal,
             "review",
-            event("review@test", "Design review", later, "SEQUENCE:1\r\n"),
+            event(
+                "review@test",
+                "Design review",
+                later,
+                &format!("SEQUENCE:1\r\n{BEN_INVITED}"),
+            ),
         )
         .await;
     eventually(Duration::from_secs(20), "the meeting moved", || async {
@@ -165,7 +166,7 @@ async fn calendar_events_become_meetings_and_follow_their_changes(backend: Backe
     })
     .await;
 
-    // The same event on Ben's calendar: still one meeting, which Ben sees too.
+    // The same event on Ben's calendar: still one meeting (it invites Ben), which Ben sees too.
     radicale
         .put(
             &http,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn only_admins_see_and_size_the_fleet_and_bad_settings_are_refused() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let admin = app.user("admin@example.com").await;
+    let admin = app.admin("admin@example.com").await;
     let user = app.user("user@example.com").await;
     assert_eq!(
         app.get("/admin/fleet", None).await.status(),
@@ -103,7 +103,7 @@ async fn one_worker_serves_two_meetings_at_once_with_one_model() {
         },
     )
     .await;
-    let admin = app.user("admin@example.com").await;
+    let admin = app.admin("admin@example.com").await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/sample")
         .canonicalize()
@@ -222,7 +222,7 @@ async fn a_bot_worker_killed_mid_meeting_is_replaced_and_the_transcript_stays_wh
         },
     )
     .await;
-    let admin = app.user("admin@example.com").await;
+    let admin = app.admin("admin@example.com").await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/meeting-dev")
         .canonicalize()

@@ -1,6 +1,7 @@
 //! Test harness: private servers, a fresh database per test, the app on port 0, an HTTP client.
 
 use parley_bot::asr::settings::AsrArgs;
+use parley_orchestrator::clock::now_ms;
 use parley_orchestrator::config::{FleetConfig, Secret, ServerConfig};
 use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis};
 use parley_orchestrator::store::{NewMeeting, Store};
@@ -176,6 +177,14 @@ pub struct Options {
     pub meet: Option<MeetSettings>,
     /// LiveKit: the deployment's API key and secret.
     pub livekit: Option<(String, String)>,
+    /// Networks user-supplied addresses may reach besides the public internet; default
+    /// loopback, where the tests' own calendar servers listen.
+    pub egress_allow: Option<Vec<ipnet::IpNet>>,
+    /// Sign-up and login limits; default the server's, with sign-ups unlimited (every test
+    /// signs its users up from loopback).
+    pub login_limits: Option<parley_orchestrator::auth::rate_limit::Limits>,
+    /// Proxies whose forwarding headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Google Meet: where the (simulated) Meet API and token endpoint are, and the OAuth client.
@@ -199,6 +208,18 @@ impl TestApp {
             Backend::Postgres,
             Options {
                 redis_stream: Some(unique_stream()),
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
+    /// An app that reads calendars every 300 ms.
+    pub async fn polling_calendars(backend: Backend) -> Self {
+        Self::spawn_with(
+            backend,
+            Options {
+                calendar_poll: Some(Duration::from_millis(300)),
                 ..Options::default()
             },
         )
@@ -232,6 +253,7 @@ impl TestApp {
         if let Some((key, secret)) = options.livekit {
             config.connector.livekit_api_key = key;
             config.connector.livekit_api_secret = secret;
+            config.connector.livekit_servers = vec!["127.0.0.1".to_owned()];
         }
         if let Some(fleet) = options.fleet {
             config.fleet = fleet;
@@ -251,6 +273,19 @@ impl TestApp {
             config.calendar_poll = every;
         }
         config.body_limit = 16 * 1024;
+        // Off by default in the server; on here, so the bot tests see the chat hook run.
+        config.chat_link = true;
+        config.login_limits =
+            options
+                .login_limits
+                .unwrap_or(parley_orchestrator::auth::rate_limit::Limits {
+                    signups_per_address: usize::MAX,
+                    ..Default::default()
+                });
+        config.trusted_proxies = options.trusted_proxies;
+        config.egress_allow = options
+            .egress_allow
+            .unwrap_or_else(|| vec!["127.0.0.0/8".parse().expect("loopback network")]);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
@@ -276,6 +311,26 @@ impl TestApp {
             task: Some(task),
             _dir: dir,
         }
+    }
+
+    /// The newest mail in the outbox to `to` whose subject starts with `subject`, with
+    /// quoted-printable soft breaks and `=` escapes undone.
+    pub fn outbox_mail(&self, to: &str, subject: &str) -> Option<String> {
+        let mut mails: Vec<(std::time::SystemTime, String)> =
+            std::fs::read_dir(self.data_dir().join("outbox"))
+                .ok()?
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let modified = e.metadata().ok()?.modified().ok()?;
+                    Some((modified, std::fs::read_to_string(e.path()).ok()?))
+                })
+                .filter(|(_, m)| {
+                    m.contains(&format!("To: {to}")) && m.contains(&format!("Subject: {subject}"))
+                })
+                .collect();
+        mails.sort_by_key(|(t, _)| *t);
+        let (_, mail) = mails.pop()?;
+        Some(mail.replace("=\r\n", "").replace("=3D", "="))
     }
 
     /// The app's data dir (SQLite file, recordings).
@@ -329,7 +384,35 @@ impl TestApp {
         let r = self.login(email, &password).await;
         assert_eq!(r.status(), StatusCode::OK, "login {email}");
         let body: Value = r.json().await.expect("login json");
+        // As if the mailed link had been followed (`accounts` tests follow it for real).
+        let user_id = body["user_id"].as_str().expect("user id");
+        self.store
+            .set_email_verified(user_id.parse().expect("uuid"), now_ms())
+            .await
+            .expect("verify address");
         body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// An account made an admin by the operator (`parley admin create-user --admin` does the
+    /// same on the database): nobody becomes one by signing up.
+    pub async fn admin(&self, email: &str) -> String {
+        let token = self.user(email).await;
+        let me: Value = self
+            .get("/me", Some(&token))
+            .await
+            .json()
+            .await
+            .expect("me");
+        let user_id = me["user_id"]
+            .as_str()
+            .expect("user id")
+            .parse()
+            .expect("uuid");
+        self.store
+            .set_role(user_id, parley_orchestrator::store::Role::Admin)
+            .await
+            .expect("make admin");
+        token
     }
 
     async fn meeting_json(&self, token: &str, id: &str) -> Option<Value> {
@@ -433,6 +516,7 @@ pub async fn stored_meeting(store: &Store, invitees: &[&str]) -> MeetingId {
             &EmailAddress::parse("owner@example.com").expect("email"),
             "Owner",
             "h",
+            parley_orchestrator::store::Role::User,
             0,
         )
         .await

@@ -121,7 +121,56 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-both_backends!(share_links_are_unguessable_rotatable_and_revocable);
+both_backends!(
+    share_links_are_unguessable_rotatable_and_revocable,
+    a_share_link_expires_after_its_meeting,
+);
+
+async fn a_share_link_expires_after_its_meeting(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.user("owner@example.com").await;
+    let day = 24 * 3600 * 1000;
+    for (ended_days_ago, works) in [(1, true), (31, false)] {
+        let id = app
+            .meeting(
+                &owner,
+                json!({"title": "Retro", "url": "https://zoom.us/j/1"}),
+            )
+            .await;
+        let link = app.live_url(&owner, &id).await.expect("live_url");
+        assert_eq!(
+            app.http.get(&link).send().await.expect("page").status(),
+            StatusCode::OK
+        );
+        let ended = parley_orchestrator::clock::now_ms() - ended_days_ago * day;
+        app.store
+            .set_meeting_status(
+                MeetingId::parse(&id).expect("id"),
+                parley_orchestrator::store::MeetingStatus::Ended,
+                None,
+                ended,
+            )
+            .await
+            .expect("end");
+        let status = app.http.get(&link).send().await.expect("page").status();
+        let expected = if works {
+            StatusCode::OK
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        assert_eq!(status, expected, "ended {ended_days_ago} days ago");
+        let summary = app
+            .http
+            .get(format!("{link}/summary"))
+            .send()
+            .await
+            .expect("summary");
+        if !works {
+            assert_eq!(summary.status(), StatusCode::NOT_FOUND);
+        }
+    }
+    app.stop().await;
+}
 
 async fn share_links_are_unguessable_rotatable_and_revocable(backend: Backend) {
     let app = TestApp::spawn(backend).await;

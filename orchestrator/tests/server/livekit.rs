@@ -521,7 +521,7 @@ async fn a_livekit_room_is_transcribed_per_participant() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let (sim, server) = simulator().await;
     let app = livekit_app(API_SECRET).await;
-    let admin = app.user("admin@example.com").await;
+    let admin = app.admin("admin@example.com").await;
     let id = app
         .meeting(
             &admin,
@@ -567,7 +567,7 @@ async fn a_livekit_bot_refused_by_the_server_fails_with_a_reason_to_act_on() {
         (API_SECRET, "no-such-room", "does not exist"),
     ] {
         let app = livekit_app(secret).await;
-        let admin = app.user("admin@example.com").await;
+        let admin = app.admin("admin@example.com").await;
         let id = app
             .meeting(
                 &admin,
@@ -579,4 +579,28 @@ async fn a_livekit_bot_refused_by_the_server_fails_with_a_reason_to_act_on() {
             .await;
         assert!(reason.contains(expected), "{reason}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_livekit_link_to_another_server_is_refused_at_creation() {
+    // The bot would sign a token for any room with the deployment's secret and hand it to
+    // whatever host the link names.
+    let app = livekit_app(API_SECRET).await;
+    let owner = app.user("owner@example.com").await;
+    let r = app
+        .post(
+            "/meetings",
+            Some(&owner),
+            &json!({"title": "Exfiltrate", "url": "livekit+wss://collector.attacker.test?room=board"}),
+        )
+        .await;
+    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("PARLEY_LIVEKIT_SERVERS")),
+        "{body}"
+    );
+    app.stop().await;
 }

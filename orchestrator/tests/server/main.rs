@@ -6,8 +6,10 @@ mod helpers;
 #[path = "../support/child_servers.rs"]
 mod child_servers;
 
+mod account_attacks;
 mod accounts;
 mod bots;
+mod calendar_attacks;
 mod calendars;
 mod faults;
 mod fleet;

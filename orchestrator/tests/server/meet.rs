@@ -542,7 +542,7 @@ async fn a_meet_call_is_transcribed_per_participant_through_the_media_api() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let (sim, base) = simulator(true).await;
     let app = meet_app(&base, REFRESH_TOKEN).await;
-    let admin = app.user("admin@example.com").await;
+    let admin = app.admin("admin@example.com").await;
     let id = app
         .meeting(
             &admin,
@@ -585,7 +585,7 @@ async fn a_meet_bot_with_a_revoked_token_or_not_admitted_fails_with_a_reason_to_
     ] {
         let (_sim, base) = simulator(admit).await;
         let app = meet_app(&base, refresh).await;
-        let admin = app.user("admin@example.com").await;
+        let admin = app.admin("admin@example.com").await;
         let id = app
             .meeting(&admin, json!({"title": "Meet", "url": format!("https://meet.google.com/{MEETING_CODE}"), "participants": []}))
             .await;

@@ -104,7 +104,7 @@ async fn expired_forged_and_malformed_tokens_are_refused(backend: Backend) {
 
 async fn admin_routes_need_the_admin_role(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let admin = app.user("admin@example.com").await;
+    let admin = app.admin("admin@example.com").await;
     let user = app.user("user@example.com").await;
     assert_eq!(
         app.get("/admin/users", Some(&user)).await.status(),

@@ -2,7 +2,7 @@
 
 use crate::both_backends;
 use crate::helpers::{Backend, fresh_database};
-use parley_orchestrator::store::{NewMeeting, SegmentRow, Store};
+use parley_orchestrator::store::{NewMeeting, Role, SegmentRow, Store};
 use parley_shared::{EmailAddress, MeetingId, MeetingUrl};
 use uuid::Uuid;
 
@@ -19,7 +19,13 @@ async fn open(backend: Backend) -> (Store, tempfile::TempDir) {
 
 async fn user(store: &Store, email: &str) -> Uuid {
     store
-        .create_user(&EmailAddress::parse(email).expect("email"), "N", "hash", 1)
+        .create_user(
+            &EmailAddress::parse(email).expect("email"),
+            "N",
+            "hash",
+            Role::User,
+            1,
+        )
         .await
         .expect("create user")
         .expect("new address")
@@ -116,7 +122,7 @@ async fn metacharacters_are_stored_verbatim(backend: Backend) {
     let nasty = "Robert'); DROP TABLE users; -- \" \\ % _ $1 ? \u{1F600} ünïcödé";
     let email = EmailAddress::parse("o'brien+%_$1@example.com").expect("email");
     let owner = store
-        .create_user(&email, nasty, "h'ash", 1)
+        .create_user(&email, nasty, "h'ash", Role::User, 1)
         .await
         .expect("create")
         .expect("new");
@@ -167,14 +173,27 @@ async fn meetings_are_visible_to_owner_and_invitees_only(backend: Backend) {
     let (store, _dir) = open(backend).await;
     let owner = user(&store, "owner@example.com").await;
     let early = user(&store, "early@example.com").await;
+    store.set_email_verified(early, 2).await.expect("verify");
     let stranger = user(&store, "stranger@example.com").await;
-    let m = meeting(&store, owner, &["early@example.com", "late@example.com"]).await;
+    let unproven = user(&store, "unproven@example.com").await;
+    let m = meeting(
+        &store,
+        owner,
+        &[
+            "early@example.com",
+            "late@example.com",
+            "unproven@example.com",
+        ],
+    )
+    .await;
     let late = user(&store, "late@example.com").await;
+    store.set_email_verified(late, 3).await.expect("verify");
     for (who, sees) in [
         (owner, true),
         (early, true),
         (late, true),
         (stranger, false),
+        (unproven, false),
     ] {
         assert_eq!(
             store.visible_meeting(who, m).await.expect("read").is_some(),
@@ -184,15 +203,15 @@ async fn meetings_are_visible_to_owner_and_invitees_only(backend: Backend) {
         let listed = store.visible_meetings(who, 50, 0).await.expect("list");
         assert_eq!(listed.len(), usize::from(sees));
     }
-    let admins: Vec<_> = store
-        .users()
-        .await
-        .expect("users")
-        .into_iter()
-        .filter(|u| u.role == parley_orchestrator::store::Role::Admin)
-        .collect();
-    assert_eq!(admins.len(), 1, "only the first account is an admin");
-    assert_eq!(admins[0].user_id, owner);
+    assert!(
+        store
+            .users()
+            .await
+            .expect("users")
+            .iter()
+            .all(|u| u.role == Role::User),
+        "nobody becomes an admin by being first"
+    );
 }
 
 #[tokio::test]

@@ -274,7 +274,7 @@ async fn a_zoom_meeting_is_transcribed_per_participant_once_zoom_starts_its_medi
     let _turn = ONE_AT_A_TIME.lock().await;
     let sim = Simulator::start(sample_speakers()).await;
     let app = zoom_app(CLIENT_SECRET).await;
-    let admin = app.user("admin@example.com").await;
+    let admin = app.admin("admin@example.com").await;
     let number = "81234567890";
     let id = app
         .meeting(&admin, json!({"title": "Zoom review", "url": format!("https://us02web.zoom.us/j/{number}?pwd=abc"), "participants": []}))
@@ -339,7 +339,7 @@ async fn a_zoom_meeting_is_transcribed_per_participant_once_zoom_starts_its_medi
 async fn a_zoom_app_with_the_wrong_secret_fails_the_meeting_with_a_reason_to_act_on() {
     let sim = Simulator::start(Vec::new()).await;
     let app = zoom_app("not-the-app-secret").await;
-    let admin = app.user("admin@example.com").await;
+    let admin = app.admin("admin@example.com").await;
     let number = "81234567891";
     let id = app
         .meeting(&admin, json!({"title": "Zoom", "url": format!("https://zoom.us/j/{number}"), "participants": []}))

@@ -10,6 +10,8 @@ use serde_json::json;
 pub struct LiveKitUrl {
     /// `ws://…` or `wss://…`, without a trailing slash.
     pub server: String,
+    /// The server's host name or address, lowercase.
+    pub host: String,
     pub room: String,
 }
 
@@ -35,8 +37,23 @@ impl LiveKitUrl {
         server.set_fragment(None);
         Ok(Self {
             server: server.as_str().trim_end_matches('/').to_owned(),
+            host: url.host_str().unwrap_or_default().to_ascii_lowercase(),
             room,
         })
+    }
+
+    /// Refuses a server the deployment's key is not for: the bot signs a join token with the
+    /// deployment's secret and sends it to the server, so a link to any other host would hand
+    /// that host a token for any room.
+    pub fn check_server(&self, allowed: &[String]) -> Result<(), String> {
+        if allowed.iter().any(|a| a.eq_ignore_ascii_case(&self.host)) {
+            Ok(())
+        } else {
+            Err(format!(
+                "the LiveKit server {} is not one of this deployment's (PARLEY_LIVEKIT_SERVERS)",
+                self.host
+            ))
+        }
     }
 
     /// The signalling endpoint, for a subscriber speaking protocol 16 and subscribing to every
@@ -103,6 +120,16 @@ mod tests {
         );
         let u = LiveKitUrl::parse("livekit+ws://127.0.0.1:7880?room=r1").expect("url");
         assert_eq!(u.server, "ws://127.0.0.1:7880");
+        assert_eq!(u.host, "127.0.0.1");
+        let allowed = ["LK.example.com".to_owned(), "127.0.0.1".to_owned()];
+        assert!(u.check_server(&allowed).is_ok());
+        let elsewhere =
+            LiveKitUrl::parse("livekit+wss://lk.example.com.evil.test?room=r1").expect("url");
+        assert!(elsewhere.check_server(&allowed).is_err());
+        assert!(
+            u.check_server(&[]).is_err(),
+            "no servers configured: none allowed"
+        );
         for bad in [
             "livekit+wss://lk.example.com",
             "livekit+wss://lk.example.com?room=",

@@ -47,6 +47,8 @@ const TOKEN_TTL_SECS: u64 = 6 * 3600;
 pub struct LiveKitConfig {
     pub api_key: String,
     pub api_secret: String,
+    /// Hosts of the deployment's LiveKit servers: the only ones a token is minted for.
+    pub servers: Vec<String>,
     /// The bot's identity in the room (unique per meeting, so a replacement bot takes over).
     pub identity: String,
     pub name: String,
@@ -75,6 +77,9 @@ fn request(message: signal_request::Message) -> Message {
 
 /// Why the server refused the WebSocket, in words: it answers a bad join with a plain HTTP
 /// status before upgrading, and its `/rtc/validate` endpoint repeats the reason.
+/// The most of a LiveKit server's refusal quoted in a meeting's status reason.
+const MAX_REASON_CHARS: usize = 200;
+
 async fn refused(url: &LiveKitUrl, token: &str, error: tungstenite::Error) -> ConnectorError {
     let tungstenite::Error::Http(response) = &error else {
         return ConnectorError::Setup(format!(
@@ -88,16 +93,28 @@ async fn refused(url: &LiveKitUrl, token: &str, error: tungstenite::Error) -> Co
         .as_ref()
         .map(|b| String::from_utf8_lossy(b).trim().to_owned())
         .unwrap_or_default();
+    // The reason ends up in the meeting's owner-visible status: the server's own words, but no
+    // redirect followed and no more than a line of them.
     if body.is_empty()
-        && let Ok(r) = reqwest::Client::new()
+        && let Ok(client) = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(3))
+            .build()
+        && let Ok(r) = client
             .get(url.validate_url())
             .bearer_auth(token)
-            .timeout(Duration::from_secs(3))
             .send()
             .await
+        && r.status().is_client_error()
     {
-        body = r.text().await.unwrap_or_default().trim().to_owned();
+        body = r.text().await.unwrap_or_default();
     }
+    let body: String = body
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_REASON_CHARS)
+        .collect();
     let advice = match status.as_u16() {
         401 => "LiveKit refused the bot's token: check LIVEKIT_API_KEY and LIVEKIT_API_SECRET",
         404 => "the LiveKit room does not exist (has the meeting started?)",
@@ -116,6 +133,7 @@ async fn refused(url: &LiveKitUrl, token: &str, error: tungstenite::Error) -> Co
 pub async fn join(link: &str, config: LiveKitConfig) -> Result<SessionHandle, ConnectorError> {
     let setup = ConnectorError::Setup;
     let url = LiveKitUrl::parse(link).map_err(setup)?;
+    url.check_server(&config.servers).map_err(setup)?;
     if config.api_key.is_empty() || config.api_secret.is_empty() {
         return Err(setup(
             "LiveKit needs the deployment's API key and secret: set LIVEKIT_API_KEY and \
