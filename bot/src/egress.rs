@@ -78,12 +78,13 @@ impl EgressGuard {
     pub async fn check_reachable(&self, url: &url::Url) -> Result<(), EgressError> {
         self.check_url(url)?;
         if let Some(url::Host::Domain(name)) = url.host() {
-            self.resolve(name).await?;
+            self.permitted_addrs(name).await?;
         }
         Ok(())
     }
 
-    async fn resolve(&self, name: &str) -> Result<Vec<SocketAddr>, EgressError> {
+    /// The addresses `name` resolves to that the guard permits; an error when there are none.
+    async fn permitted_addrs(&self, name: &str) -> Result<Vec<SocketAddr>, EgressError> {
         let found: Vec<SocketAddr> = tokio::net::lookup_host((name, 0))
             .await
             .map_err(|_| EgressError::Unresolved(name.to_owned()))?
@@ -127,7 +128,7 @@ impl Resolve for EgressGuard {
     fn resolve(&self, name: Name) -> Resolving {
         let guard = self.clone();
         Box::pin(async move {
-            let addrs = EgressGuard::resolve(&guard, name.as_str()).await?;
+            let addrs = guard.permitted_addrs(name.as_str()).await?;
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }

@@ -747,6 +747,16 @@ BEGIN:VEVENT\nUID:good\nDTSTART:20261201T100000Z\nEND:VEVENT\nEND:VCALENDAR\n";
         assert_eq!(meeting_link("no link here, see https://example.com"), None);
     }
 
+    /// The instances of `days` days from `from`, with the default budget.
+    fn within(events: &[VEvent], from: DateTime<Utc>, days: i64) -> (Vec<Instance>, Vec<IcsError>) {
+        instances(
+            events,
+            from,
+            from + chrono::Duration::days(days),
+            &Budget::default(),
+        )
+    }
+
     fn feed(events: &str) -> Vec<VEvent> {
         parse(&format!("BEGIN:VCALENDAR\r\n{events}END:VCALENDAR\r\n")).expect("calendar")
     }
@@ -772,12 +782,7 @@ BEGIN:VEVENT\nUID:good\nDTSTART:20261201T100000Z\nEND:VEVENT\nEND:VCALENDAR\n";
         ));
         let from = at("2026-12-07T00:00:00Z");
         let started = std::time::Instant::now();
-        let (found, errors) = instances(
-            &events,
-            from,
-            from + chrono::Duration::days(14),
-            &Budget::default(),
-        );
+        let (found, errors) = within(&events, from, 14);
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),
             "took {:?}",
@@ -805,12 +810,7 @@ BEGIN:VEVENT\nUID:good\nDTSTART:20261201T100000Z\nEND:VEVENT\nEND:VCALENDAR\n";
             "DTSTART:20000101T120000Z\r\nRRULE:FREQ=DAILY;INTERVAL=3\r\n",
         ));
         let from = at("2026-12-01T00:00:00Z");
-        let (found, errors) = instances(
-            &events,
-            from,
-            from + chrono::Duration::days(9),
-            &Budget::default(),
-        );
+        let (found, errors) = within(&events, from, 9);
         assert!(errors.is_empty(), "{errors:?}");
         let first = at("2000-01-01T12:00:00Z");
         for i in &found {
@@ -830,12 +830,7 @@ BEGIN:VEVENT\nUID:good\nDTSTART:20261201T100000Z\nEND:VEVENT\nEND:VCALENDAR\n";
             event("far", "DTSTART:20261208T100000Z\r\nDURATION:P99999999W\r\n"),
         ));
         let from = at("2026-12-07T00:00:00Z");
-        let (found, errors) = instances(
-            &events,
-            from,
-            from + chrono::Duration::days(14),
-            &Budget::default(),
-        );
+        let (found, errors) = within(&events, from, 14);
         assert!(found.is_empty(), "{found:?}");
         assert_eq!(errors.len(), 2, "{errors:?}");
     }
@@ -861,12 +856,7 @@ BEGIN:VEVENT\nUID:good\nDTSTART:20261201T100000Z\nEND:VEVENT\nEND:VCALENDAR\n";
 RRULE:FREQ=WEEKLY;COUNT=2\r\n",
         ));
         let from = at("2026-12-07T00:00:00Z");
-        let (found, errors) = instances(
-            &events,
-            from,
-            from + chrono::Duration::days(14),
-            &Budget::default(),
-        );
+        let (found, errors) = within(&events, from, 14);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].start, at("2026-12-08T09:00:00Z"));

@@ -261,16 +261,19 @@ pub enum FetchError {
     Internal,
 }
 
+/// The errors beneath `e`, nearest first.
+fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(e.source(), |s| s.source())
+}
+
 impl FetchError {
     fn from_http(e: reqwest::Error) -> Self {
         // User URLs may carry secrets: the error is kept without it.
         let e = e.without_url();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            if let Some(refused) = s.downcast_ref::<EgressError>() {
-                return Self::Egress(refused.clone());
-            }
-            source = s.source();
+        if let Some(refused) = causes(&e).find_map(|s| s.downcast_ref::<EgressError>()) {
+            return Self::Egress(refused.clone());
         }
         if e.is_timeout() {
             Self::Timeout
@@ -287,13 +290,7 @@ impl FetchError {
     fn detail(&self) -> String {
         match self {
             Self::Connect(e) | Self::Redirect(e) | Self::Http(e) => {
-                let mut text = e.to_string();
-                let mut source = std::error::Error::source(e);
-                while let Some(s) = source {
-                    text.push_str(&format!(": {s}"));
-                    source = s.source();
-                }
-                text
+                causes(e).fold(e.to_string(), |text, s| format!("{text}: {s}"))
             }
             other => other.to_string(),
         }
