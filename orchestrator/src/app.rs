@@ -4,7 +4,7 @@
 use crate::api::{self, AppState};
 use crate::auth::LoginLimiter;
 use crate::auth::password::HashingSlots;
-use crate::calendar::{self, sealing::Sealer};
+use crate::calendar;
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
 use crate::fleet::Fleet;
@@ -44,13 +44,19 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let store = Store::open(&config.database_url())
+    let sealer = Arc::new(config.sealer()?);
+    let store = Store::open(&config.database_url(), Arc::clone(&sealer))
         .await
         .context("cannot open the database")?;
     let metrics = Arc::new(Metrics::default());
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
+    };
+    let (gave_up_tx, mut gave_up) = mpsc::unbounded_channel();
+    // Every supervised task gets what it needs to start again.
+    let supervised = |task, start: StartTask| {
+        supervise::spawn(task, Arc::clone(&metrics), gave_up_tx.clone(), start)
     };
 
     let (bus, ingest_task, redis, live) = match &config.redis_url {
@@ -59,19 +65,43 @@ pub async fn run(
             let mut ingest_config = RedisIngestConfig::new(&url, &config.consumer);
             ingest_config.stream = config.events_stream.clone();
             ingest_config.claim_idle = config.claim_idle;
-            let source = RedisSource::connect(ingest_config).await?;
+            // The first connection is made here, so a wrong URL stops the start with its error;
+            // a restarted ingest connects again (its unacknowledged entries are redelivered).
+            let mut first = Some(RedisSource::connect(ingest_config.clone()).await?);
             let live = LiveLog::redis(&url).await?;
             let client = redis::Client::open(url.as_str())?;
             let conn = redis::aio::ConnectionManager::new(client)
                 .await
                 .context("cannot connect to redis")?;
-            let task = tokio::spawn(ingest::run(
-                source,
+            let (store, live_log, metrics, rx) = (
                 store.clone(),
                 live.clone(),
                 Arc::clone(&metrics),
-                stopped(stop_rx.clone()),
-            ));
+                stop_rx.clone(),
+            );
+            let task = supervised(
+                Task::Ingest,
+                Box::new(move || {
+                    let first = first.take();
+                    let (config, store, live, metrics, rx) = (
+                        ingest_config.clone(),
+                        store.clone(),
+                        live_log.clone(),
+                        Arc::clone(&metrics),
+                        rx.clone(),
+                    );
+                    Box::pin(async move {
+                        let source = match first {
+                            Some(source) => source,
+                            None => match reconnect(config, stopped(rx.clone())).await {
+                                Some(source) => source,
+                                None => return,
+                            },
+                        };
+                        ingest::run(source, store, live, metrics, stopped(rx)).await;
+                    }) as Restart
+                }),
+            );
             let bus = Bus::Redis {
                 url,
                 stream: config.events_stream.clone(),
@@ -83,13 +113,20 @@ pub async fn run(
             let live = LiveLog::memory();
             // The in-process ingest ends when the last bot drops its sender, so it stores
             // everything bots published before they left.
-            let task = tokio::spawn(ingest::run(
-                ChannelSource::new(rx),
-                store.clone(),
-                live.clone(),
-                Arc::clone(&metrics),
-                std::future::pending(),
-            ));
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            let (store, live_log, metrics) = (store.clone(), live.clone(), Arc::clone(&metrics));
+            let task = supervised(
+                Task::Ingest,
+                Box::new(move || {
+                    Box::pin(ingest::run(
+                        ChannelSource::new(Arc::clone(&rx)),
+                        store.clone(),
+                        live_log.clone(),
+                        Arc::clone(&metrics),
+                        std::future::pending(),
+                    )) as Restart
+                }),
+            );
             (Bus::Channel(tx), task, None, live)
         }
     };
@@ -116,10 +153,7 @@ pub async fn run(
             }
         },
     };
-    let sealer = Arc::new(match &config.secret_key {
-        Some(key) => Sealer::from_hex(key.expose())?,
-        None => Sealer::from_data_dir(&config.data_dir)?,
-    });
+    let serves_recordings = recordings.is_some();
     let mailer = match &config.smtp_url {
         Some(url) => Mailer::smtp(url.expose())?,
         None => Mailer::outbox(config.data_dir.join("outbox"))?,
@@ -129,6 +163,7 @@ pub async fn run(
         .parse()
         .context("the mail sender is not an address")?;
     let egress = EgressGuard::new(config.egress_allow.clone());
+    let mail_policy = Arc::new(config.mail_policy.clone());
     let state = AppState {
         store: store.clone(),
         metrics: Arc::clone(&metrics),
@@ -140,7 +175,12 @@ pub async fn run(
             .map(|s| Arc::from(s.expose())),
         redis,
         token_ttl: config.token_ttl,
-        live: Arc::new(Hubs::new(live, store.clone(), stop_rx.clone())),
+        live: Arc::new(Hubs::new(
+            live,
+            store.clone(),
+            Arc::clone(&metrics),
+            stop_rx.clone(),
+        )),
         public_url: Arc::clone(&public_url),
         recordings,
         sealer: Arc::clone(&sealer),
@@ -149,13 +189,9 @@ pub async fn run(
         hashing: Arc::new(HashingSlots::per_core()),
         livekit_servers: config.connector.livekit_servers.clone().into(),
         share_link_ttl: config.share_link_ttl,
+        mail_policy: Arc::clone(&mail_policy),
         mailer: mailer.clone(),
         mail_from: mail_from.clone(),
-    };
-    let (gave_up_tx, mut gave_up) = mpsc::unbounded_channel();
-    // Every supervised task gets what it needs to start again.
-    let supervised = |task, start: StartTask| {
-        supervise::spawn(task, Arc::clone(&metrics), gave_up_tx.clone(), start)
     };
     let poller = Arc::new(calendar::poller::Poller {
         store: store.clone(),
@@ -164,6 +200,7 @@ pub async fn run(
             .client(calendar::poller::FETCH_TIMEOUT)
             .context("cannot make the calendar client")?,
         egress,
+        mail_policy: Arc::clone(&mail_policy),
         every: config.calendar_poll,
         horizon: config.calendar_horizon,
     });
@@ -191,7 +228,8 @@ pub async fn run(
         mailer,
         from: mail_from,
         public_url: Arc::clone(&public_url),
-        recordings: config.connector.record_to.clone(),
+        serves_recordings,
+        mail_policy,
         lease: config.job_lease,
         metrics: Arc::clone(&metrics),
     });
@@ -217,9 +255,24 @@ pub async fn run(
         }),
     );
 
+    let metrics_server = match config.metrics_listen {
+        Some(at) => {
+            let listener = TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen for /metrics on {at}"))?;
+            tracing::info!(%at, "metrics served apart from the API");
+            let mut stop = stop_rx.clone();
+            let server = axum::serve(listener, api::metrics_router(state.clone()))
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                });
+            Some(tokio::spawn(async move { server.await }))
+        }
+        None => None,
+    };
     tracing::info!(%addr, mode = config.mode(), "parley serving");
-    let app =
-        api::router(state, config.body_limit).into_make_service_with_connect_info::<SocketAddr>();
+    let app = api::router(state, config.body_limit, metrics_server.is_none())
+        .into_make_service_with_connect_info::<SocketAddr>();
     let mut http_stop = stop_rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         let _ = http_stop.wait_for(|s| *s).await;
@@ -247,6 +300,9 @@ pub async fn run(
         Ok(Err(e)) => tracing::warn!(error = %e, "http server task failed"),
         Err(_) => tracing::warn!("http server did not stop within 10 s"),
     }
+    if let Some(server) = metrics_server {
+        let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    }
     match tokio::time::timeout(Duration::from_secs(10), ingest_task).await {
         Ok(_) => tracing::info!("ingest stopped"),
         Err(_) => tracing::warn!("ingest did not drain within 10 s"),
@@ -258,6 +314,27 @@ pub async fn run(
             "the {} task kept failing (see the log above); stopped so this server can be restarted",
             task.name()
         ),
+    }
+}
+
+/// Connects the Redis ingest again after it failed, until it can or the server stops.
+async fn reconnect(
+    config: RedisIngestConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Option<RedisSource> {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        match RedisSource::connect(config.clone()).await {
+            Ok(source) => return Some(source),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "the ingest cannot reach Redis; retrying"
+            ),
+        }
+        tokio::select! {
+            () = &mut shutdown => return None,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
     }
 }
 

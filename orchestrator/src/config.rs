@@ -64,12 +64,17 @@ pub struct ServerConfig {
     pub llm: Option<crate::summary::LlmConfig>,
     /// How long a worker holds a claimed job before another may take it over.
     pub job_lease: Duration,
-    /// Key sealing calendar passwords; `None` uses (and makes) `data_dir/secret.key`.
+    /// Key sealing secrets at rest (calendar passwords and addresses, captions links); `None`
+    /// uses (and makes) `data_dir/secret.key`.
     pub secret_key: Option<Secret>,
     /// How often each calendar is read.
     pub calendar_poll: Duration,
     /// How far ahead calendar events become meetings.
     pub calendar_horizon: Duration,
+    /// Where `/metrics` is served apart from the API; `None` serves it with the API.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Whom summaries are mailed to and whose invitations count; per-account quotas.
+    pub mail_policy: crate::mail::policy::MailPolicy,
     /// Internal networks user-supplied addresses (calendar feeds) may reach; everything
     /// public is reachable, everything else refused.
     pub egress_allow: Vec<ipnet::IpNet>,
@@ -120,6 +125,14 @@ impl Default for FleetConfig {
 }
 
 impl ServerConfig {
+    /// What seals secrets at rest: the configured key, or the data dir's key file.
+    pub fn sealer(&self) -> anyhow::Result<crate::auth::Sealer> {
+        match &self.secret_key {
+            Some(key) => crate::auth::Sealer::from_hex(key.expose()),
+            None => crate::auth::Sealer::from_data_dir(&self.data_dir),
+        }
+    }
+
     /// Defaults for a data dir, as `parley serve` with no other settings.
     pub fn embedded(data_dir: PathBuf, asr: AsrArgs) -> Self {
         Self {
@@ -141,6 +154,8 @@ impl ServerConfig {
             llm: None,
             job_lease: Duration::from_secs(300),
             secret_key: None,
+            mail_policy: crate::mail::policy::MailPolicy::default(),
+            metrics_listen: None,
             calendar_poll: Duration::from_secs(60),
             calendar_horizon: Duration::from_secs(14 * 24 * 3600),
             egress_allow: Vec::new(),

@@ -148,7 +148,7 @@ pub struct Metrics {
     asr_backlog_ms: AtomicU64,
     asr_degraded: AsrDegraded,
     /// Restarts of supervised background tasks, by [`Task`](crate::supervise::Task).
-    task_restarts: [AtomicU64; 4],
+    task_restarts: [AtomicU64; crate::supervise::Task::ALL.len()],
     ingest_lag: Histogram,
     caption_latency: Histogram,
     join_latency: Histogram,
@@ -316,7 +316,7 @@ impl Metrics {
         for (i, task) in crate::supervise::Task::ALL.iter().enumerate() {
             counter(
                 "parley_task_restarts_total",
-                "Background tasks (calendar polling, jobs, the fleet controller, housekeeping) restarted after they failed.",
+                "Background tasks (event ingest, calendar polling, jobs, the fleet controller, housekeeping, live captions hubs) restarted after they failed.",
                 &format!("{{task=\"{}\"}}", task.name()),
                 &self.task_restarts[i],
             );

@@ -1,5 +1,5 @@
-//! Supervision of the background tasks that serve every user (calendar polling, after-meeting
-//! jobs, the fleet's controller, housekeeping): a task that panics is logged, counted
+//! Supervision of the background tasks that serve every user (event ingest, calendar polling,
+//! after-meeting jobs, the fleet's controller, housekeeping): a task that panics is logged, counted
 //! (`parley_task_restarts_total{task}`) and started again; one that keeps dying is given up on,
 //! and the server stops with an error so its orchestrator (systemd, Kubernetes) restarts it
 //! whole rather than leaving it up without, say, calendar syncing.
@@ -19,17 +19,30 @@ const BACKOFF: Duration = Duration::from_millis(500);
 /// The supervised tasks, as metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Task {
+    Ingest,
     Calendar,
     Jobs,
     Fleet,
     Housekeeping,
+    /// A meeting's live captions hub: not restarted in place, but retired so the next viewer
+    /// starts a new one (`live::hub`); counted here all the same.
+    LiveHub,
 }
 
 impl Task {
-    pub const ALL: [Self; 4] = [Self::Calendar, Self::Jobs, Self::Fleet, Self::Housekeeping];
+    pub const ALL: [Self; 6] = [
+        Self::Ingest,
+        Self::Calendar,
+        Self::Jobs,
+        Self::Fleet,
+        Self::Housekeeping,
+        Self::LiveHub,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
+            Self::Ingest => "ingest",
+            Self::LiveHub => "live_hub",
             Self::Calendar => "calendar",
             Self::Jobs => "jobs",
             Self::Fleet => "fleet",

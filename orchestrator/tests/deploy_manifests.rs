@@ -2,6 +2,9 @@
 //! overlay renders with kustomize, and the alert rules pass promtool's checks and their unit
 //! tests. Needs kubectl and promtool (scripts/test installs them).
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
@@ -71,6 +74,10 @@ fn check_object(doc: &Value, source: &str) -> String {
         }
         "Namespace" => round_trips::<Namespace>(doc, &name),
         "Ingress" => round_trips::<Ingress>(doc, &name),
+        "ValidatingAdmissionPolicy" => round_trips::<ValidatingAdmissionPolicy>(doc, &name),
+        "ValidatingAdmissionPolicyBinding" => {
+            round_trips::<ValidatingAdmissionPolicyBinding>(doc, &name)
+        }
         // A Prometheus Operator resource: k8s-openapi has no type; its rules are checked by
         // promtool below.
         "PrometheusRule" => assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{name}"),
@@ -113,7 +120,7 @@ fn every_manifest_is_a_valid_object_of_its_type() {
             }
         }
     }
-    assert!(checked >= 14, "only {checked} manifests found");
+    assert!(checked >= 18, "only {checked} manifests found");
 }
 
 #[test]
@@ -143,11 +150,19 @@ fn the_example_overlay_renders_the_whole_deployment() {
         "Secret",
         "Ingress",
         "PrometheusRule",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
     ] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} rendered");
     }
     for d in &docs {
-        if d["kind"] != "Namespace" {
+        // Cluster-scoped: whether kustomize stamps the namespace on the admission policy depends
+        // on whether its schema knows the kind; the API server drops it either way.
+        let kind = d["kind"].as_str().unwrap_or_default();
+        if !matches!(
+            kind,
+            "Namespace" | "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"
+        ) {
             assert_eq!(
                 d["metadata"]["namespace"], "parley",
                 "{}",
@@ -166,6 +181,99 @@ fn the_example_overlay_renders_the_whole_deployment() {
     let container = &bot["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["image"], "registry.example.com/parley/bot:0.1.0");
     assert!(container["resources"]["requests"]["memory"].is_string());
+
+    // Bots join meetings at user-supplied links: their way to the internet must not lead into
+    // the cluster's networks or to the cloud metadata service.
+    let bot_policy = docs
+        .iter()
+        .find(|d| d["kind"] == "NetworkPolicy" && d["metadata"]["name"] == "parley-bot")
+        .expect("bot network policy");
+    assert!(
+        bot_policy["spec"]["policyTypes"]
+            .as_array()
+            .expect("policyTypes")
+            .iter()
+            .any(|t| t == "Egress"),
+        "the bot NetworkPolicy must restrict egress"
+    );
+    let internet: Vec<&Value> = bot_policy["spec"]["egress"]
+        .as_array()
+        .expect("bot egress rules")
+        .iter()
+        .flat_map(|rule| rule["to"].as_array().into_iter().flatten())
+        .filter(|peer| peer["ipBlock"]["cidr"] == "0.0.0.0/0")
+        .collect();
+    assert!(
+        !internet.is_empty(),
+        "bots reach the internet by an ipBlock"
+    );
+    for peer in internet {
+        let except = peer["ipBlock"]["except"].as_array().expect("except");
+        for range in ["10.0.0.0/8", "169.254.0.0/16"] {
+            assert!(
+                except.iter().any(|e| e == range),
+                "bot egress must exclude {range}"
+            );
+        }
+    }
+
+    // /metrics has a Service and port of its own, which no Ingress routes to.
+    let config = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .expect("config map");
+    assert_eq!(config["data"]["PARLEY_METRICS_LISTEN"], "0.0.0.0:9090");
+    let service_ports = |name: &str| -> Vec<String> {
+        let service = docs
+            .iter()
+            .find(|d| d["kind"] == "Service" && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no Service {name}"));
+        service["spec"]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(service_ports("parley-orchestrator"), ["http"]);
+    assert_eq!(service_ports("parley-orchestrator-metrics"), ["metrics"]);
+    let ingresses: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Ingress").collect();
+    assert!(!ingresses.is_empty(), "no Ingress rendered");
+    for ingress in ingresses {
+        let backends: Vec<&Value> = ingress["spec"]["rules"]
+            .as_array()
+            .expect("ingress rules")
+            .iter()
+            .flat_map(|rule| rule["http"]["paths"].as_array().into_iter().flatten())
+            .map(|path| &path["backend"]["service"])
+            .chain(
+                std::iter::once(&ingress["spec"]["defaultBackend"]["service"])
+                    .filter(|s| !s.is_null()),
+            )
+            .collect();
+        assert!(
+            !backends.is_empty(),
+            "{}: no backend",
+            ingress["metadata"]["name"]
+        );
+        for service in backends {
+            assert_eq!(
+                service["name"], "parley-orchestrator",
+                "the API Service only"
+            );
+            assert_eq!(service["port"]["name"], "http", "the API port only");
+        }
+    }
+
+    let policy = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingAdmissionPolicy")
+        .expect("admission policy");
+    let binding = docs
+        .iter()
+        .find(|d| d["kind"] == "ValidatingAdmissionPolicyBinding")
+        .expect("admission policy binding");
+    assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
 }
 
 #[test]

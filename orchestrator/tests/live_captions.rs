@@ -174,7 +174,21 @@ async fn captions_page_follows_a_replayed_meeting() {
     let id = MeetingId::parse(meeting["meeting_id"].as_str().expect("id")).expect("meeting id");
     let link = meeting["live_url"].as_str().expect("live_url").to_owned();
     assert!(link.starts_with(&format!("{base}/live/")), "{link}");
-    let store = Store::open(&database_url).await.expect("store");
+    let sealer = parley_orchestrator::auth::Sealer::from_data_dir(&dir.path().join("data"))
+        .expect("the server's key");
+    let store = Store::open(&database_url, std::sync::Arc::new(sealer))
+        .await
+        .expect("store");
+    // The owner shares the summary on the link too (by default it carries captions only).
+    let scope = api(
+        &http,
+        reqwest::Method::PATCH,
+        format!("{base}/meetings/{id}/live"),
+        Some(&token),
+        json!({"scope": "summary"}),
+    )
+    .await;
+    assert_eq!(scope["share_scope"], "summary");
 
     let page = browser.open(&link).await.expect("page loads");
     page.eval(WATCH_PARTIALS).await.expect("observer");

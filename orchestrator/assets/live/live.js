@@ -329,10 +329,14 @@
     for (const ul of [...summaryLists, recordingsList]) ul.replaceChildren();
   }
 
+  // The owner shares captions and the transcript only: there is no summary to wait for.
+  const UNSHARED = 'unshared';
+
   // null until there is a summary: 404 before it is written, and any other failure is retried too.
   async function fetchSummary(url, signal) {
     try {
       const res = await fetch(url, { signal, cache: 'no-store', headers: { Accept: 'application/json' } });
+      if (res.status === 403) return UNSHARED;
       if (!res.ok) return null;
       const data = await res.json();
       return data && typeof data === 'object' ? data : null;
@@ -355,6 +359,7 @@
     for (;;) {
       const data = await fetchSummary(url, poll.signal);
       if (poll.signal.aborted) return;
+      if (data === UNSHARED) break;
       if (data) { showSummary(data); break; }
       if (Date.now() + SUMMARY_RETRY_MS > deadline) break;
       await pause(SUMMARY_RETRY_MS, poll.signal);

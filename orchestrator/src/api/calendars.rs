@@ -47,6 +47,7 @@ pub async fn add(
     user: AuthUser,
     ApiJson(body): ApiJson<AddCalendar>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    user.require_verified()?;
     let url = feed_url(&body.url)?;
     let parsed = url::Url::parse(&url)
         .map_err(|_| ApiError::BadRequest("url is not a valid address".to_owned()))?;

@@ -9,7 +9,10 @@ use crate::auth::ShareToken;
 use crate::clock::now_ms;
 use crate::fleet::Assigned;
 use crate::live::share_link;
-use crate::store::{JobKind, Meeting, MeetingStatus, NewMeeting, Participant, Role, Summary};
+use crate::mail::policy::QUOTA_WINDOW;
+use crate::store::{
+    JobKind, Meeting, MeetingStatus, NewMeeting, Participant, Role, ShareScope, Summary,
+};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -19,8 +22,8 @@ use parley_shared::transcript::{Transcript, TranscriptFormat};
 use parley_shared::{EmailAddress, MeetingId, MeetingUrl, Platform};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::time::Duration;
 
-pub const MAX_PARTICIPANTS: usize = 500;
 /// How long a bot asked to leave has to publish its last finals before the summary is written
 /// without them.
 const BOT_LEAVE_GRACE_MS: u64 = 60_000;
@@ -41,6 +44,8 @@ pub struct MeetingView {
     record: bool,
     /// The live captions link; `null` after its owner revoked it.
     live_url: Option<String>,
+    /// What the link shows besides captions and the transcript.
+    share_scope: ShareScope,
     #[serde(skip_serializing_if = "Option::is_none")]
     participants: Option<Vec<Participant>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -65,6 +70,7 @@ impl MeetingView {
             end_time: m.end_time_ms.map(rfc3339),
             created_at: rfc3339(m.created_at_ms),
             record: m.record,
+            share_scope: m.share_scope,
             participants: None,
             invitees: None,
         }
@@ -132,17 +138,26 @@ fn new_meeting(
     }
     let start_time_ms = body.start_time.as_deref().map(parse_rfc3339).transpose()?;
     let raw = body.participants.unwrap_or_default();
-    if raw.len() > MAX_PARTICIPANTS {
+    let quotas = &state.mail_policy.quotas;
+    if raw.len() > quotas.invitees_per_meeting {
         return Err(ApiError::BadRequest(format!(
-            "at most {MAX_PARTICIPANTS} participants"
+            "at most {} participants (PARLEY_MAX_INVITEES)",
+            quotas.invitees_per_meeting
         )));
     }
     let invitees = raw
         .iter()
         .map(|e| {
-            EmailAddress::parse(e).map_err(|_| {
+            let address = EmailAddress::parse(e).map_err(|_| {
                 ApiError::BadRequest(format!("participant {e:?} is not a valid email address"))
-            })
+            })?;
+            if !state.mail_policy.may_invite(&address) {
+                return Err(ApiError::BadRequest(format!(
+                    "participant {e:?} is outside this server's mail domains ({})",
+                    state.mail_policy.domains().join(", ")
+                )));
+            }
+            Ok(address)
         })
         .collect::<Result<_, _>>()?;
     Ok(NewMeeting {
@@ -155,13 +170,34 @@ fn new_meeting(
     })
 }
 
+/// Stores a new meeting if the account may make one: its address is verified and it is within
+/// its daily quota.
+async fn create_for(
+    state: &AppState,
+    user: &AuthUser,
+    new: NewMeeting,
+    now: u64,
+) -> Result<Meeting, ApiError> {
+    user.require_verified()?;
+    let day = QUOTA_WINDOW.as_millis() as u64;
+    let (made, oldest) = state
+        .store
+        .meetings_created_since(user.0.user_id, now.saturating_sub(day))
+        .await?;
+    if made >= u64::from(state.mail_policy.quotas.meetings_per_day) {
+        let wait = (oldest + day).saturating_sub(now).max(1000);
+        return Err(ApiError::TooManyRequests(Duration::from_millis(wait)));
+    }
+    Ok(state.store.create_meeting(new, now).await?)
+}
+
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
     ApiJson(body): ApiJson<CreateMeeting>,
 ) -> Result<(StatusCode, Json<MeetingView>), ApiError> {
     let new = new_meeting(&state, &user, body)?;
-    let meeting = state.store.create_meeting(new, now_ms()).await?;
+    let meeting = create_for(&state, &user, new, now_ms()).await?;
     tracing::info!(meeting_id = %meeting.meeting_id, platform = meeting.platform.as_str(), "meeting created");
     state.fleet.wake();
     Ok((StatusCode::CREATED, Json(MeetingView::new(&state, meeting))))
@@ -264,6 +300,29 @@ pub async fn rotate_live_link(
     Ok(Json(
         json!({ "live_url": share_link(&state.public_url, &token) }),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareSettings {
+    scope: ShareScope,
+}
+
+/// Sets what the live captions link shows besides captions and the transcript: the summary,
+/// or the summary and recordings. The link itself stays the same.
+pub async fn set_share_scope(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ShareSettings>,
+) -> Result<Json<Value>, ApiError> {
+    let meeting = owned(&state, &user, meeting_id(&id)?).await?;
+    state
+        .store
+        .set_share_scope(meeting.meeting_id, body.scope)
+        .await?;
+    tracing::info!(meeting_id = %meeting.meeting_id, scope = body.scope.as_str(), "live captions link scope set");
+    Ok(Json(json!({ "share_scope": body.scope })))
 }
 
 /// Turns the live captions link off; open pages close within a second.
@@ -382,6 +441,7 @@ pub async fn started(
     user: AuthUser,
     ApiJson(body): ApiJson<Started>,
 ) -> Result<(StatusCode, Json<MeetingView>), ApiError> {
+    user.require_verified()?;
     let now = now_ms();
     let (status, meeting) = match (body.meeting_id, body.url) {
         (Some(id), None) => {
@@ -402,7 +462,7 @@ pub async fn started(
             )?;
             (
                 StatusCode::CREATED,
-                state.store.create_meeting(new, now).await?,
+                create_for(&state, &user, new, now).await?,
             )
         }
         _ => {

@@ -45,7 +45,7 @@ pub struct AppState {
     /// Where users reach this server (`http://host:port`), for links the API hands out.
     pub public_url: Arc<str>,
     /// Seals calendar passwords at rest.
-    pub sealer: Arc<crate::calendar::sealing::Sealer>,
+    pub sealer: Arc<crate::auth::Sealer>,
     /// Checks the addresses users give for the server to fetch.
     pub egress: parley_bot::egress::EgressGuard,
     /// Proxies whose forwarding headers name the client.
@@ -54,6 +54,8 @@ pub struct AppState {
     pub hashing: Arc<crate::auth::password::HashingSlots>,
     /// How long after its meeting ends a captions link keeps working.
     pub share_link_ttl: Duration,
+    /// Whose invitations count, and per-account quotas.
+    pub mail_policy: Arc<crate::mail::policy::MailPolicy>,
     /// Hosts of the deployment's LiveKit servers: LiveKit links to others are refused.
     pub livekit_servers: Arc<[String]>,
     /// Account mail (address verification), and its sender.
@@ -69,8 +71,15 @@ impl std::fmt::Debug for AppState {
     }
 }
 
-pub fn router(state: AppState, body_limit: usize) -> Router {
-    Router::new()
+/// The API. `/metrics` is served here only when it has no listener of its own
+/// (`PARLEY_METRICS_LISTEN`), where users on the API's address cannot read it.
+pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router {
+    let router = if with_metrics {
+        Router::new().route("/metrics", get(ops::metrics))
+    } else {
+        Router::new()
+    };
+    router
         .route("/register/user", post(accounts::register))
         .route("/register/login", post(accounts::login))
         .route("/logout", post(accounts::logout))
@@ -95,7 +104,9 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         )
         .route(
             "/meetings/{id}/live",
-            post(meetings::rotate_live_link).delete(meetings::revoke_live_link),
+            post(meetings::rotate_live_link)
+                .patch(meetings::set_share_scope)
+                .delete(meetings::revoke_live_link),
         )
         .route("/meeting/started", post(meetings::started))
         .route("/meeting/summary", get(meetings::summary_by_query))
@@ -106,11 +117,17 @@ pub fn router(state: AppState, body_limit: usize) -> Router {
         .route("/webhooks/zoom", post(zoom::webhook))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .merge(crate::live::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for its own listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(ops::metrics))
         .with_state(state)
 }
 

@@ -29,6 +29,18 @@ impl AuthUser {
             Err(ApiError::Forbidden("this needs the admin role"))
         }
     }
+
+    /// Anything that makes the server act for the account (bots, calendar fetches, mail) waits
+    /// until it proved its address.
+    pub fn require_verified(&self) -> Result<(), ApiError> {
+        if self.0.email_verified {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(
+                "verify your address first: follow the link mailed to you (POST /me/verification sends a new one)",
+            ))
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for AuthUser {

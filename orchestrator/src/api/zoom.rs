@@ -8,12 +8,17 @@
 use super::{ApiError, AppState};
 use crate::clock::now_ms;
 use crate::fleet::Assigned;
+use crate::store::MeetingStatus;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use parley_bot::connector::zoom_rtms::RtmsUrl;
 use serde_json::{Value, json};
+
+/// Why a meeting was not joined when its Zoom number was claimed by several accounts.
+const AMBIGUOUS: &str = "another account also scheduled this Zoom meeting, so the bot could not \
+    tell whose it is; remove the duplicate and send the bot again";
 
 /// Requests older or newer than this are refused (replays of a captured request).
 const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
@@ -109,10 +114,31 @@ async fn rtms_started(state: &AppState, payload: &Value) -> Result<(), ApiError>
         .ok_or_else(|| missing("a numeric meeting_id"))?;
     let link = stream.to_link();
     RtmsUrl::parse(&link).map_err(ApiError::BadRequest)?;
-    let Some(meeting) = state.store.waiting_zoom_meeting(&number, now_ms()).await? else {
+    let waiting = state.store.waiting_zoom_meetings(&number, now_ms()).await?;
+    let Some(meeting) = waiting.first().cloned() else {
         tracing::warn!("Zoom started a media stream for a meeting no Parley meeting waits for");
         return Ok(());
     };
+    // Anyone can create a Parley meeting with another company's Zoom number; the stream (and
+    // everything said in it) must not go to whichever of them the server finds first.
+    if waiting.iter().any(|m| m.owner_id != meeting.owner_id) {
+        tracing::warn!(
+            candidates = waiting.len(),
+            "Zoom started a media stream that meetings of several accounts wait for; refused"
+        );
+        for m in &waiting {
+            state
+                .store
+                .set_meeting_status(
+                    m.meeting_id,
+                    MeetingStatus::Failed,
+                    Some(AMBIGUOUS),
+                    now_ms(),
+                )
+                .await?;
+        }
+        return Ok(());
+    }
     let assigned = state
         .fleet
         .assign_now(&meeting, Some(link))

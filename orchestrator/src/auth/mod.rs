@@ -3,7 +3,9 @@
 
 pub mod password;
 pub mod rate_limit;
+pub mod sealing;
 pub mod token;
 
 pub use rate_limit::LoginLimiter;
+pub use sealing::Sealer;
 pub use token::{BearerToken, ShareToken, TokenHash};

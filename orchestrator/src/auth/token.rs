@@ -45,7 +45,7 @@ impl BearerToken {
     }
 
     pub fn hash(&self) -> TokenHash {
-        TokenHash(hex::encode(Sha256::digest(self.0.as_bytes())))
+        TokenHash::of(&self.0)
     }
 }
 
@@ -54,13 +54,19 @@ impl BearerToken {
 pub struct TokenHash(String);
 
 impl TokenHash {
+    fn of(token: &str) -> Self {
+        Self(hex::encode(Sha256::digest(token.as_bytes())))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
 
-/// The capability in a live captions link. Its owner shows it to every participant, so the
-/// database keeps it as it is (unlike a bearer token); `Debug` still never prints it.
+/// The capability in a live captions link. The database finds a link by its [`hash`] and keeps
+/// the owner's copy sealed; `Debug` never prints it.
+///
+/// [`hash`]: ShareToken::hash
 #[derive(Clone, PartialEq, Eq)]
 pub struct ShareToken(String);
 
@@ -86,6 +92,10 @@ impl ShareToken {
 
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    pub fn hash(&self) -> TokenHash {
+        TokenHash::of(&self.0)
     }
 }
 

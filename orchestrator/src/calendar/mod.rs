@@ -2,5 +2,4 @@
 
 pub mod ics;
 pub mod poller;
-pub mod sealing;
 mod windows_zones;

@@ -4,7 +4,7 @@
 //! a bot `dispatch_lead` before each start.
 
 use super::ics;
-use super::sealing::Sealer;
+use crate::auth::Sealer;
 use crate::clock::now_ms;
 use crate::store::{Calendar, CalendarMeeting, Store};
 use chrono::{TimeZone, Utc};
@@ -21,6 +21,8 @@ pub struct Poller {
     /// Made by `egress` ([`EgressGuard::client`]): it resolves through the guard.
     pub http: reqwest::Client,
     pub egress: EgressGuard,
+    /// Attendees outside the organisation's domains are not invitees.
+    pub mail_policy: Arc<crate::mail::policy::MailPolicy>,
     /// How often a calendar is read when all is well.
     pub every: Duration,
     /// How far ahead events are scheduled.
@@ -201,6 +203,8 @@ impl Poller {
                     .people
                     .iter()
                     .filter_map(|p| EmailAddress::parse(p).ok())
+                    .filter(|e| self.mail_policy.may_invite(e))
+                    .take(self.mail_policy.quotas.invitees_per_meeting)
                     .collect(),
             };
             // The key the meeting is kept under: the instance's, or scoped to this calendar's

@@ -31,6 +31,9 @@ pub enum AdminCommand {
         /// The server's data dir (for SQLite) [default: ~/.local/share/parley].
         #[arg(long, env = "PARLEY_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// The server's key for secrets at rest [default: DATA_DIR/secret.key].
+        #[arg(long, env = "PARLEY_SECRET_KEY", hide_env_values = true)]
+        secret_key: Option<String>,
     },
 }
 
@@ -41,6 +44,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
         admin,
         database_url,
         data_dir,
+        secret_key,
     } = cmd;
     let email = EmailAddress::parse(&email).context("--email")?;
     let name = name.trim().to_owned();
@@ -57,9 +61,15 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     config.database_url = database_url
         .filter(|u| !u.is_empty())
         .map(crate::config::Secret::new);
-    let store = Store::open(&config.database_url())
-        .await
-        .context("cannot open the database")?;
+    config.secret_key = secret_key
+        .filter(|k| !k.is_empty())
+        .map(crate::config::Secret::new);
+    let store = Store::open(
+        &config.database_url(),
+        std::sync::Arc::new(config.sealer()?),
+    )
+    .await
+    .context("cannot open the database")?;
     let role = if admin { Role::Admin } else { Role::User };
     let password = match std::env::var("PARLEY_NEW_PASSWORD") {
         Ok(p) => p,

@@ -16,6 +16,8 @@ pub struct BenchServers {
     _redis: Option<PrivateRedis>,
     pub database_url: String,
     pub redis_url: String,
+    /// One key for the benchmark's servers and its own store: the database holds one.
+    secret_key: String,
 }
 
 pub async fn given_or_private(
@@ -40,11 +42,21 @@ pub async fn given_or_private(
             (Some(r), url)
         }
     };
+    // A given database may hold secrets already: it needs its servers' key.
+    let secret_key = match std::env::var("PARLEY_SECRET_KEY") {
+        Ok(key) if !key.is_empty() => key,
+        _ => {
+            let mut key = [0u8; 32];
+            getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            hex::encode(key)
+        }
+    };
     Ok(BenchServers {
         _pg: pg,
         _redis: redis,
         database_url,
         redis_url,
+        secret_key,
     })
 }
 
@@ -60,7 +72,8 @@ pub struct BenchServer {
 impl BenchServers {
     /// The database, and a fresh account to own the benchmark's meetings.
     pub async fn store_with_owner(&self) -> anyhow::Result<(Store, User)> {
-        let store = Store::open(&self.database_url)
+        let sealer = crate::auth::Sealer::from_hex(&self.secret_key)?;
+        let store = Store::open(&self.database_url, std::sync::Arc::new(sealer))
             .await
             .context("cannot open the database")?;
         let email = EmailAddress::parse(&format!("bench-{}@parley.invalid", now_ms()))?;
@@ -79,6 +92,7 @@ impl BenchServers {
         config.fleet.defaults.min_idle = 0;
         config.database_url = Some(Secret::new(self.database_url.clone()));
         config.redis_url = Some(Secret::new(self.redis_url.clone()));
+        config.secret_key = Some(Secret::new(self.secret_key.clone()));
         config.events_stream = stream.clone();
         config.fleet.assignments_stream = format!("{stream}:assignments");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

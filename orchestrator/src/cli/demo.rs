@@ -4,6 +4,7 @@
 use super::serve::{ServeArgs, bind};
 use crate::auth::password;
 use crate::clock::now_ms;
+use crate::mail::policy::MailPolicy;
 use crate::store::{Role, Store};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -74,14 +75,24 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
         temp = tempfile::Builder::new().prefix("parley-demo-").tempdir()?;
         args.serve.data_dir = Some(temp.path().to_owned());
     }
-    let config = args.serve.config()?;
+    let mut config = args.serve.config()?;
+    if config.mail_policy.domains().is_empty() {
+        // The sample meeting's participants are at example.com: the demo plays a company there,
+        // so its summary is mailed to them (into the outbox) without their signing up.
+        config.mail_policy =
+            MailPolicy::new(&["example.com".to_owned()], config.mail_policy.quotas);
+    }
     // Install the model before the server starts, so its progress shows here.
     args.serve.asr.model_path().await?;
 
     // The demo account is made before the server starts, so the data dir must exist already.
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
-    let store = Store::open(&config.database_url()).await?;
+    let store = Store::open(
+        &config.database_url(),
+        std::sync::Arc::new(config.sealer()?),
+    )
+    .await?;
     let email = EmailAddress::parse(&format!("demo-{}@parley.invalid", now_ms()))?;
     let mut secret = [0u8; 16];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;

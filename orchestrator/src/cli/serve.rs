@@ -4,6 +4,7 @@
 use crate::auth::rate_limit::Limits;
 use crate::config::{FleetConfig, Secret, ServerConfig, default_consumer_name};
 use crate::fleet::launchers::LauncherKind;
+use crate::mail::policy::{MailPolicy, Quotas};
 use crate::store::FleetSettings;
 use anyhow::Context;
 use clap::Args;
@@ -83,6 +84,24 @@ pub struct ServeArgs {
     /// sign-up and login limits count. Unset, the connection's own address is the client.
     #[arg(long, env = "PARLEY_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    /// Your organisation's mail domains, comma-separated (`example.com,corp.example`). Summary
+    /// mails go to verified accounts and to addresses in these domains; when set, meetings may
+    /// name participants only in them. Unset, only verified accounts are mailed.
+    #[arg(long, env = "PARLEY_ALLOWED_EMAIL_DOMAINS", default_value = "")]
+    pub allowed_email_domains: String,
+    /// Serve Prometheus `/metrics` on this address (`0.0.0.0:9090`) instead of the API's, so an
+    /// Ingress in front of the API never exposes it.
+    #[arg(long, env = "PARLEY_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Meetings one account may create through the API per day.
+    #[arg(long, env = "PARLEY_MEETINGS_PER_DAY", default_value_t = 100)]
+    pub meetings_per_day: u32,
+    /// Participants one meeting may name.
+    #[arg(long, env = "PARLEY_MAX_INVITEES", default_value_t = 100)]
+    pub max_invitees: usize,
+    /// Summary mails sent for one account's meetings per day.
+    #[arg(long, env = "PARLEY_MAILS_PER_DAY", default_value_t = 500)]
+    pub mails_per_day: u32,
     /// Postgres URL (postgres://user:pass@host/db); unset means SQLite in the data dir.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
@@ -104,10 +123,10 @@ pub struct ServeArgs {
     /// Largest accepted request body, in KiB.
     #[arg(long, env = "PARLEY_BODY_LIMIT_KIB", default_value_t = 64)]
     pub body_limit_kib: usize,
-    /// Failed logins per account within 15 minutes before it is throttled.
     /// Accounts one client address may create per 15 minutes.
     #[arg(long, env = "PARLEY_SIGNUPS_PER_ADDRESS", default_value_t = 10)]
     pub signups_per_address: usize,
+    /// Failed logins per account within 15 minutes before it is throttled.
     #[arg(long, env = "PARLEY_LOGIN_ATTEMPTS", default_value_t = 5)]
     pub login_attempts: usize,
     /// Seconds before a meeting's start time that its bot is sent.
@@ -242,6 +261,26 @@ impl ServeArgs {
             .map_err(|e| anyhow::anyhow!("--egress-allow: {e}"))?;
         config.trusted_proxies = parley_bot::egress::parse_allow_list(&self.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
+        config.metrics_listen = self
+            .metrics_listen
+            .as_deref()
+            .filter(|a| !a.is_empty())
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--metrics-listen: {e} (expected host:port)"))?;
+        let domains: Vec<String> = self
+            .allowed_email_domains
+            .split(',')
+            .map(str::to_owned)
+            .collect();
+        config.mail_policy = MailPolicy::new(
+            &domains,
+            Quotas {
+                meetings_per_day: self.meetings_per_day.max(1),
+                invitees_per_meeting: self.max_invitees,
+                mails_per_day: self.mails_per_day,
+            },
+        );
         if let Some(url) = self.public_url.as_deref().filter(|u| !u.is_empty()) {
             let host = url
                 .strip_prefix("https://")

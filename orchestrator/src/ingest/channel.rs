@@ -2,19 +2,22 @@
 
 use super::{Entry, Source};
 use parley_shared::Event;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc};
 
 /// Events the channel holds before bots wait on the ingest.
 pub const CAPACITY: usize = 4096;
 const MAX_BATCH: usize = 1000;
 
+/// Reads the channel; shared, so an ingest restarted after a failure reads on where the failed
+/// one stopped (the batch it held when it failed is lost: the in-process bus keeps nothing).
 #[derive(Debug)]
 pub struct ChannelSource {
-    rx: mpsc::Receiver<Event>,
+    rx: Arc<Mutex<mpsc::Receiver<Event>>>,
 }
 
 impl ChannelSource {
-    pub fn new(rx: mpsc::Receiver<Event>) -> Self {
+    pub fn new(rx: Arc<Mutex<mpsc::Receiver<Event>>>) -> Self {
         Self { rx }
     }
 }
@@ -22,7 +25,7 @@ impl ChannelSource {
 impl Source for ChannelSource {
     async fn next_batch(&mut self) -> anyhow::Result<Option<Vec<Entry>>> {
         let mut events = Vec::new();
-        if self.rx.recv_many(&mut events, MAX_BATCH).await == 0 {
+        if self.rx.lock().await.recv_many(&mut events, MAX_BATCH).await == 0 {
             return Ok(None);
         }
         Ok(Some(

@@ -5,7 +5,7 @@ use super::{Context, Outcome};
 use crate::live::share_link;
 use crate::mail::SendError;
 use crate::mail::render::SummaryEmail;
-use crate::store::Job;
+use crate::store::{Job, ShareScope};
 use crate::summary::MeetingSummary;
 use lettre::message::Mailbox;
 
@@ -80,18 +80,14 @@ async fn compose(ctx: &Context, job: &Job, to: Mailbox) -> anyhow::Result<Option
             .share_token
             .as_ref()
             .map(|t| share_link(&ctx.public_url, t)),
-        // On the meeting page for people with the link; otherwise where the files are.
-        recording: match (
-            meeting.record,
-            &meeting.share_token,
-            ctx.recordings.as_deref(),
-        ) {
-            (false, _, _) | (true, _, None) => None,
-            (true, Some(t), Some(_)) => {
-                Some(format!("{}#recordings", share_link(&ctx.public_url, t)))
-            }
-            (true, None, Some(base)) => Some(format!("{}/{id}/", base.trim_end_matches('/'))),
-        },
+        // On the captions page, when the owner shares recordings there; otherwise only the
+        // API (for accounts that may see the meeting) serves them.
+        recording: meeting
+            .share_token
+            .as_ref()
+            .filter(|_| meeting.record && ctx.serves_recordings)
+            .filter(|_| meeting.share_scope >= ShareScope::All)
+            .map(|t| format!("{}#recordings", share_link(&ctx.public_url, t))),
     };
     Ok(Some(email.message(&ctx.from, to)?))
 }

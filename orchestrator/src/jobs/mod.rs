@@ -28,8 +28,10 @@ pub struct Context {
     pub from: Mailbox,
     /// Base of the links in emails.
     pub public_url: Arc<str>,
-    /// Where bots put recordings (a folder or `s3://…`), named in emails.
-    pub recordings: Option<String>,
+    /// Whether this server serves the bots' recordings (so emails may link to them).
+    pub serves_recordings: bool,
+    /// Whom summaries may be mailed to, and how many a day.
+    pub mail_policy: Arc<crate::mail::policy::MailPolicy>,
     pub lease: Duration,
     pub metrics: Arc<Metrics>,
 }

@@ -2,6 +2,7 @@
 
 use super::{Context, Outcome};
 use crate::clock::now_ms;
+use crate::mail::policy::QUOTA_WINDOW;
 use crate::store::{JobKind, Meeting, Summary};
 use crate::summary::{Line, SummaryInput};
 use time::OffsetDateTime;
@@ -59,7 +60,33 @@ async fn summarise(ctx: &Context, job: &crate::store::Job) -> anyhow::Result<()>
         }
     }
     let now = now_ms();
-    for to in ctx.store.summary_recipients(id).await? {
+    let policy = &ctx.mail_policy;
+    let (allowed, refused): (Vec<_>, Vec<_>) = ctx
+        .store
+        .summary_recipients(id)
+        .await?
+        .into_iter()
+        .partition(|(to, verified)| policy.may_mail(to, *verified));
+    let sent_today = ctx
+        .store
+        .mails_queued_since(
+            meeting.owner_id,
+            now.saturating_sub(QUOTA_WINDOW.as_millis() as u64),
+            id,
+        )
+        .await?;
+    let room = u64::from(policy.quotas.mails_per_day).saturating_sub(sent_today);
+    let room = usize::try_from(room).unwrap_or(usize::MAX);
+    if !refused.is_empty() || allowed.len() > room {
+        tracing::warn!(
+            meeting_id = %id,
+            unverified = refused.len(),
+            over_quota = allowed.len().saturating_sub(room),
+            "summary not mailed to some recipients: addresses no account verified outside \
+             PARLEY_ALLOWED_EMAIL_DOMAINS, or the owner's PARLEY_MAILS_PER_DAY spent"
+        );
+    }
+    for (to, _) in allowed.iter().take(room) {
         ctx.store
             .enqueue_job(JobKind::Email, id, to.as_str(), now, now)
             .await?;

@@ -5,7 +5,9 @@
 use super::cursor::Cursor;
 use super::log::LiveLog;
 use crate::auth::ShareToken;
+use crate::metrics::Metrics;
 use crate::store::{Meeting, MeetingStatus, Store};
+use crate::supervise::Task;
 use axum::extract::ws::Utf8Bytes;
 use parley_shared::MeetingId;
 use std::collections::HashMap;
@@ -61,6 +63,7 @@ struct Hub {
 pub struct Hubs {
     pub log: LiveLog,
     pub store: Store,
+    metrics: Arc<Metrics>,
     hubs: Mutex<HashMap<MeetingId, Hub>>,
     /// Closes every viewer's socket when the server shuts down.
     pub stop: watch::Receiver<bool>,
@@ -75,10 +78,16 @@ impl std::fmt::Debug for Hubs {
 }
 
 impl Hubs {
-    pub fn new(log: LiveLog, store: Store, stop: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        log: LiveLog,
+        store: Store,
+        metrics: Arc<Metrics>,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         Self {
             log,
             store,
+            metrics,
             hubs: Mutex::new(HashMap::new()),
             stop,
         }
@@ -143,6 +152,32 @@ impl Hubs {
     }
 }
 
+/// Takes a hub out of the map when its task ends, however it ends: after a panic its viewers'
+/// streams close (the pages reconnect) and the next subscriber starts a new hub, instead of
+/// everyone waiting on one that is gone.
+struct Retire {
+    hubs: Arc<Hubs>,
+    id: MeetingId,
+    frames: broadcast::Sender<Frame>,
+}
+
+impl Drop for Retire {
+    fn drop(&mut self) {
+        let mut hubs = self.hubs.lock();
+        if hubs
+            .get(&self.id)
+            .is_some_and(|h| h.frames.same_channel(&self.frames))
+        {
+            hubs.remove(&self.id);
+        }
+        drop(hubs);
+        if std::thread::panicking() {
+            tracing::error!(meeting_id = %self.id, "a live captions hub failed; its viewers reconnect to a new one");
+            self.hubs.metrics.task_restarted(Task::LiveHub);
+        }
+    }
+}
+
 async fn run(
     hubs: Arc<Hubs>,
     id: MeetingId,
@@ -150,6 +185,11 @@ async fn run(
     frames: broadcast::Sender<Frame>,
     state: watch::Sender<MeetingState>,
 ) {
+    let _retire = Retire {
+        hubs: Arc::clone(&hubs),
+        id,
+        frames: frames.clone(),
+    };
     let mut tail = None;
     let mut last_poll = Instant::now();
     let mut idle_since: Option<Instant> = None;
@@ -233,4 +273,62 @@ fn replace(current: &mut MeetingState, new: MeetingState) -> bool {
     }
     *current = new;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_hub_that_fails_leaves_the_map_and_closes_its_viewers() {
+        let dir = tempfile::tempdir().expect("dir");
+        let sealer = crate::auth::Sealer::from_data_dir(dir.path()).expect("key");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::open(&url, Arc::new(sealer)).await.expect("store");
+        let metrics = Arc::new(Metrics::default());
+        let (_stop, stop) = watch::channel(false);
+        let hubs = Arc::new(Hubs::new(
+            LiveLog::memory(),
+            store,
+            Arc::clone(&metrics),
+            stop,
+        ));
+        let id = MeetingId::new_random();
+        let (frames, mut viewer) = broadcast::channel(4);
+        let (_, state) = watch::channel(MeetingState {
+            title: String::new(),
+            status: MeetingStatus::InProgress,
+            token: None,
+        });
+        hubs.lock().insert(
+            id,
+            Hub {
+                frames: frames.clone(),
+                state,
+            },
+        );
+        let retire = Retire {
+            hubs: Arc::clone(&hubs),
+            id,
+            frames,
+        };
+        let failed = tokio::spawn(async move {
+            let _retire = retire;
+            panic!("a hub fails");
+        })
+        .await;
+        assert!(failed.is_err_and(|e| e.is_panic()));
+        assert!(hubs.lock().is_empty(), "the next viewer starts a new hub");
+        assert!(matches!(
+            viewer.recv().await,
+            Err(broadcast::error::RecvError::Closed)
+        ));
+        assert!(
+            metrics
+                .render()
+                .contains("parley_task_restarts_total{task=\"live_hub\"} 1"),
+            "{}",
+            metrics.render()
+        );
+    }
 }

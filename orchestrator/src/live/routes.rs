@@ -1,13 +1,14 @@
 //! `GET /live/{token}` (the captions page), `GET /live/{token}/ws` (its socket) and the page's
 //! assets. An unknown, revoked or expired token (`PARLEY_SHARE_LINK_DAYS` after the meeting
-//! ended) is 404 for all of them.
+//! ended) is 404 for all of them. The summary and recordings are 403 unless the owner chose to
+//! share them ([`ShareScope`]): the link travels to anyone a participant forwards it to.
 
 use super::cursor::Cursor;
 use super::viewer;
 use crate::api::{ApiError, AppState, recordings};
 use crate::auth::ShareToken;
 use crate::clock::now_ms;
-use crate::store::Meeting;
+use crate::store::{Meeting, ShareScope};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
@@ -60,6 +61,16 @@ async fn open(state: &AppState, raw: &str) -> Result<(ShareToken, Meeting), ApiE
         return Err(GONE);
     }
     Ok((token, meeting))
+}
+
+fn shared(meeting: &Meeting, needs: ShareScope) -> Result<(), ApiError> {
+    if meeting.share_scope >= needs {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "the meeting's owner shares live captions and the transcript only on this link",
+        ))
+    }
 }
 
 fn secured(mut response: Response, cache: &'static str) -> Response {
@@ -136,6 +147,7 @@ async fn summary(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let (token, meeting) = open(&state, &raw).await?;
+    shared(&meeting, ShareScope::Summary)?;
     let summary = state
         .store
         .summary(meeting.meeting_id)
@@ -144,9 +156,13 @@ async fn summary(
             "no summary yet: it is written when the meeting ends",
         ))?;
     let mut view = crate::api::summary_view(meeting.meeting_id, summary);
-    let base = format!("{}/recordings/", share_link(&state.public_url, &token));
-    view["recordings"] = serde_json::to_value(recordings::list(&state, &meeting, &base).await?)
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let listed = if meeting.share_scope >= ShareScope::All {
+        let base = format!("{}/recordings/", share_link(&state.public_url, &token));
+        recordings::list(&state, &meeting, &base).await?
+    } else {
+        Vec::new()
+    };
+    view["recordings"] = serde_json::to_value(listed).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(secured(axum::Json(view).into_response(), "no-store"))
 }
 
@@ -155,6 +171,7 @@ async fn recording(
     Path((raw, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (_, meeting) = open(&state, &raw).await?;
+    shared(&meeting, ShareScope::All)?;
     recordings::download(&state, &meeting, &name).await
 }
 

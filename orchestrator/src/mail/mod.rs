@@ -2,6 +2,7 @@
 //! for STARTTLS, `smtps://…:465` for TLS), or, in the embedded default, `.eml` files in an outbox
 //! folder.
 
+pub mod policy;
 pub mod render;
 
 use anyhow::Context;

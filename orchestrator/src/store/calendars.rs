@@ -1,5 +1,6 @@
 //! Calendars, their polling state, and the meetings their events become.
 
+use super::sealed::redacted_url;
 use super::{Backend, Result, Store, corrupt, from_db_ms, to_db_ms};
 use parley_shared::{EmailAddress, MeetingId, MeetingUrl};
 use serde::Serialize;
@@ -10,7 +11,12 @@ use uuid::Uuid;
 pub struct Calendar {
     pub calendar_id: Uuid,
     pub user_id: Uuid,
+    /// The feed's address, opened from its sealed copy; never serialized.
+    #[serde(skip)]
     pub url: String,
+    /// What the address may show of itself (scheme, host and port), to tell calendars apart.
+    #[serde(rename = "url")]
+    pub shown_url: String,
     pub username: Option<String>,
     /// The password as sealed at rest; never serialized.
     #[serde(skip)]
@@ -34,26 +40,29 @@ pub struct CalendarMeeting {
     pub invitees: Vec<EmailAddress>,
 }
 
-const COLUMNS: &str = "calendar_id, user_id, url, username, password_sealed, etag, last_modified, \
-    failures, last_error";
-
-fn calendar_from_row(r: &sqlx::any::AnyRow) -> Result<Calendar> {
-    let id: String = r.try_get("calendar_id")?;
-    let user: String = r.try_get("user_id")?;
-    Ok(Calendar {
-        calendar_id: Uuid::parse_str(&id).map_err(|_| corrupt("calendar id"))?,
-        user_id: Uuid::parse_str(&user).map_err(|_| corrupt("calendar user"))?,
-        url: r.try_get("url")?,
-        username: r.try_get("username")?,
-        password_sealed: r.try_get("password_sealed")?,
-        etag: r.try_get("etag")?,
-        last_modified: r.try_get("last_modified")?,
-        failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
-        last_error: r.try_get("last_error")?,
-    })
-}
+const COLUMNS: &str = "calendar_id, user_id, url, url_sealed, username, password_sealed, etag, \
+    last_modified, failures, last_error";
 
 impl Store {
+    fn calendar_from_row(&self, r: &sqlx::any::AnyRow) -> Result<Calendar> {
+        let id: String = r.try_get("calendar_id")?;
+        let user: String = r.try_get("user_id")?;
+        let sealed: Option<String> = r.try_get("url_sealed")?;
+        Ok(Calendar {
+            calendar_id: Uuid::parse_str(&id).map_err(|_| corrupt("calendar id"))?,
+            user_id: Uuid::parse_str(&user).map_err(|_| corrupt("calendar user"))?,
+            url: self
+                .open_sealed(&sealed.ok_or_else(|| corrupt("calendar address not sealed"))?)?,
+            shown_url: r.try_get("url")?,
+            username: r.try_get("username")?,
+            password_sealed: r.try_get("password_sealed")?,
+            etag: r.try_get("etag")?,
+            last_modified: r.try_get("last_modified")?,
+            failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
+            last_error: r.try_get("last_error")?,
+        })
+    }
+
     pub async fn add_calendar(
         &self,
         user_id: Uuid,
@@ -64,12 +73,13 @@ impl Store {
     ) -> Result<Calendar> {
         let id = Uuid::new_v4();
         sqlx::query(
-            "INSERT INTO calendars (calendar_id, user_id, url, username, password_sealed, \
-             next_poll_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            "INSERT INTO calendars (calendar_id, user_id, url, url_sealed, username, \
+             password_sealed, next_poll_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
         )
         .bind(id.to_string())
         .bind(user_id.to_string())
-        .bind(url)
+        .bind(redacted_url(url))
+        .bind(self.seal(url)?)
         .bind(username)
         .bind(password_sealed)
         .bind(to_db_ms(now_ms))
@@ -87,7 +97,7 @@ impl Store {
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(calendar_from_row).transpose()
+        row.as_ref().map(|r| self.calendar_from_row(r)).transpose()
     }
 
     pub async fn calendars_of(&self, user_id: Uuid) -> Result<Vec<Calendar>> {
@@ -97,7 +107,7 @@ impl Store {
         .bind(user_id.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(calendar_from_row).collect()
+        rows.iter().map(|r| self.calendar_from_row(r)).collect()
     }
 
     /// Removes a user's calendar; the meetings only it scheduled are cancelled by the caller.
@@ -128,7 +138,7 @@ impl Store {
         .bind(to_db_ms(now_ms))
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(calendar_from_row).transpose()
+        row.as_ref().map(|r| self.calendar_from_row(r)).transpose()
     }
 
     /// Records a poll's outcome: the validators on success, the error and one more failure

@@ -62,6 +62,36 @@ pub struct Meeting {
     /// The live captions link's token; `None` once revoked.
     #[serde(skip)]
     pub share_token: Option<ShareToken>,
+    /// What the link shows besides captions and the transcript.
+    pub share_scope: ShareScope,
+}
+
+/// What a meeting's live captions link shows besides live captions and the transcript, as its
+/// owner chose: by default nothing, since anyone holding the link sees what it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareScope {
+    Captions,
+    /// The summary too.
+    Summary,
+    /// The summary and every speaker's recording.
+    All,
+}
+
+impl ShareScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Captions => "captions",
+            Self::Summary => "summary",
+            Self::All => "all",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Captions, Self::Summary, Self::All]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -82,12 +112,12 @@ pub struct Participant {
     pub left_ms: Option<u64>,
 }
 
-/// Columns [`meeting_from_row`] reads, qualified by `m.`.
+/// Columns `Store::meeting_from_row` reads, qualified by `m.`.
 macro_rules! meeting_columns {
     () => {
         "m.meeting_id, m.title, m.url, m.platform, m.status, m.status_reason, m.owner_id, \
          m.start_time, m.end_time, m.created_at, CASE WHEN m.record THEN 1 ELSE 0 END AS record_flag, \
-         m.share_token"
+         m.share_sealed, m.share_scope"
     };
 }
 
@@ -99,29 +129,51 @@ macro_rules! visible_to_user {
     };
 }
 
-fn meeting_from_row(row: &AnyRow) -> Result<Meeting> {
-    let id: String = row.try_get("meeting_id")?;
-    let url: String = row.try_get("url")?;
-    let platform: String = row.try_get("platform")?;
-    let status: String = row.try_get("status")?;
-    let owner: String = row.try_get("owner_id")?;
-    Ok(Meeting {
-        meeting_id: MeetingId::parse(&id).map_err(|_| corrupt("meeting id"))?,
-        title: row.try_get("title")?,
-        url: MeetingUrl::parse(&url).map_err(|_| corrupt("meeting url"))?,
-        platform: Platform::parse(&platform).ok_or_else(|| corrupt("meeting platform"))?,
-        status: MeetingStatus::parse(&status).ok_or_else(|| corrupt("meeting status"))?,
-        status_reason: row.try_get("status_reason")?,
-        owner_id: Uuid::parse_str(&owner).map_err(|_| corrupt("meeting owner"))?,
-        start_time_ms: row.try_get::<Option<i64>, _>("start_time")?.map(from_db_ms),
-        end_time_ms: row.try_get::<Option<i64>, _>("end_time")?.map(from_db_ms),
-        created_at_ms: from_db_ms(row.try_get("created_at")?),
-        record: row.try_get::<i64, _>("record_flag")? != 0,
-        share_token: row
-            .try_get::<Option<String>, _>("share_token")?
-            .map(|t| ShareToken::parse(&t).ok_or_else(|| corrupt("share token")))
-            .transpose()?,
-    })
+impl Store {
+    fn meeting_from_row(&self, row: &AnyRow) -> Result<Meeting> {
+        let id: String = row.try_get("meeting_id")?;
+        let url: String = row.try_get("url")?;
+        let platform: String = row.try_get("platform")?;
+        let status: String = row.try_get("status")?;
+        let owner: String = row.try_get("owner_id")?;
+        Ok(Meeting {
+            meeting_id: MeetingId::parse(&id).map_err(|_| corrupt("meeting id"))?,
+            title: row.try_get("title")?,
+            url: MeetingUrl::parse(&url).map_err(|_| corrupt("meeting url"))?,
+            platform: Platform::parse(&platform).ok_or_else(|| corrupt("meeting platform"))?,
+            status: MeetingStatus::parse(&status).ok_or_else(|| corrupt("meeting status"))?,
+            status_reason: row.try_get("status_reason")?,
+            owner_id: Uuid::parse_str(&owner).map_err(|_| corrupt("meeting owner"))?,
+            start_time_ms: row.try_get::<Option<i64>, _>("start_time")?.map(from_db_ms),
+            end_time_ms: row.try_get::<Option<i64>, _>("end_time")?.map(from_db_ms),
+            created_at_ms: from_db_ms(row.try_get("created_at")?),
+            record: row.try_get::<i64, _>("record_flag")? != 0,
+            share_token: row
+                .try_get::<Option<String>, _>("share_sealed")?
+                .map(|sealed| {
+                    ShareToken::parse(&self.open_sealed(&sealed)?)
+                        .ok_or_else(|| corrupt("share token"))
+                })
+                .transpose()?,
+            share_scope: ShareScope::parse(&row.try_get::<String, _>("share_scope")?)
+                .ok_or_else(|| corrupt("share scope"))?,
+        })
+    }
+
+    /// The columns a share token is stored as: its hash (to find the meeting by link) and the
+    /// owner's sealed copy.
+    fn share_columns(
+        &self,
+        token: Option<&ShareToken>,
+    ) -> Result<(Option<String>, Option<String>)> {
+        Ok(match token {
+            Some(t) => (
+                Some(t.hash().as_str().to_owned()),
+                Some(self.seal(t.expose())?),
+            ),
+            None => (None, None),
+        })
+    }
 }
 
 /// Shows a meeting to the invitees whose accounts have verified addresses.
@@ -149,11 +201,12 @@ impl Store {
     /// accounts with verified addresses.
     pub async fn create_meeting(&self, new: NewMeeting, now_ms: u64) -> Result<Meeting> {
         let id = MeetingId::new_random();
-        let share_token = ShareToken::generate()?;
+        let (share_hash, share_sealed) = self.share_columns(Some(&ShareToken::generate()?))?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO meetings (meeting_id, title, url, platform, status, owner_id, start_time, \
-             created_at, record, share_token) VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, $8, $9)",
+             created_at, record, share_hash, share_sealed) \
+             VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, $8, $9, $10)",
         )
         .bind(id.to_string())
         .bind(&new.title)
@@ -163,7 +216,8 @@ impl Store {
         .bind(new.start_time_ms.map(to_db_ms))
         .bind(to_db_ms(now_ms))
         .bind(new.record)
-        .bind(share_token.expose())
+        .bind(share_hash)
+        .bind(share_sealed)
         .execute(&mut *tx)
         .await?;
         for email in &new.invitees {
@@ -186,7 +240,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        meeting_from_row(&row)
+        self.meeting_from_row(&row)
     }
 
     /// A meeting whatever its visibility (for the system's own work, not for API callers).
@@ -199,7 +253,7 @@ impl Store {
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(meeting_from_row).transpose()
+        row.as_ref().map(|r| self.meeting_from_row(r)).transpose()
     }
 
     /// The meeting a live captions link opens, if the link is still valid.
@@ -207,18 +261,51 @@ impl Store {
         let row = sqlx::query(concat!(
             "SELECT ",
             meeting_columns!(),
-            " FROM meetings m WHERE m.share_token = $1"
+            " FROM meetings m WHERE m.share_hash = $1"
         ))
-        .bind(token.expose())
+        .bind(token.hash().as_str())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(meeting_from_row).transpose()
+        row.as_ref().map(|r| self.meeting_from_row(r)).transpose()
     }
 
     /// Replaces a meeting's share token (`None` revokes the link); returns whether it exists.
     pub async fn set_share_token(&self, id: MeetingId, token: Option<&ShareToken>) -> Result<bool> {
-        let n = sqlx::query("UPDATE meetings SET share_token = $1 WHERE meeting_id = $2")
-            .bind(token.map(ShareToken::expose))
+        let (hash, sealed) = self.share_columns(token)?;
+        let n = sqlx::query(
+            "UPDATE meetings SET share_hash = $1, share_sealed = $2 WHERE meeting_id = $3",
+        )
+        .bind(hash)
+        .bind(sealed)
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// How many meetings `owner` made through the API since `since_ms` (calendar meetings are
+    /// bounded by their feeds), and when the oldest of them was made.
+    pub async fn meetings_created_since(&self, owner: Uuid, since_ms: u64) -> Result<(u64, u64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM meetings \
+             WHERE owner_id = $1 AND created_at > $2 AND calendar_key IS NULL",
+        )
+        .bind(owner.to_string())
+        .bind(to_db_ms(since_ms))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            from_db_ms(row.try_get("n")?),
+            row.try_get::<Option<i64>, _>("oldest")?
+                .map_or(0, from_db_ms),
+        ))
+    }
+
+    /// Sets what a meeting's live captions link shows; returns whether the meeting exists.
+    pub async fn set_share_scope(&self, id: MeetingId, scope: ShareScope) -> Result<bool> {
+        let n = sqlx::query("UPDATE meetings SET share_scope = $1 WHERE meeting_id = $2")
+            .bind(scope.as_str())
             .bind(id.to_string())
             .execute(&self.pool)
             .await?
@@ -238,7 +325,7 @@ impl Store {
         .bind(id.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(meeting_from_row).transpose()
+        row.as_ref().map(|r| self.meeting_from_row(r)).transpose()
     }
 
     /// Meetings `user_id` may see, newest first.
@@ -260,7 +347,7 @@ impl Store {
         .bind(i64::from(offset))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(meeting_from_row).collect()
+        rows.iter().map(|r| self.meeting_from_row(r)).collect()
     }
 
     /// Moves a meeting to `status` unless it already ended or failed; returns whether it moved.
@@ -299,12 +386,13 @@ impl Store {
         .bind(to_db_ms(until_ms))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(meeting_from_row).collect()
+        rows.iter().map(|r| self.meeting_from_row(r)).collect()
     }
 
-    /// The Zoom meeting `number` (the digits of its `/j/` link) waiting for its bot, the one
-    /// starting nearest `now_ms` if several do.
-    pub async fn waiting_zoom_meeting(&self, number: &str, now_ms: u64) -> Result<Option<Meeting>> {
+    /// The Parley meetings waiting for a bot in Zoom meeting `number` (the digits of its `/j/`
+    /// link), the one starting nearest `now_ms` first (a meeting without a start time counts
+    /// from when it was made).
+    pub async fn waiting_zoom_meetings(&self, number: &str, now_ms: u64) -> Result<Vec<Meeting>> {
         debug_assert!(number.bytes().all(|b| b.is_ascii_digit()));
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -315,11 +403,15 @@ impl Store {
         .bind(format!("%/j/{number}%"))
         .fetch_all(&self.pool)
         .await?;
-        let meetings: Vec<Meeting> = rows.iter().map(meeting_from_row).collect::<Result<_>>()?;
-        Ok(meetings
+        let mut meetings: Vec<Meeting> = rows
+            .iter()
+            .map(|r| self.meeting_from_row(r))
+            .collect::<Result<Vec<_>>>()?
             .into_iter()
             .filter(|m| zoom_number(m.url.as_str()).as_deref() == Some(number))
-            .min_by_key(|m| m.start_time_ms.unwrap_or(now_ms).abs_diff(now_ms)))
+            .collect();
+        meetings.sort_by_key(|m| m.start_time_ms.unwrap_or(m.created_at_ms).abs_diff(now_ms));
+        Ok(meetings)
     }
 
     /// Takes a scheduled meeting for dispatch; only one caller wins.

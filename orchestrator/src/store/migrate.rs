@@ -56,6 +56,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/shared/0007_account_safety.sql"),
         sqlite: include_str!("../../../migrations/shared/0007_account_safety.sql"),
     },
+    Source {
+        version: 8,
+        description: "sealed secrets",
+        postgres: include_str!("../../../migrations/shared/0008_sealed_secrets.sql"),
+        sqlite: include_str!("../../../migrations/shared/0008_sealed_secrets.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

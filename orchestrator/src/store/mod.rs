@@ -11,6 +11,7 @@ mod fleet;
 mod jobs;
 mod meetings;
 mod migrate;
+mod sealed;
 mod sessions;
 mod summaries;
 mod transcripts;
@@ -19,13 +20,15 @@ mod users;
 pub use calendars::{Calendar, CalendarMeeting};
 pub use fleet::{FleetSettings, Leadership};
 pub use jobs::{Job, JobKind, JobState};
-pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant, zoom_number};
+pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant, ShareScope, zoom_number};
 pub use summaries::Summary;
 pub use transcripts::{SegmentRow, StoredSegment};
 pub use users::{Role, TokenPurpose, User};
 
+use crate::auth::Sealer;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the operating system gave no randomness: {0}")]
     Random(#[from] getrandom::Error),
+    #[error("a sealed value: {0:#}")]
+    Sealed(anyhow::Error),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -62,16 +67,19 @@ impl Backend {
     }
 }
 
-/// The database handle every repository method hangs off. Cheap to clone.
+/// The database handle every repository method hangs off. Cheap to clone. Secrets (share
+/// links, calendar feed addresses) are sealed with `sealer` on their way in and opened on their
+/// way out, so callers see them as plain values and the database never does.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    sealer: Arc<Sealer>,
 }
 
 impl Store {
-    /// Connects and applies pending migrations.
-    pub async fn open(url: &str) -> Result<Self> {
+    /// Connects, applies pending migrations and seals what earlier versions kept in the clear.
+    pub async fn open(url: &str, sealer: Arc<Sealer>) -> Result<Self> {
         install_default_drivers();
         let backend = Backend::of_url(url)?;
         let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
@@ -93,8 +101,14 @@ impl Store {
             }
             Backend::Postgres => options.max_connections(16).connect(url).await?,
         };
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            sealer,
+        };
         migrate::run(&store).await?;
+        store.check_key().await?;
+        store.seal_plaintext().await?;
         Ok(store)
     }
 

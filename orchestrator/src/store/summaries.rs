@@ -3,7 +3,7 @@
 use super::{Result, Store, from_db_ms, to_db_ms};
 use parley_shared::{EmailAddress, MeetingId};
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,25 +69,55 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Who gets the summary: the owner, every invitee, and every participant with an account.
-    pub async fn summary_recipients(&self, id: MeetingId) -> Result<Vec<EmailAddress>> {
-        let rows = sqlx::query(
-            "SELECT u.email AS email FROM meetings m JOIN users u ON u.user_id = m.owner_id \
-             WHERE m.meeting_id = $1 \
-             UNION SELECT email FROM meeting_invitees WHERE meeting_id = $1 \
-             UNION SELECT u.email AS email FROM participants p JOIN users u ON u.user_id = p.user_id \
-             WHERE p.meeting_id = $1",
-        )
+    /// Who may get the meeting's summary: its owner, its invitees and the accounts that took
+    /// part, each with whether the address belongs to a verified account.
+    pub async fn summary_recipients(&self, id: MeetingId) -> Result<Vec<(EmailAddress, bool)>> {
+        let verified = "CASE WHEN u.email_verified_at IS NULL THEN 0 ELSE 1 END AS verified";
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT u.email AS email, {verified} FROM meetings m \
+             JOIN users u ON u.user_id = m.owner_id WHERE m.meeting_id = $1 \
+             UNION SELECT i.email AS email, {verified} FROM meeting_invitees i \
+             LEFT JOIN users u ON u.email = i.email WHERE i.meeting_id = $1 \
+             UNION SELECT u.email AS email, {verified} FROM participants p \
+             JOIN users u ON u.user_id = p.user_id WHERE p.meeting_id = $1"
+        )))
         .bind(id.to_string())
         .fetch_all(&self.pool)
         .await?;
-        let mut out: Vec<EmailAddress> = rows
-            .iter()
-            .filter_map(|r| r.try_get::<String, _>("email").ok())
-            .filter_map(|e| EmailAddress::parse(&e).ok())
-            .collect();
-        out.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-        out.dedup_by(|a, b| a.as_str() == b.as_str());
+        let mut out: Vec<(EmailAddress, bool)> = Vec::new();
+        for r in &rows {
+            let Ok(email) = EmailAddress::parse(&r.try_get::<String, _>("email")?) else {
+                continue;
+            };
+            let verified = r.try_get::<i64, _>("verified")? != 0;
+            match out.iter_mut().find(|(e, _)| *e == email) {
+                Some((_, v)) => *v |= verified,
+                None => out.push((email, verified)),
+            }
+        }
+        out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
         Ok(out)
+    }
+
+    /// Summary mails queued since `since_ms` for `owner`'s meetings other than `except` (whose
+    /// own mails, when its summary job runs again, are the same mails, not more).
+    pub async fn mails_queued_since(
+        &self,
+        owner: Uuid,
+        since_ms: u64,
+        except: MeetingId,
+    ) -> Result<u64> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM jobs j JOIN meetings m ON m.meeting_id = j.meeting_id \
+             WHERE j.kind = 'email' AND m.owner_id = $1 AND j.created_at > $2 \
+             AND j.meeting_id <> $3",
+        )
+        .bind(owner.to_string())
+        .bind(to_db_ms(since_ms))
+        .bind(except.to_string())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?;
+        Ok(from_db_ms(n))
     }
 }

@@ -3,8 +3,8 @@
 //! nothing stays unacknowledged.
 
 use crate::helpers::{
-    Options, TestApp, create_pg_database, eventually, fresh_database, redis_url, stored_meeting,
-    unique_stream,
+    Options, TestApp, create_pg_database, eventually, fresh_database, open_store, redis_url,
+    stored_meeting, unique_stream,
 };
 use crate::ingest::{segment, speaker};
 use crate::live::Viewer;
@@ -98,6 +98,8 @@ pub fn serve_with(
         .env("PARLEY_EVENTS_STREAM", stream)
         .env("PARLEY_CONSUMER", consumer)
         .env("PARLEY_CLAIM_IDLE_SECS", "1")
+        // The tests' organisation, whose invitees are mailed.
+        .env("PARLEY_ALLOWED_EMAIL_DOMAINS", "example.com")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -112,7 +114,7 @@ fn serve(database_url: &str, stream: &str, consumer: &str, data: &std::path::Pat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_orchestrator_loses_nothing() {
     let (url, dir) = fresh_database(parley_orchestrator::store::Backend::Postgres).await;
-    let store = Store::open(&url).await.expect("store");
+    let store = open_store(&url, dir.path()).await;
     let meeting = stored_meeting(&store, &[]).await;
     let stream = unique_stream();
     let mut first = serve(&url, &stream, "replica-a", dir.path());

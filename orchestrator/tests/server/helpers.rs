@@ -88,6 +88,16 @@ pub async fn fresh_database(backend: Backend) -> (String, tempfile::TempDir) {
     (url, dir)
 }
 
+/// The store of a server whose data dir is `data_dir`, sealing with that server's key (made
+/// here if the server has not started yet).
+pub async fn open_store(url: &str, data_dir: &std::path::Path) -> Store {
+    std::fs::create_dir_all(data_dir).expect("data dir");
+    let sealer = parley_orchestrator::auth::Sealer::from_data_dir(data_dir).expect("key");
+    Store::open(url, std::sync::Arc::new(sealer))
+        .await
+        .expect("open store")
+}
+
 /// Creates a uniquely named database on the Postgres behind `admin_url`.
 pub async fn create_pg_database(admin_url: &str) -> String {
     sqlx::any::install_default_drivers();
@@ -185,6 +195,14 @@ pub struct Options {
     pub login_limits: Option<parley_orchestrator::auth::rate_limit::Limits>,
     /// Proxies whose forwarding headers name the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whom summaries are mailed to; default the test organisation `example.com` (whose
+    /// addresses the tests invite), with the server's quotas.
+    pub mail_policy: Option<parley_orchestrator::mail::policy::MailPolicy>,
+    /// Serve `/metrics` on this address instead of the API's.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The key sealing secrets at rest; replicas of one database share it. Default: the data
+    /// dir's own key file.
+    pub secret_key: Option<String>,
 }
 
 /// Google Meet: where the (simulated) Meet API and token endpoint are, and the OAuth client.
@@ -283,6 +301,15 @@ impl TestApp {
                     ..Default::default()
                 });
         config.trusted_proxies = options.trusted_proxies;
+        config.mail_policy = options.mail_policy.unwrap_or_else(|| {
+            parley_orchestrator::mail::policy::MailPolicy::new(
+                &["example.com".to_owned()],
+                Default::default(),
+            )
+        });
+        config.metrics_listen = options.metrics_listen;
+        let config_key = options.secret_key.clone();
+        config.secret_key = options.secret_key.map(Secret::new);
         config.egress_allow = options
             .egress_allow
             .unwrap_or_else(|| vec!["127.0.0.0/8".parse().expect("loopback network")]);
@@ -302,7 +329,17 @@ impl TestApp {
         let http = reqwest::Client::new();
         // The app migrates the database first; opening it here before that would race it.
         wait_ready(&http, &base).await;
-        let store = Store::open(&database_url).await.expect("open test store");
+        let store = match &config_key {
+            Some(key) => Store::open(
+                &database_url,
+                std::sync::Arc::new(
+                    parley_orchestrator::auth::Sealer::from_hex(key).expect("secret key"),
+                ),
+            )
+            .await
+            .expect("open test store"),
+            None => open_store(&database_url, &dir.path().join("data")).await,
+        };
         Self {
             base,
             store,
@@ -331,6 +368,27 @@ impl TestApp {
         mails.sort_by_key(|(t, _)| *t);
         let (_, mail) = mails.pop()?;
         Some(mail.replace("=\r\n", "").replace("=3D", "="))
+    }
+
+    /// The verification link in the newest verification mail to `to`.
+    pub fn mailed_verification_link(&self, to: &str) -> Option<String> {
+        let mail = self.outbox_mail(to, "Verify your address")?;
+        let at = mail.find("/verify?token=")?;
+        let start = mail[..at].rfind("http")?;
+        let end = mail[at..]
+            .find(char::is_whitespace)
+            .map_or(mail.len(), |n| at + n);
+        Some(mail[start..end].to_owned())
+    }
+
+    /// Follows the verification link mailed to `to`, as its owner would.
+    pub async fn verify_by_mail(&self, to: &str) {
+        let link = eventually(Duration::from_secs(10), "the verification mail", || async {
+            self.mailed_verification_link(to)
+        })
+        .await;
+        let r = self.http.get(&link).send().await.expect("verify");
+        assert_eq!(r.status(), StatusCode::OK, "{link}");
     }
 
     /// The app's data dir (SQLite file, recordings).

@@ -124,7 +124,78 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 both_backends!(
     share_links_are_unguessable_rotatable_and_revocable,
     a_share_link_expires_after_its_meeting,
+    a_share_link_shows_the_summary_and_recordings_only_by_the_owners_choice,
 );
+
+async fn a_share_link_shows_the_summary_and_recordings_only_by_the_owners_choice(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let owner = app.user("owner@example.com").await;
+    let guest = app.user("guest@example.com").await;
+    let id = app
+        .meeting(
+            &owner,
+            json!({"title": "x", "url": "https://zoom.us/j/1", "participants": ["guest@example.com"],
+                   "start_time": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    let link = app.live_url(&owner, &id).await.expect("link");
+    let r = app
+        .post(&format!("/meetings/{id}/end"), Some(&owner), &json!({}))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    crate::helpers::eventually(Duration::from_secs(30), "the summary", || async {
+        let r = app
+            .get(&format!("/meetings/{id}/summary"), Some(&owner))
+            .await;
+        (r.status() == StatusCode::OK).then_some(())
+    })
+    .await;
+    let status = |path: String| {
+        let app = &app;
+        async move { app.http.get(path).send().await.expect("get").status() }
+    };
+    let summary = format!("{link}/summary");
+    let recording = format!("{link}/recordings/speaker.opus");
+    // By default the link carries captions and the transcript only.
+    assert_eq!(status(link.clone()).await, StatusCode::OK);
+    assert_eq!(status(summary.clone()).await, StatusCode::FORBIDDEN);
+    assert_eq!(status(recording.clone()).await, StatusCode::FORBIDDEN);
+    let scope = |token: String, scope: &'static str| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.http
+                .patch(app.url(&format!("/meetings/{id}/live")))
+                .bearer_auth(token)
+                .json(&json!({ "scope": scope }))
+                .send()
+                .await
+                .expect("patch")
+                .status()
+        }
+    };
+    // Only the owner chooses: a participant cannot widen it.
+    assert_eq!(scope(guest.clone(), "all").await, StatusCode::FORBIDDEN);
+    assert_eq!(status(summary.clone()).await, StatusCode::FORBIDDEN);
+    assert_eq!(scope(owner.clone(), "summary").await, StatusCode::OK);
+    assert_eq!(status(summary.clone()).await, StatusCode::OK);
+    assert_eq!(status(recording.clone()).await, StatusCode::FORBIDDEN);
+    assert_eq!(scope(owner.clone(), "all").await, StatusCode::OK);
+    // Shared now; this meeting simply has no such file.
+    assert_eq!(status(recording).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        scope(owner.clone(), "everything").await,
+        StatusCode::BAD_REQUEST
+    );
+    let view: Value = app
+        .get(&format!("/meetings/{id}"), Some(&owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(view["share_scope"], "all");
+    app.stop().await;
+}
 
 async fn a_share_link_expires_after_its_meeting(backend: Backend) {
     let app = TestApp::spawn(backend).await;
@@ -296,6 +367,8 @@ async fn viewers_get_history_then_live_and_resume_without_gap_on_any_replica() {
     let stream = unique_stream();
     let options = Options {
         redis_stream: Some(stream.clone()),
+        // Replicas of one database seal with one key.
+        secret_key: Some("7".repeat(64)),
         ..Options::default()
     };
     let (db, dir) = fresh_database(Backend::Postgres).await;

@@ -24,6 +24,7 @@ async fn passwords_and_tokens_are_never_logged() {
         .await
         .expect("json");
     let token = login["token"].as_str().expect("token").to_owned();
+    app.verify_by_mail(email).await;
     let id = app
         .meeting(&token, json!({"title": "Logged?", "url": "https://zoom.us/j/5", "start_time": "2099-01-01T00:00:00Z"}))
         .await;

@@ -26,4 +26,5 @@ mod schema;
 mod security;
 mod store;
 mod summaries;
+mod tenant_limits;
 mod zoom;

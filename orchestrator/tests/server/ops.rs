@@ -32,6 +32,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/openapi.json"),
     ("post", "/meetings/{id}/live"),
+    ("patch", "/meetings/{id}/live"),
     ("delete", "/meetings/{id}/live"),
     ("get", "/live/{token}"),
     ("get", "/live/{token}/ws"),

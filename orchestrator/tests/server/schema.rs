@@ -1,6 +1,6 @@
 //! The Postgres and SQLite migrations describe the same schema.
 
-use crate::helpers::{Backend, fresh_database};
+use crate::helpers::{Backend, fresh_database, open_store};
 use parley_orchestrator::store::Store;
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -217,8 +217,8 @@ async fn sqlite_schema(store: &Store) -> BTreeMap<String, Table> {
 async fn postgres_and_sqlite_migrations_build_the_same_schema() {
     let (pg_url, _d1) = fresh_database(Backend::Postgres).await;
     let (lite_url, _d2) = fresh_database(Backend::Sqlite).await;
-    let pg = Store::open(&pg_url).await.expect("postgres");
-    let lite = Store::open(&lite_url).await.expect("sqlite");
+    let pg = open_store(&pg_url, _d1.path()).await;
+    let lite = open_store(&lite_url, _d2.path()).await;
     let a = postgres_schema(&pg).await;
     let b = sqlite_schema(&lite).await;
     assert!(a.len() >= 8, "tables: {:?}", a.keys().collect::<Vec<_>>());
@@ -231,8 +231,8 @@ async fn postgres_and_sqlite_migrations_build_the_same_schema() {
         assert_eq!(Some(table), b.get(name), "table {name}: postgres vs sqlite");
     }
     // Applying again is a no-op on both.
-    Store::open(&pg_url).await.expect("reopen postgres");
-    Store::open(&lite_url).await.expect("reopen sqlite");
+    open_store(&pg_url, _d1.path()).await;
+    open_store(&lite_url, _d2.path()).await;
 }
 
 /// A named index as compared: its name, marked when it is unique.

@@ -1,7 +1,7 @@
 //! Repository behaviour, the same on both backends.
 
 use crate::both_backends;
-use crate::helpers::{Backend, fresh_database};
+use crate::helpers::{Backend, fresh_database, open_store};
 use parley_orchestrator::store::{NewMeeting, Role, SegmentRow, Store};
 use parley_shared::{EmailAddress, MeetingId, MeetingUrl};
 use uuid::Uuid;
@@ -14,7 +14,7 @@ both_backends!(
 
 async fn open(backend: Backend) -> (Store, tempfile::TempDir) {
     let (url, dir) = fresh_database(backend).await;
-    (Store::open(&url).await.expect("open store"), dir)
+    (open_store(&url, dir.path()).await, dir)
 }
 
 async fn user(store: &Store, email: &str) -> Uuid {
@@ -216,9 +216,9 @@ async fn meetings_are_visible_to_owner_and_invitees_only(backend: Backend) {
 
 #[tokio::test]
 async fn one_replica_at_a_time_holds_the_scheduler_lock() {
-    let (url, _dir) = fresh_database(Backend::Postgres).await;
-    let a = Store::open(&url).await.expect("replica a");
-    let b = Store::open(&url).await.expect("replica b");
+    let (url, dir) = fresh_database(Backend::Postgres).await;
+    let a = open_store(&url, dir.path()).await;
+    let b = open_store(&url, dir.path()).await;
     let mut lead = a.try_lead().await.expect("try").expect("a leads");
     assert!(b.try_lead().await.expect("try").is_none(), "b must wait");
     assert!(lead.holds().await);

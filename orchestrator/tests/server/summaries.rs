@@ -5,14 +5,15 @@
 use crate::both_backends;
 use crate::faults::serve_with;
 use crate::helpers::{
-    Backend, Options, TestApp, eventually, fresh_database, redis_url, stored_meeting, unique_stream,
+    Backend, Options, TestApp, eventually, fresh_database, open_store, redis_url, stored_meeting,
+    unique_stream,
 };
 use crate::ingest::{segment, speaker};
 use crate::mail_servers::{PrivateLlm, PrivateSmtp};
 use parley_bot::sink::EventSink;
 use parley_bot::sink::redis::RedisSink;
 use parley_orchestrator::dev_servers::free_port;
-use parley_orchestrator::store::{JobKind, Store};
+use parley_orchestrator::store::JobKind;
 use parley_orchestrator::summary::LlmConfig;
 use parley_shared::{Event, EventBody, MeetingId};
 use serde_json::{Value, json};
@@ -280,7 +281,7 @@ async fn llm_summaries_and_their_failures_are_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_orchestrator_resumes_its_job_and_mails_each_recipient_once() {
     let (url, dir) = fresh_database(Backend::Postgres).await;
-    let store = Store::open(&url).await.expect("store");
+    let store = open_store(&url, dir.path()).await;
     let id = stored_meeting(&store, &INVITEES).await;
     // The first replica's LLM accepts the request and never answers, so the summary job is
     // running when the replica is killed.
@@ -341,8 +342,8 @@ async fn a_killed_orchestrator_resumes_its_job_and_mails_each_recipient_once() {
 both_backends!(jobs_are_claimed_once_and_retaken_after_their_lease);
 
 async fn jobs_are_claimed_once_and_retaken_after_their_lease(backend: Backend) {
-    let (url, _dir) = fresh_database(backend).await;
-    let store = Store::open(&url).await.expect("store");
+    let (url, dir) = fresh_database(backend).await;
+    let store = open_store(&url, dir.path()).await;
     let id = stored_meeting(&store, &[]).await;
     store
         .enqueue_job(JobKind::Summary, id, "", 5_000, 0)

@@ -254,6 +254,17 @@ fn rtms_started(server: &str, number: &str) -> Value {
     }})
 }
 
+/// Zoom tells the app that meeting `number`'s media stream (on `sim`) started; it is accepted.
+async fn stream_started(app: &TestApp, sim: &Simulator, number: &str) {
+    let r = webhook(
+        app,
+        &rtms_started(&sim.signal_url(), number),
+        WEBHOOK_SECRET,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
 async fn zoom_app(client_secret: &str) -> TestApp {
     TestApp::spawn_with(
         Backend::Sqlite,
@@ -344,13 +355,7 @@ async fn a_zoom_app_with_the_wrong_secret_fails_the_meeting_with_a_reason_to_act
     let id = app
         .meeting(&admin, json!({"title": "Zoom", "url": format!("https://zoom.us/j/{number}"), "participants": []}))
         .await;
-    let r = webhook(
-        &app,
-        &rtms_started(&sim.signal_url(), number),
-        WEBHOOK_SECRET,
-    )
-    .await;
-    assert_eq!(r.status(), StatusCode::OK);
+    stream_started(&app, &sim, number).await;
     let reason = app
         .failure_reason(&admin, &id, Duration::from_secs(60))
         .await;
@@ -367,4 +372,36 @@ async fn a_zoom_app_with_the_wrong_secret_fails_the_meeting_with_a_reason_to_act
     )
     .await;
     assert_eq!(other.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zoom_stream_several_accounts_wait_for_goes_to_none_of_them() {
+    let sim = Simulator::start(Vec::new()).await;
+    let app = zoom_app(CLIENT_SECRET).await;
+    let number = "81234567892";
+    let meeting = json!({"title": "Board", "url": format!("https://zoom.us/j/{number}"),
+                         "start_time": "2099-01-01T00:00:00Z", "participants": []});
+    let alice = app.user("alice@example.com").await;
+    let alices = app.meeting(&alice, meeting.clone()).await;
+    // Mallory schedules the same Zoom number, without a start time (which once always won).
+    let mallory = app.user("mallory@example.com").await;
+    let mallorys = app
+        .meeting(
+            &mallory,
+            json!({"title": "Mine", "url": format!("https://zoom.us/j/{number}"),
+                                  "participants": []}),
+        )
+        .await;
+    stream_started(&app, &sim, number).await;
+    for (token, id) in [(&alice, &alices), (&mallory, &mallorys)] {
+        let reason = app.failure_reason(token, id, Duration::from_secs(10)).await;
+        assert!(
+            reason.contains("another account also scheduled"),
+            "{reason}"
+        );
+    }
+    assert!(
+        !sim.seen.signed.load(Ordering::Relaxed),
+        "no bot joined the stream"
+    );
 }

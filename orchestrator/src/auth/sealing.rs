@@ -1,5 +1,7 @@
-//! Calendar passwords sealed at rest with ChaCha20-Poly1305 under the server's secret key
-//! (`PARLEY_SECRET_KEY`, 64 hex digits; embedded default: a key file made once in the data dir).
+//! Secrets sealed at rest with ChaCha20-Poly1305 under the server's secret key
+//! (`PARLEY_SECRET_KEY`, 64 hex digits; embedded default: a key file made once in the data dir):
+//! calendar passwords and feed addresses, live captions links. A copy of the database alone
+//! opens none of them.
 
 use anyhow::{Context, bail};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
