@@ -39,6 +39,6 @@ COPY --from=builder /opt/parley/models /opt/parley/models
 # Numeric, so Kubernetes can verify runAsNonRoot against the image.
 USER 10001:10001
 ENV PARLEY_MODEL_DIR=/opt/parley/models \
-    PARLEY_MODEL=tiny.en
+    PARLEY_MODEL=tiny.en-q8_0
 ENTRYPOINT ["parley-bot"]
 CMD ["worker"]

@@ -7,11 +7,11 @@ use crate::auth::password::HashingSlots;
 use crate::calendar;
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
-use crate::fleet::Fleet;
 use crate::fleet::launchers::{
     AnyLauncher, LauncherKind, in_process::InProcessLauncher, kubernetes::KubernetesLauncher,
     process::ProcessLauncher,
 };
+use crate::fleet::{Dispatch, Fleet};
 use crate::ingest::{
     self,
     channel::ChannelSource,
@@ -173,6 +173,7 @@ pub async fn run(
             .zoom_webhook_secret
             .as_ref()
             .map(|s| Arc::from(s.expose())),
+        zoom_accounts: config.zoom_accounts.clone().into(),
         redis,
         token_ttl: config.token_ttl,
         live: Arc::new(Hubs::new(
@@ -402,9 +403,12 @@ async fn fleet(
         store.clone(),
         Arc::clone(metrics),
         launcher,
-        f.defaults,
-        f.meetings_per_worker,
-        chat_link_base,
+        Dispatch {
+            defaults: f.defaults,
+            meetings_per_worker: f.meetings_per_worker,
+            chat_link_base,
+            egress: EgressGuard::new(config.egress_allow.clone()),
+        },
     ))
 }
 

@@ -84,6 +84,8 @@ pub struct ServerConfig {
     pub dispatch_lead: Duration,
     /// Zoom's webhook secret token (the Zoom app's "Secret Token"); `None` turns the webhook off.
     pub zoom_webhook_secret: Option<Secret>,
+    /// Zoom accounts whose meetings' streams are served; empty serves any.
+    pub zoom_accounts: Vec<String>,
     /// How bot workers are run, and the fleet's size until an admin sets it.
     pub fleet: FleetConfig,
     /// Whisper settings of the bots this server launches.
@@ -161,6 +163,7 @@ impl ServerConfig {
             egress_allow: Vec::new(),
             trusted_proxies: Vec::new(),
             zoom_webhook_secret: None,
+            zoom_accounts: Vec::new(),
             fleet: FleetConfig::default(),
             asr,
             connector: ConnectorArgs {

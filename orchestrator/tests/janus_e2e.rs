@@ -10,6 +10,8 @@
 
 #[path = "support/child_servers.rs"]
 mod child_servers;
+#[path = "support/mail.rs"]
+mod mail;
 
 use parley_bot::asr::settings::AsrArgs;
 use parley_bot::eval::{Reference, word_errors};
@@ -158,6 +160,22 @@ fn wav(track: &Path, out: &Path, skip_ms: u64) {
     w.finalize().expect("finish wav");
 }
 
+/// The verification link in the (only) account's mail in `outbox`, once it is written.
+async fn verification_link(outbox: &Path) -> String {
+    for _ in 0..200 {
+        let mut mails = std::fs::read_dir(outbox)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok());
+        if let Some(link) = mails.find_map(|m| mail::verification_link(&m)) {
+            return link;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no verification mail in {}", outbox.display());
+}
+
 async fn inside_the_namespace() {
     let env = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} not set"));
     let (netns, work, ws) = (
@@ -226,6 +244,11 @@ async fn inside_the_namespace() {
     .await
     .expect("json");
     let token = login["token"].as_str().expect("token").to_owned();
+    // The host follows the link mailed to them (the outbox, in embedded mode): only a verified
+    // account may add calendars.
+    let verify = verification_link(&data.path().join("outbox")).await;
+    let r = http.get(&verify).send().await.expect("verify");
+    assert!(r.status().is_success(), "verify: {}", r.status());
     // The meeting comes from the host's calendar (a real CalDAV server), starting shortly.
     let link = format!("{}?room={ROOM}", ws.replacen("ws://", "janus+ws://", 1));
     let radicale = child_servers::Radicale::start();

@@ -1,10 +1,12 @@
 //! The handle of a connector whose session runs as a task of its own (Meet, LiveKit, Zoom RTMS):
-//! the events it sends, and a way to make it leave and wait until it has.
+//! the events it sends, a way to make it leave and wait until it has, and the task itself, so a
+//! session that panics ends the meeting as lost (another bot re-joins) rather than as over.
 
 use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
 use parley_shared::{Speaker, SpeakerKey};
 use std::collections::HashSet;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 pub type Outgoing = Result<ConnectorEvent, ConnectorError>;
 
@@ -15,6 +17,7 @@ pub type LeaveRequest = oneshot::Receiver<oneshot::Sender<()>>;
 pub struct SessionHandle {
     events: mpsc::Receiver<Outgoing>,
     leave: Option<oneshot::Sender<oneshot::Sender<()>>>,
+    task: Option<JoinHandle<()>>,
 }
 
 /// A handle and the session task's ends of it.
@@ -25,15 +28,48 @@ pub fn session(capacity: usize) -> (SessionHandle, mpsc::Sender<Outgoing>, Leave
         SessionHandle {
             events,
             leave: Some(leave),
+            task: None,
         },
         tx,
         leave_rx,
     )
 }
 
+impl SessionHandle {
+    /// Runs the session task, owned by this handle.
+    pub fn start(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.task = Some(tokio::spawn(task));
+    }
+
+    /// How the session ended once its events stopped: over, or lost if its task failed.
+    async fn ended(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
+        match self.task.take() {
+            Some(task) => match task.await {
+                Err(e) if e.is_panic() => {
+                    tracing::error!("a connector session failed; handing the meeting over");
+                    Err(ConnectorError::Lost("the connector failed".to_owned()))
+                }
+                Ok(()) | Err(_) => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+}
+
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
 impl MeetingConnector for SessionHandle {
     async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
-        self.events.recv().await.transpose()
+        match self.events.recv().await {
+            Some(event) => event.map(Some),
+            None => self.ended().await,
+        }
     }
 
     async fn leave(&mut self) {
@@ -96,5 +132,27 @@ impl Present {
             .filter(|k| !live.contains(*k))
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_session_that_panics_is_lost_and_one_that_ends_is_over() {
+        let (mut failing, tx, _leave) = session(4);
+        failing.start(async move {
+            let _tx = tx;
+            panic!("a connector bug");
+        });
+        assert!(matches!(
+            failing.next_event().await,
+            Err(ConnectorError::Lost(_))
+        ));
+
+        let (mut ending, tx, _leave) = session(4);
+        ending.start(async move { drop(tx) });
+        assert!(matches!(ending.next_event().await, Ok(None)));
     }
 }

@@ -302,7 +302,7 @@ impl Worker {
             );
         }
         let (leave_tx, leave_rx) = watch::channel(None);
-        let attend = self.attend(&c, offset_ms, leave_rx);
+        let attend = self.attend(&c, offset_ms, leave_rx, shutdown.clone());
         let heartbeat = self.heartbeat(&c, &leave_tx, &mut shutdown);
         let outcome = tokio::select! {
             outcome = attend => outcome,
@@ -348,6 +348,7 @@ impl Worker {
         c: &Claimed,
         offset_ms: u64,
         mut leave: watch::Receiver<Option<Leave>>,
+        shutdown: watch::Receiver<bool>,
     ) -> Result<u64, Attend> {
         let Assignment {
             meeting_id,
@@ -381,13 +382,14 @@ impl Worker {
         }
         self.set_meeting(*meeting_id, Some(WorkerState::InMeeting));
         self.report().await;
-        let sink = self
+        let mut sink = self
             .inner
             .bus
             .sink()
             .await
             .context("cannot reach the event bus")
             .map_err(Attend::Meeting)?;
+        sink.give_up_on(shutdown);
         let pipeline = PipelineConfig {
             clock_offset_ms: offset_ms,
             ..config.pipeline

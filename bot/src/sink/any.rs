@@ -5,7 +5,7 @@ use super::jsonl::JsonlSink;
 use super::redis::RedisSink;
 use super::{EventSink, SinkError};
 use parley_shared::Event;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Where a process's bots publish: the in-process ingest (embedded mode) or a Redis stream.
 #[derive(Debug, Clone)]
@@ -22,6 +22,15 @@ impl Bus {
                 AnySink::Redis(Box::new(RedisSink::connect(url, stream).await?))
             }
         })
+    }
+}
+
+impl AnySink {
+    /// See [`RedisSink::give_up_on`]; the other sinks never wait on a server.
+    pub fn give_up_on(&mut self, shutdown: watch::Receiver<bool>) {
+        if let Self::Redis(s) = self {
+            s.give_up_on(shutdown);
+        }
     }
 }
 

@@ -16,6 +16,8 @@ pub enum SinkError {
     Io(#[from] std::io::Error),
     #[error("redis: {0}")]
     Redis(String),
+    #[error("shutting down with the event bus unreachable; the meeting is handed over")]
+    ShuttingDown,
 }
 
 pub trait EventSink: Send {

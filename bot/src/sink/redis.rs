@@ -2,6 +2,8 @@
 //!
 //! A publish returns once Redis has the entry. While Redis is unreachable it retries with
 //! backoff, holding the event, so nothing is dropped; the pipeline's own queues absorb the wait.
+//! Only a worker shutting down ends the wait ([`RedisSink::give_up_on`]): its meetings are then
+//! handed over (or their leases expire) instead of the pod being killed mid-wait.
 
 use super::{EventSink, SinkError};
 use parley_shared::Event;
@@ -9,6 +11,7 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamMaxlen;
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// The stream's field holding the event JSON.
 pub const EVENT_FIELD: &str = "event";
@@ -23,6 +26,8 @@ pub struct RedisSink {
     conn: ConnectionManager,
     stream: String,
     maxlen: usize,
+    /// Set when the process is stopping: a publish that cannot reach Redis gives up.
+    shutdown: Option<watch::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for RedisSink {
@@ -48,7 +53,14 @@ impl RedisSink {
             conn,
             stream: stream.to_owned(),
             maxlen: DEFAULT_MAXLEN,
+            shutdown: None,
         })
+    }
+
+    /// Makes a publish that is waiting for Redis give up (`SinkError::ShuttingDown`) once
+    /// `shutdown` is true; while Redis answers, events are still published to the end.
+    pub fn give_up_on(&mut self, shutdown: watch::Receiver<bool>) {
+        self.shutdown = Some(shutdown);
     }
 
     /// Appends one serialised event; no retry.
@@ -75,7 +87,18 @@ impl EventSink for RedisSink {
                 Ok(_) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot publish event to redis");
-                    tokio::time::sleep(backoff).await;
+                    let stopping = async {
+                        match self.shutdown.as_mut() {
+                            Some(rx) => {
+                                let _ = rx.wait_for(|s| *s).await;
+                            }
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = stopping => return Err(SinkError::ShuttingDown),
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }

@@ -7,7 +7,7 @@ use super::error::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, AuthUser};
 use crate::auth::ShareToken;
 use crate::clock::now_ms;
-use crate::fleet::Assigned;
+use crate::fleet::{Assigned, reach};
 use crate::live::share_link;
 use crate::mail::policy::QUOTA_WINDOW;
 use crate::store::{
@@ -179,6 +179,9 @@ async fn create_for(
     now: u64,
 ) -> Result<Meeting, ApiError> {
     user.require_verified()?;
+    reach::check_link(&state.egress, &new.url)
+        .await
+        .map_err(ApiError::BadRequest)?;
     let day = QUOTA_WINDOW.as_millis() as u64;
     let (made, oldest) = state
         .store
@@ -480,7 +483,7 @@ pub async fn started(
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
         match assigned {
-            Assigned::Queued | Assigned::NotScheduled => {}
+            Assigned::Queued | Assigned::NotScheduled | Assigned::Refused => {}
             Assigned::FleetFull => {
                 return Err(ApiError::Unavailable(
                     "every bot is busy; the meeting gets one when a bot is free".to_owned(),

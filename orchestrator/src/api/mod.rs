@@ -38,6 +38,8 @@ pub struct AppState {
     pub fleet: Arc<crate::fleet::Fleet>,
     /// Zoom's webhook secret token; `None` turns the Zoom webhook off.
     pub zoom_webhook_secret: Option<Arc<str>>,
+    /// Zoom accounts whose meetings' streams are served; empty serves any.
+    pub zoom_accounts: Arc<[String]>,
     pub redis: Option<redis::aio::ConnectionManager>,
     pub token_ttl: Duration,
     /// Live captions: the viewers' hubs on this replica.

@@ -3,7 +3,9 @@
 //! and checks the endpoint with a challenge (`endpoint.url_validation`):
 //! https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events. `meeting.rtms_started`
 //! (https://developers.zoom.us/docs/api/rtms/events/) names the stream of a meeting whose host
-//! runs our Zoom app; the Parley meeting with that Zoom number then gets its bot.
+//! runs our Zoom app; the Parley meeting with that Zoom number then gets its bot, if the Zoom
+//! account is one this server serves (`PARLEY_ZOOM_ACCOUNTS`) and no other Parley account
+//! waits for the same number.
 
 use super::{ApiError, AppState};
 use crate::clock::now_ms;
@@ -109,6 +111,15 @@ async fn rtms_started(state: &AppState, payload: &Value) -> Result<(), ApiError>
         meeting_uuid: text(payload, "meeting_uuid").ok_or_else(|| missing("meeting_uuid"))?,
         stream_id: text(payload, "rtms_stream_id").ok_or_else(|| missing("rtms_stream_id"))?,
     };
+    if !state.zoom_accounts.is_empty() {
+        let account = text(payload, "account_id").unwrap_or_default();
+        if !state.zoom_accounts.contains(&account) {
+            tracing::warn!(
+                "Zoom started a media stream for a meeting of an account this server does not serve (PARLEY_ZOOM_ACCOUNTS); ignored"
+            );
+            return Ok(());
+        }
+    }
     let number = text(payload, "meeting_id")
         .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| missing("a numeric meeting_id"))?;

@@ -202,6 +202,14 @@ async fn drive(base: &str, email: &EmailAddress, pw: &str, dir: &Path) -> anyhow
         .as_str()
         .context("no live captions link")?
         .to_owned();
+    // A link carries captions and the transcript unless its owner shares more: the demo's owner
+    // shares the summary and recordings, so the page shows the whole meeting once it ends.
+    http.patch(format!("{base}/meetings/{id}/live"))
+        .bearer_auth(&token)
+        .json(&json!({ "scope": "all" }))
+        .send()
+        .await?
+        .error_for_status()?;
     let client = Client {
         http,
         base: base.to_owned(),
@@ -213,7 +221,10 @@ async fn drive(base: &str, email: &EmailAddress, pw: &str, dir: &Path) -> anyhow
     );
     // On stdout with the transcript: the link is the demo's result as much as the text is.
     println!("Live captions: {live_url}");
-    eprintln!("            (open it in a browser to watch the captions as they are spoken)");
+    eprintln!(
+        "            (open it in a browser to watch the captions as they are spoken; after the \
+         meeting it shows the summary and recordings, which this demo's owner shares on the link)"
+    );
     eprintln!("transcript: {base}/meetings/{id}/transcript?format=txt");
     eprintln!(
         "            (send the header \"Authorization: Bearer {}\")",

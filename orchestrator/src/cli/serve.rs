@@ -136,6 +136,11 @@ pub struct ServeArgs {
     /// that a meeting's media stream (RTMS) started and its bot should join.
     #[arg(long, env = "ZOOM_WEBHOOK_SECRET_TOKEN", hide_env_values = true)]
     pub zoom_webhook_secret: Option<String>,
+    /// The Zoom account IDs whose meetings this server serves, comma-separated (your company's
+    /// account, where the Zoom app is installed): media streams of other accounts' meetings are
+    /// ignored. Unset, any account's stream is matched by meeting number alone.
+    #[arg(long, env = "PARLEY_ZOOM_ACCOUNTS", value_delimiter = ',')]
+    pub zoom_accounts: Vec<String>,
     /// How bot workers run: tasks in this server (in-process), `parley-bot worker` processes
     /// (process; needs --redis-url), or the pods of a Kubernetes Deployment (kubernetes; needs
     /// --redis-url).
@@ -256,6 +261,12 @@ impl ServeArgs {
         config.job_lease = Duration::from_secs(self.job_lease_secs.max(1));
         config.secret_key = nonempty(&self.secret_key);
         config.zoom_webhook_secret = nonempty(&self.zoom_webhook_secret);
+        config.zoom_accounts = self
+            .zoom_accounts
+            .iter()
+            .map(|a| a.trim().to_owned())
+            .filter(|a| !a.is_empty())
+            .collect();
         config.calendar_poll = Duration::from_secs(self.calendar_poll_secs.max(1));
         config.egress_allow = parley_bot::egress::parse_allow_list(&self.egress_allow)
             .map_err(|e| anyhow::anyhow!("--egress-allow: {e}"))?;

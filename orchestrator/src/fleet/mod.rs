@@ -4,12 +4,14 @@
 //! lock (a Postgres advisory lock).
 
 pub mod launchers;
+pub mod reach;
 
 use crate::clock::now_ms;
 use crate::live::share_link;
 use crate::metrics::Metrics;
-use crate::store::{FleetSettings, Leadership, Meeting, Store, StoreError};
+use crate::store::{FleetSettings, Leadership, Meeting, MeetingStatus, Store, StoreError};
 use launchers::AnyLauncher;
+use parley_bot::egress::EgressGuard;
 use parley_bot::fleet::{AnyQueue, Assignment, BotInfo, QueueDepth, QueueError};
 use parley_shared::{MeetingId, Platform};
 use serde::Serialize;
@@ -39,6 +41,8 @@ pub enum Assigned {
     FleetFull,
     /// The meeting's owner has as many bots in meetings as one user may.
     UserLimit,
+    /// The link sends the bot where users may not (`reach`); the meeting failed with the reason.
+    Refused,
 }
 
 #[derive(Debug)]
@@ -53,6 +57,8 @@ pub struct Fleet {
     meetings_per_worker: usize,
     /// Base of the captions link bots post to the meeting chat; `None` posts nothing.
     chat_link_base: Option<Arc<str>>,
+    /// Checks the servers user links send bots to.
+    egress: EgressGuard,
     wake: Notify,
 }
 
@@ -72,16 +78,33 @@ pub struct BotView {
     pub uptime_s: u64,
 }
 
+/// How the fleet sends bots, as configured.
+#[derive(Debug)]
+pub struct Dispatch {
+    /// Settings until an admin sets them.
+    pub defaults: FleetSettings,
+    /// Meetings a worker serves at once, unless the workers report otherwise.
+    pub meetings_per_worker: usize,
+    /// Base of the captions link bots post to the meeting chat; `None` posts nothing.
+    pub chat_link_base: Option<Arc<str>>,
+    /// Checks the servers user links send bots to.
+    pub egress: EgressGuard,
+}
+
 impl Fleet {
     pub fn new(
         queue: AnyQueue,
         store: Store,
         metrics: Arc<Metrics>,
         launcher: AnyLauncher,
-        defaults: FleetSettings,
-        meetings_per_worker: usize,
-        chat_link_base: Option<Arc<str>>,
+        dispatch: Dispatch,
     ) -> Self {
+        let Dispatch {
+            defaults,
+            meetings_per_worker,
+            chat_link_base,
+            egress,
+        } = dispatch;
         Self {
             queue,
             store,
@@ -90,6 +113,7 @@ impl Fleet {
             defaults,
             meetings_per_worker: meetings_per_worker.max(1),
             chat_link_base,
+            egress,
             wake: Notify::new(),
         }
     }
@@ -160,6 +184,13 @@ impl Fleet {
         let id = meeting.meeting_id;
         if !self.store.claim_meeting(id, now).await? {
             return Ok(Assigned::NotScheduled);
+        }
+        if let Err(reason) = reach::check_link(&self.egress, &meeting.url).await {
+            tracing::warn!(meeting_id = %id, "a meeting's link points at an internal network; no bot sent");
+            self.store
+                .set_meeting_status(id, MeetingStatus::Failed, Some(&reason), now)
+                .await?;
+            return Ok(Assigned::Refused);
         }
         let announcement = self
             .chat_link_base
@@ -247,7 +278,7 @@ impl Fleet {
             // A Zoom meeting's bot goes when Zoom says its media stream started (the webhook).
             for meeting in due.into_iter().filter(|m| m.platform != Platform::Zoom) {
                 match self.assign(&meeting, None, settings, &mut depth).await {
-                    Ok(Assigned::Queued | Assigned::NotScheduled) => {}
+                    Ok(Assigned::Queued | Assigned::NotScheduled | Assigned::Refused) => {}
                     Ok(limit) => {
                         self.metrics.dispatch_deferred.fetch_add(1, Relaxed);
                         tracing::debug!(meeting_id = %meeting.meeting_id, ?limit, "meeting waits for a bot");

@@ -228,3 +228,36 @@ async fn a_postgres_restart_loses_nothing() {
     assert_complete(&app.store, meeting, &redis_url(), &stream).await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_waiting_for_redis_gives_up_when_its_worker_stops() {
+    let redis = PrivateRedis::start().expect("private redis");
+    let mut sink = RedisSink::connect(&redis.url(), &unique_stream())
+        .await
+        .expect("sink");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    sink.give_up_on(shutdown);
+    redis.stop().expect("stop redis");
+    let meeting = MeetingId::new_random();
+    let event = Event::new(
+        meeting,
+        0,
+        segment(meeting, &speaker("ana", "Ana"), 0, "held", true),
+    );
+    let publishing = tokio::spawn(async move { sink.publish(event).await });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !publishing.is_finished(),
+        "the event is held while Redis is down"
+    );
+    stop.send(true).expect("worker stopping");
+    // Each attempt is bounded by the connection's own timeouts (2 s to connect, 5 s to answer).
+    let published = tokio::time::timeout(Duration::from_secs(10), publishing)
+        .await
+        .expect("the publish gives up in time instead of holding the shutdown")
+        .expect("task");
+    assert!(
+        matches!(published, Err(parley_bot::sink::SinkError::ShuttingDown)),
+        "{published:?}"
+    );
+}

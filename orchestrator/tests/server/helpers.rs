@@ -184,6 +184,8 @@ pub struct Options {
     pub fleet: Option<FleetConfig>,
     /// Zoom: the webhook secret token, and the app's client id and secret the bots sign with.
     pub zoom: Option<(String, String, String)>,
+    /// Zoom accounts whose streams the server serves; default any.
+    pub zoom_accounts: Vec<String>,
     pub meet: Option<MeetSettings>,
     /// LiveKit: the deployment's API key and secret.
     pub livekit: Option<(String, String)>,
@@ -259,6 +261,7 @@ impl TestApp {
             config.zoom_webhook_secret = Some(Secret::new(webhook));
             config.connector.zoom_client_id = id;
             config.connector.zoom_client_secret = secret;
+            config.zoom_accounts = options.zoom_accounts.clone();
         }
         if let Some(meet) = options.meet {
             config.connector.meet_api_url = meet.api_url;
@@ -372,13 +375,7 @@ impl TestApp {
 
     /// The verification link in the newest verification mail to `to`.
     pub fn mailed_verification_link(&self, to: &str) -> Option<String> {
-        let mail = self.outbox_mail(to, "Verify your address")?;
-        let at = mail.find("/verify?token=")?;
-        let start = mail[..at].rfind("http")?;
-        let end = mail[at..]
-            .find(char::is_whitespace)
-            .map_or(mail.len(), |n| at + n);
-        Some(mail[start..end].to_owned())
+        crate::mail::verification_link(&self.outbox_mail(to, "Verify your address")?)
     }
 
     /// Follows the verification link mailed to `to`, as its owner would.
@@ -473,7 +470,7 @@ impl TestApp {
         token
     }
 
-    async fn meeting_json(&self, token: &str, id: &str) -> Option<Value> {
+    pub async fn meeting_json(&self, token: &str, id: &str) -> Option<Value> {
         self.get(&format!("/meetings/{id}"), Some(token))
             .await
             .json()

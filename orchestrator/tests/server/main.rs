@@ -5,6 +5,8 @@ mod helpers;
 
 #[path = "../support/child_servers.rs"]
 mod child_servers;
+#[path = "../support/mail.rs"]
+mod mail;
 
 mod account_attacks;
 mod accounts;

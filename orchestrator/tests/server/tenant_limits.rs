@@ -312,3 +312,54 @@ async fn a_server_with_another_key_does_not_open_the_database() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_janus_link_into_the_internal_network_sends_no_bot() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let owner = app.user("owner@example.com").await;
+    // Through the API: refused when the meeting is made, before any packet leaves.
+    let internal = "janus+ws://10.20.30.40:8188/?room=7";
+    for (path, body) in [
+        (
+            "/meetings",
+            json!({"title": "Probe", "url": internal, "participants": []}),
+        ),
+        ("/meeting/started", json!({ "url": internal })),
+    ] {
+        let r = app.post(path, Some(&owner), &body).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+        let text = r.text().await.expect("body");
+        assert!(text.contains("internal network"), "{path}: {text}");
+    }
+    // Made another way (as a calendar event makes it): refused when its bot would be sent.
+    let me: Value = app
+        .get("/me", Some(&owner))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let meeting = app
+        .store
+        .create_meeting(
+            parley_orchestrator::store::NewMeeting {
+                owner_id: me["user_id"].as_str().expect("id").parse().expect("uuid"),
+                title: "Probe".to_owned(),
+                url: parley_shared::MeetingUrl::parse(internal).expect("link"),
+                start_time_ms: Some(parley_shared::now_ms()),
+                invitees: Vec::new(),
+                record: false,
+            },
+            parley_shared::now_ms(),
+        )
+        .await
+        .expect("meeting");
+    let reason = app
+        .failure_reason(
+            &owner,
+            &meeting.meeting_id.to_string(),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(reason.contains("PARLEY_EGRESS_ALLOW"), "{reason}");
+    app.stop().await;
+}

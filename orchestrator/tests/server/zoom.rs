@@ -6,7 +6,7 @@
 //! terminates the stream at the end.
 
 use crate::bots::ONE_AT_A_TIME;
-use crate::helpers::{Backend, Options, TestApp, assert_sample_meeting};
+use crate::helpers::{Backend, Options, TestApp, assert_sample_meeting, eventually};
 use crate::sample_media::{pcm_16k, talking};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
@@ -404,4 +404,52 @@ async fn a_zoom_stream_several_accounts_wait_for_goes_to_none_of_them() {
         !sim.seen.signed.load(Ordering::Relaxed),
         "no bot joined the stream"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zoom_stream_of_an_account_the_server_does_not_serve_is_ignored() {
+    let sim = Simulator::start(Vec::new()).await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        Options {
+            zoom: Some((
+                WEBHOOK_SECRET.to_owned(),
+                CLIENT_ID.to_owned(),
+                CLIENT_SECRET.to_owned(),
+            )),
+            zoom_accounts: vec!["our-account".to_owned()],
+            ..Options::default()
+        },
+    )
+    .await;
+    let owner = app.user("owner@example.com").await;
+    let number = "81234567893";
+    let id = app
+        .meeting(
+            &owner,
+            json!({"title": "Board", "url": format!("https://zoom.us/j/{number}"),
+                   "participants": []}),
+        )
+        .await;
+    let status = || async {
+        let m = app.meeting_json(&owner, &id).await.expect("meeting");
+        m["status"].as_str().expect("status").to_owned()
+    };
+    // Another company's meeting with the same number: its stream is not ours.
+    let mut theirs = rtms_started(&sim.signal_url(), number);
+    theirs["payload"]["account_id"] = json!("their-account");
+    let r = webhook(&app, &theirs, WEBHOOK_SECRET).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(status().await, "scheduled");
+    // Our account's stream is taken.
+    let mut ours = rtms_started(&sim.signal_url(), number);
+    ours["payload"]["account_id"] = json!("our-account");
+    let r = webhook(&app, &ours, WEBHOOK_SECRET).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    eventually(Duration::from_secs(10), "the bot sent", || async {
+        (status().await != "scheduled").then_some(())
+    })
+    .await;
+    app.stop().await;
 }

@@ -219,7 +219,7 @@ pub async fn join(link: &str, config: LiveKitConfig) -> Result<SessionHandle, Co
         .map_err(setup)?;
     tracing::info!(room = %url.room, "LiveKit room joined");
 
-    let (connector, tx, leave_rx) = session(CHANNEL);
+    let (mut connector, tx, leave_rx) = session(CHANNEL);
     let ping_every = Duration::from_secs(u64::try_from(join.ping_interval).unwrap_or(0).max(1));
     let ping_timeout = Duration::from_secs(u64::try_from(join.ping_timeout).unwrap_or(0).max(2));
     let mut session = Session {
@@ -239,7 +239,7 @@ pub async fn join(link: &str, config: LiveKitConfig) -> Result<SessionHandle, Co
     for p in join.other_participants {
         session.participant(p);
     }
-    tokio::spawn(session.run(socket, peer, leave_rx, ping_every, ping_timeout));
+    connector.start(session.run(socket, peer, leave_rx, ping_every, ping_timeout));
     Ok(connector)
 }
 

@@ -222,7 +222,7 @@ pub async fn join(link: &str, config: MeetConfig) -> Result<SessionHandle, Conne
     let (mut connector, tx, leave_rx) = session(CHANNEL);
     let (admitted_tx, admitted) = oneshot::channel();
     let session = Session::new(tx, channels, config.alone_timeout, admitted_tx);
-    tokio::spawn(session.run(peer, leave_rx));
+    connector.start(session.run(peer, leave_rx));
     // Joined means admitted: someone in the call may have to allow the session first.
     match tokio::time::timeout(config.wait_for_start, admitted).await {
         Ok(Ok(Ok(()))) => Ok(connector),

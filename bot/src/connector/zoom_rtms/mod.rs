@@ -237,8 +237,8 @@ pub async fn join(url: RtmsUrl, creds: &ZoomCredentials) -> Result<SessionHandle
     accepted(&resp, "media handshake")?;
     send(&mut signaling, &hs.ready()).await?;
     tracing::info!("RTMS stream joined");
-    let (connector, tx, leave) = session(CHANNEL);
-    tokio::spawn(Session::new(tx).run(signaling, media, leave));
+    let (mut connector, tx, leave) = session(CHANNEL);
+    connector.start(Session::new(tx).run(signaling, media, leave));
     Ok(connector)
 }
 
