@@ -158,8 +158,18 @@ async fn recordings_are_listed_and_served(app: &TestApp, token: &str, id: &str) 
             .await;
         assert_eq!(r.status(), 404, "{bad}");
     }
-    // The meeting page lists them with its summary and serves them with the share link.
+    // The meeting page lists them with its summary and serves them with the share link, once
+    // the owner shares them there.
     let live = app.live_url(token, id).await.expect("live link");
+    let r = app
+        .http
+        .patch(app.url(&format!("/meetings/{id}/live")))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"scope": "all"}))
+        .send()
+        .await
+        .expect("share");
+    assert_eq!(r.status(), 200);
     let summary: Value = eventually(Duration::from_secs(30), "the summary", || async {
         let r = app.http.get(format!("{live}/summary")).send().await.ok()?;
         if r.status().is_success() {
