@@ -276,6 +276,39 @@ fn the_example_overlay_renders_the_whole_deployment() {
     assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
 }
 
+/// The bot image, and the ConfigMap its pods run with, name the model the image installs: a
+/// worker finds it in the image's model dir instead of failing (or downloading) at start.
+#[test]
+fn the_bot_image_holds_the_model_its_configuration_names() {
+    let dockerfile = std::fs::read_to_string(k8s_dir().join("../docker/bot.Dockerfile"))
+        .expect("docker/bot.Dockerfile");
+    let installed: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.split("models install ").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let removed: Vec<&str> = dockerfile
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("/opt/parley/models/ggml-"))
+        .filter_map(|f| f.strip_suffix(".bin"))
+        .collect();
+    let named = dockerfile
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("PARLEY_MODEL="))
+        .expect("the image sets PARLEY_MODEL");
+    assert!(
+        installed.contains(&named) && !removed.contains(&named),
+        "the image names {named}; it installs {installed:?} and removes {removed:?}"
+    );
+    let configmap =
+        std::fs::read_to_string(k8s_dir().join("base/configmap.yaml")).expect("configmap.yaml");
+    let config = yaml_docs(&configmap).remove(0);
+    assert_eq!(
+        config["data"]["PARLEY_MODEL"], named,
+        "the ConfigMap's model"
+    );
+}
+
 #[test]
 fn alert_rules_pass_promtool_and_their_unit_tests() {
     let text = std::fs::read_to_string(k8s_dir().join("base/prometheusrule.yaml"))
