@@ -44,8 +44,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-    let sealer = Arc::new(config.sealer()?);
-    let store = Store::open(&config.database_url(), Arc::clone(&sealer))
+    let store = Store::open(&config.database_url(), Arc::new(config.sealer()?))
         .await
         .context("cannot open the database")?;
     let metrics = Arc::new(Metrics::default());
@@ -184,7 +183,6 @@ pub async fn run(
         )),
         public_url: Arc::clone(&public_url),
         recordings,
-        sealer: Arc::clone(&sealer),
         egress: egress.clone(),
         trusted_proxies: config.trusted_proxies.clone().into(),
         hashing: Arc::new(HashingSlots::per_core()),
@@ -196,7 +194,6 @@ pub async fn run(
     };
     let poller = Arc::new(calendar::poller::Poller {
         store: store.clone(),
-        sealer,
         http: egress
             .client(calendar::poller::FETCH_TIMEOUT)
             .context("cannot make the calendar client")?,

@@ -25,6 +25,13 @@ impl Bus {
     }
 }
 
+#[derive(Debug)]
+pub enum AnySink {
+    Channel(ChannelSink),
+    Redis(Box<RedisSink>),
+    Jsonl(JsonlSink),
+}
+
 impl AnySink {
     /// See [`RedisSink::give_up_on`]; the other sinks never wait on a server.
     pub fn give_up_on(&mut self, shutdown: watch::Receiver<bool>) {
@@ -32,13 +39,6 @@ impl AnySink {
             s.give_up_on(shutdown);
         }
     }
-}
-
-#[derive(Debug)]
-pub enum AnySink {
-    Channel(ChannelSink),
-    Redis(Box<RedisSink>),
-    Jsonl(JsonlSink),
 }
 
 impl EventSink for AnySink {

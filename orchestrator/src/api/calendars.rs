@@ -67,19 +67,13 @@ pub async fn add(
             "a password needs a username".to_owned(),
         ));
     }
-    let sealed = body
-        .password
-        .as_deref()
-        .map(|p| state.sealer.seal(p))
-        .transpose()
-        .map_err(ApiError::Internal)?;
     let calendar = state
         .store
         .add_calendar(
             user.0.user_id,
             &url,
             body.username.as_deref(),
-            sealed.as_deref(),
+            body.password.as_deref(),
             now_ms(),
         )
         .await?;

@@ -46,8 +46,6 @@ pub struct AppState {
     pub live: Arc<crate::live::Hubs>,
     /// Where users reach this server (`http://host:port`), for links the API hands out.
     pub public_url: Arc<str>,
-    /// Seals calendar passwords at rest.
-    pub sealer: Arc<crate::auth::Sealer>,
     /// Checks the addresses users give for the server to fetch.
     pub egress: parley_bot::egress::EgressGuard,
     /// Proxies whose forwarding headers name the client.

@@ -4,7 +4,6 @@
 //! a bot `dispatch_lead` before each start.
 
 use super::ics;
-use crate::auth::Sealer;
 use crate::clock::now_ms;
 use crate::store::{Calendar, CalendarMeeting, Store};
 use chrono::{TimeZone, Utc};
@@ -17,7 +16,6 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Poller {
     pub store: Store,
-    pub sealer: Arc<Sealer>,
     /// Made by `egress` ([`EgressGuard::client`]): it resolves through the guard.
     pub http: reqwest::Client,
     pub egress: EgressGuard,
@@ -115,11 +113,7 @@ impl Poller {
         self.egress.check_url(&url).map_err(FetchError::Egress)?;
         let mut req = self.http.get(url);
         if let Some(user) = &calendar.username {
-            let password = match &calendar.password_sealed {
-                Some(sealed) => Some(self.sealer.open(sealed).map_err(FetchError::Other)?),
-                None => None,
-            };
-            req = req.basic_auth(user, password);
+            req = req.basic_auth(user, calendar.password.as_deref());
         }
         if let Some(etag) = &calendar.etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, etag);

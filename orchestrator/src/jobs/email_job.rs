@@ -85,8 +85,9 @@ async fn compose(ctx: &Context, job: &Job, to: Mailbox) -> anyhow::Result<Option
         recording: meeting
             .share_token
             .as_ref()
-            .filter(|_| meeting.record && ctx.serves_recordings)
-            .filter(|_| meeting.share_scope >= ShareScope::All)
+            .filter(|_| {
+                meeting.record && ctx.serves_recordings && meeting.share_scope >= ShareScope::All
+            })
             .map(|t| format!("{}#recordings", share_link(&ctx.public_url, t))),
     };
     Ok(Some(email.message(&ctx.from, to)?))

@@ -18,9 +18,9 @@ pub struct Calendar {
     #[serde(rename = "url")]
     pub shown_url: String,
     pub username: Option<String>,
-    /// The password as sealed at rest; never serialized.
+    /// The password, opened from its sealed copy; never serialized.
     #[serde(skip)]
-    pub password_sealed: Option<String>,
+    pub password: Option<String>,
     #[serde(skip)]
     pub etag: Option<String>,
     #[serde(skip)]
@@ -55,7 +55,10 @@ impl Store {
                 .open_sealed(&sealed.ok_or_else(|| corrupt("calendar address not sealed"))?)?,
             shown_url: r.try_get("url")?,
             username: r.try_get("username")?,
-            password_sealed: r.try_get("password_sealed")?,
+            password: r
+                .try_get::<Option<String>, _>("password_sealed")?
+                .map(|sealed| self.open_sealed(&sealed))
+                .transpose()?,
             etag: r.try_get("etag")?,
             last_modified: r.try_get("last_modified")?,
             failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
@@ -68,7 +71,7 @@ impl Store {
         user_id: Uuid,
         url: &str,
         username: Option<&str>,
-        password_sealed: Option<&str>,
+        password: Option<&str>,
         now_ms: u64,
     ) -> Result<Calendar> {
         let id = Uuid::new_v4();
@@ -81,7 +84,7 @@ impl Store {
         .bind(redacted_url(url))
         .bind(self.seal(url)?)
         .bind(username)
-        .bind(password_sealed)
+        .bind(password.map(|p| self.seal(p)).transpose()?)
         .bind(to_db_ms(now_ms))
         .execute(&self.pool)
         .await?;

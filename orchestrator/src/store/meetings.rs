@@ -162,7 +162,7 @@ impl Store {
 
     /// The columns a share token is stored as: its hash (to find the meeting by link) and the
     /// owner's sealed copy.
-    fn share_columns(
+    pub(super) fn share_columns(
         &self,
         token: Option<&ShareToken>,
     ) -> Result<(Option<String>, Option<String>)> {

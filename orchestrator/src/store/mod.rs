@@ -68,8 +68,8 @@ impl Backend {
 }
 
 /// The database handle every repository method hangs off. Cheap to clone. Secrets (share
-/// links, calendar feed addresses) are sealed with `sealer` on their way in and opened on their
-/// way out, so callers see them as plain values and the database never does.
+/// links, calendar feed addresses and passwords) are sealed with `sealer` on their way in and
+/// opened on their way out, so callers see them as plain values and the database never does.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,

@@ -48,13 +48,7 @@ impl Store {
         for row in &rows {
             let id: String = row.try_get("meeting_id")?;
             let raw: String = row.try_get("share_token")?;
-            let (hash, sealed) = match ShareToken::parse(&raw) {
-                Some(token) => (
-                    Some(token.hash().as_str().to_owned()),
-                    Some(self.seal(token.expose())?),
-                ),
-                None => (None, None),
-            };
+            let (hash, sealed) = self.share_columns(ShareToken::parse(&raw).as_ref())?;
             sqlx::query(
                 "UPDATE meetings SET share_hash = $1, share_sealed = $2, share_token = NULL \
                  WHERE meeting_id = $3",
