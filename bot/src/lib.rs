@@ -4,6 +4,7 @@
 pub mod asr;
 pub mod audio;
 pub mod cli;
+pub mod config;
 pub mod connector;
 pub mod egress;
 pub mod eval;
@@ -11,6 +12,5 @@ pub mod fleet;
 pub mod local_run;
 pub mod models;
 pub mod pipeline;
-pub mod recorder;
 pub mod sink;
 pub mod telemetry;

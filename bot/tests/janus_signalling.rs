@@ -3,7 +3,7 @@
 //! ends the meeting. (A real Janus runs in the orchestrator's end-to-end test.)
 
 use futures_util::{SinkExt, StreamExt};
-use parley_bot::connector::janus::{JanusConfig, JanusConnector, JanusUrl};
+use parley_bot::connector::janus::{JanusConfig, JanusConnector, JanusLink};
 use parley_bot::connector::{ConnectorEvent, MeetingConnector};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering::Relaxed;
@@ -109,7 +109,7 @@ async fn bad_signalling_is_counted_and_survived() {
     let destroy = Arc::new(tokio::sync::Notify::new());
     tokio::spawn(fake_janus(listener, Arc::clone(&log), Arc::clone(&destroy)));
 
-    let url = JanusUrl::parse(&format!("janus+ws://127.0.0.1:{port}/?room=7")).expect("url");
+    let url = JanusLink::parse(&format!("janus+ws://127.0.0.1:{port}/?room=7")).expect("url");
     let config = JanusConfig {
         udp_bind: vec!["127.0.0.1:0".to_owned()],
         ..JanusConfig::default()

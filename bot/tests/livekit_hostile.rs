@@ -6,12 +6,17 @@ use futures_util::{SinkExt, StreamExt};
 use livekit_protocol::{JoinResponse, SignalResponse, signal_response};
 use parley_bot::connector::MeetingConnector;
 use parley_bot::connector::livekit::{self, LiveKitConfig};
+use parley_shared::link::LiveKitLink;
 use prost::Message as _;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A server that upgrades every connection, sends `join` when told to, then `after`.
+fn parse(link: &str) -> LiveKitLink {
+    LiveKitLink::parse(link).expect("link")
+}
+
 async fn server(join: bool, after: Message) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -60,14 +65,16 @@ async fn no_token_is_minted_for_a_server_of_someone_elses() {
         servers: vec!["lk.example.com".to_owned()],
         ..config()
     };
-    let e = livekit::join(&link, config).await.expect_err("refused");
+    let e = livekit::join(parse(&link), config)
+        .await
+        .expect_err("refused");
     assert!(e.to_string().contains("PARLEY_LIVEKIT_SERVERS"), "{e}");
 }
 
 #[tokio::test]
 async fn an_oversized_frame_ends_the_session_with_a_reason() {
     let link = server(true, Message::binary(vec![0u8; 2 << 20])).await;
-    let mut bot = livekit::join(&link, config()).await.expect("joined");
+    let mut bot = livekit::join(parse(&link), config()).await.expect("joined");
     let end = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             match bot.next_event().await {
@@ -85,7 +92,9 @@ async fn an_oversized_frame_ends_the_session_with_a_reason() {
 #[tokio::test]
 async fn a_server_that_never_sends_join_is_a_join_error() {
     let link = server(false, Message::text("hello")).await;
-    let e = livekit::join(&link, config()).await.expect_err("no join");
+    let e = livekit::join(parse(&link), config())
+        .await
+        .expect_err("no join");
     assert!(e.to_string().contains("no join response"), "{e}");
 }
 
@@ -93,7 +102,7 @@ async fn a_server_that_never_sends_join_is_a_join_error() {
 async fn missing_credentials_say_which_settings() {
     let mut c = config();
     c.api_secret.clear();
-    let e = livekit::join("livekit+ws://127.0.0.1:9?room=r", c)
+    let e = livekit::join(parse("livekit+ws://127.0.0.1:9?room=r"), c)
         .await
         .expect_err("no secret");
     assert!(e.to_string().contains("LIVEKIT_API_SECRET"), "{e}");

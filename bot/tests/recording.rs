@@ -7,8 +7,9 @@ mod common;
 use common::testdata;
 use parley_bot::audio::file::read_16k;
 use parley_bot::connector::MeetingConnector;
-use parley_bot::connector::open::{AnyConnector, ConnectorArgs};
-use parley_shared::MeetingId;
+use parley_bot::connector::config::ConnectorConfig;
+use parley_bot::connector::open::AnyConnector;
+use parley_shared::{MeetingId, MeetingLink};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -39,15 +40,22 @@ fn assert_same_audio(recording: &Path, source: &Path) {
 async fn each_speaker_is_recorded_to_a_folder() {
     let out = tempfile::tempdir().expect("dir");
     let sample = testdata("sample");
-    let args = ConnectorArgs {
+    let args = ConnectorConfig {
         replay_speed: 0.0,
         record_to: Some(out.path().display().to_string()),
-        ..ConnectorArgs::default()
+        ..ConnectorConfig::default()
     };
     let meeting = MeetingId::new_random();
-    let mut c = AnyConnector::open(&format!("replay:{}", sample.display()), &args, meeting, 0)
-        .await
-        .expect("open");
+    let mut c = AnyConnector::open(
+        &MeetingLink::Replay {
+            folder: sample.display().to_string(),
+        },
+        &args,
+        meeting,
+        0,
+    )
+    .await
+    .expect("open");
     while c.next_event().await.expect("event").is_some() {}
     for speaker in ["ana", "ben"] {
         let file = out

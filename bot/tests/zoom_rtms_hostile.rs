@@ -3,8 +3,9 @@
 //! then hands the meeting to another bot) instead of exhausting memory or panicking.
 
 use futures_util::{SinkExt, StreamExt};
-use parley_bot::connector::zoom_rtms::{self, RtmsUrl, ZoomCredentials};
+use parley_bot::connector::zoom_rtms::{self, ZoomCredentials};
 use parley_bot::connector::{ConnectorEvent, MeetingConnector};
+use parley_shared::link::RtmsLink;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
@@ -45,8 +46,8 @@ async fn server(status: i64, after_ready: Message) -> String {
     format!("ws://{addr}/signal")
 }
 
-fn link(server: String) -> RtmsUrl {
-    RtmsUrl {
+fn link(server: String) -> RtmsLink {
+    RtmsLink {
         server,
         meeting_uuid: "uuid".to_owned(),
         stream_id: "stream".to_owned(),

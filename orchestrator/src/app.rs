@@ -142,9 +142,9 @@ pub async fn run(
         )
         .await?,
     );
-    let recordings = match config.connector.record_to.as_deref() {
+    let recordings = match config.bot.connector.record_to.as_deref() {
         None | Some("off") => None,
-        Some(location) => match parley_bot::recorder::RecordingStore::open(location) {
+        Some(location) => match parley_bot::connector::recorder::RecordingStore::open(location) {
             Ok(store) => Some(store),
             Err(e) => {
                 tracing::warn!(error = e, "recordings cannot be listed or served");
@@ -186,7 +186,7 @@ pub async fn run(
         egress: egress.clone(),
         trusted_proxies: config.trusted_proxies.clone().into(),
         hashing: Arc::new(HashingSlots::per_core()),
-        livekit_servers: config.connector.livekit_servers.clone().into(),
+        livekit_servers: config.bot.connector.livekit.servers.clone().into(),
         share_link_ttl: config.share_link_ttl,
         mail_policy: Arc::clone(&mail_policy),
         mailer: mailer.clone(),
@@ -372,8 +372,7 @@ async fn fleet(
         LauncherKind::InProcess => AnyLauncher::InProcess(Box::new(InProcessLauncher::new(
             queue.clone(),
             bus,
-            config.asr.clone(),
-            config.connector.clone(),
+            config.bot.clone(),
             f.meetings_per_worker,
         ))),
         LauncherKind::Process => {
@@ -385,8 +384,7 @@ async fn fleet(
                 f,
                 redis.expose(),
                 &config.events_stream,
-                &config.asr,
-                &config.connector,
+                &config.bot,
                 queue.clone(),
             )))
         }

@@ -2,39 +2,11 @@
 //! variable; with none set, `parley serve` runs the embedded default.
 
 use crate::auth::rate_limit::Limits;
-use crate::fleet::launchers::LauncherKind;
-use crate::store::FleetSettings;
-use parley_bot::asr::settings::AsrArgs;
-use parley_bot::connector::open::ConnectorArgs;
-use std::fmt;
+pub use crate::fleet::config::FleetConfig;
+use parley_bot::config::BotConfig;
+pub use parley_shared::Secret;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// A value that must never reach logs: `Debug` and `Display` print a placeholder.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<secret>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<secret>")
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -88,42 +60,9 @@ pub struct ServerConfig {
     pub zoom_accounts: Vec<String>,
     /// How bot workers are run, and the fleet's size until an admin sets it.
     pub fleet: FleetConfig,
-    /// Whisper settings of the bots this server launches.
-    pub asr: AsrArgs,
-    /// How in-process bots join meetings.
-    pub connector: ConnectorArgs,
-}
-
-#[derive(Debug, Clone)]
-pub struct FleetConfig {
-    pub launcher: LauncherKind,
-    pub defaults: FleetSettings,
-    /// Meetings each bot worker serves at once (one model and decode pool for all of them).
-    pub meetings_per_worker: usize,
-    pub assignments_stream: String,
-    /// The `parley-bot` binary the process launcher runs; `None` finds it.
-    pub bot_program: Option<PathBuf>,
-    /// The Kubernetes launcher's namespace (`None`: the client's) and Deployment.
-    pub bot_namespace: Option<String>,
-    pub bot_deployment: String,
-}
-
-impl Default for FleetConfig {
-    fn default() -> Self {
-        Self {
-            launcher: LauncherKind::InProcess,
-            defaults: FleetSettings {
-                min_idle: 1,
-                max_bots: 4,
-                per_user: 2,
-            },
-            meetings_per_worker: parley_bot::fleet::worker::default_max_meetings(),
-            assignments_stream: parley_bot::fleet::DEFAULT_ASSIGNMENTS_STREAM.to_owned(),
-            bot_program: None,
-            bot_namespace: None,
-            bot_deployment: "parley-bot".to_owned(),
-        }
-    }
+    /// The settings of every bot this server launches, whichever the launcher (Kubernetes bots
+    /// read theirs from the same ConfigMap as the server).
+    pub bot: BotConfig,
 }
 
 impl ServerConfig {
@@ -136,7 +75,9 @@ impl ServerConfig {
     }
 
     /// Defaults for a data dir, as `parley serve` with no other settings.
-    pub fn embedded(data_dir: PathBuf, asr: AsrArgs) -> Self {
+    pub fn embedded(data_dir: PathBuf) -> Self {
+        let mut bot = BotConfig::default();
+        bot.connector.record_to = Some(data_dir.join("recordings").display().to_string());
         Self {
             data_dir: data_dir.clone(),
             database_url: None,
@@ -165,11 +106,7 @@ impl ServerConfig {
             zoom_webhook_secret: None,
             zoom_accounts: Vec::new(),
             fleet: FleetConfig::default(),
-            asr,
-            connector: ConnectorArgs {
-                record_to: Some(data_dir.join("recordings").display().to_string()),
-                ..ConnectorArgs::default()
-            },
+            bot,
         }
     }
 

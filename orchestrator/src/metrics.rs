@@ -147,8 +147,8 @@ pub struct Metrics {
     fleet_capacity: AtomicU64,
     asr_backlog_ms: AtomicU64,
     asr_degraded: AsrDegraded,
-    /// Restarts of supervised background tasks, by [`Task`](crate::supervise::Task).
-    task_restarts: [AtomicU64; crate::supervise::Task::ALL.len()],
+    /// Restarts of supervised background tasks, by [`Task`].
+    task_restarts: [AtomicU64; Task::ALL.len()],
     ingest_lag: Histogram,
     caption_latency: Histogram,
     join_latency: Histogram,
@@ -204,8 +204,8 @@ impl Metrics {
         self.asr_degraded.update(bots);
     }
 
-    pub fn task_restarted(&self, task: crate::supervise::Task) {
-        if let Some(i) = crate::supervise::Task::ALL.iter().position(|t| *t == task) {
+    pub fn task_restarted(&self, task: Task) {
+        if let Some(i) = Task::ALL.iter().position(|t| *t == task) {
             self.task_restarts[i].fetch_add(1, Relaxed);
         }
     }
@@ -313,7 +313,7 @@ impl Metrics {
         ] {
             counter(name, help, "", v);
         }
-        for (i, task) in crate::supervise::Task::ALL.iter().enumerate() {
+        for (i, task) in Task::ALL.iter().enumerate() {
             counter(
                 "parley_task_restarts_total",
                 "Background tasks (event ingest, calendar polling, jobs, the fleet controller, housekeeping, live captions hubs) restarted after they failed.",
@@ -434,6 +434,41 @@ impl Metrics {
     }
 }
 
+/// The supervised tasks, as metric labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    Ingest,
+    Calendar,
+    Jobs,
+    Fleet,
+    Housekeeping,
+    /// A meeting's live captions hub: not restarted in place, but retired so the next viewer
+    /// starts a new one (`live::hub`); counted here all the same.
+    LiveHub,
+}
+
+impl Task {
+    pub const ALL: [Self; 6] = [
+        Self::Ingest,
+        Self::Calendar,
+        Self::Jobs,
+        Self::Fleet,
+        Self::Housekeeping,
+        Self::LiveHub,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::LiveHub => "live_hub",
+            Self::Calendar => "calendar",
+            Self::Jobs => "jobs",
+            Self::Fleet => "fleet",
+            Self::Housekeeping => "housekeeping",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,6 +511,7 @@ mod tests {
 
     fn worker(pid: u32, context: u64) -> BotInfo {
         BotInfo {
+            v: parley_shared::fleet::FLEET_VERSION,
             worker_id: format!("w{pid}"),
             state: WorkerState::InMeeting,
             meeting_id: None,

@@ -5,6 +5,7 @@
 //! whole rather than leaving it up without, say, calendar syncing.
 
 use crate::metrics::Metrics;
+pub use crate::metrics::Task;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,41 +16,6 @@ const MAX_RESTARTS: usize = 5;
 const WINDOW: Duration = Duration::from_secs(60);
 /// Pause before a restart: a task that dies at once does not spin.
 const BACKOFF: Duration = Duration::from_millis(500);
-
-/// The supervised tasks, as metric labels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Task {
-    Ingest,
-    Calendar,
-    Jobs,
-    Fleet,
-    Housekeeping,
-    /// A meeting's live captions hub: not restarted in place, but retired so the next viewer
-    /// starts a new one (`live::hub`); counted here all the same.
-    LiveHub,
-}
-
-impl Task {
-    pub const ALL: [Self; 6] = [
-        Self::Ingest,
-        Self::Calendar,
-        Self::Jobs,
-        Self::Fleet,
-        Self::Housekeeping,
-        Self::LiveHub,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ingest => "ingest",
-            Self::LiveHub => "live_hub",
-            Self::Calendar => "calendar",
-            Self::Jobs => "jobs",
-            Self::Fleet => "fleet",
-            Self::Housekeeping => "housekeeping",
-        }
-    }
-}
 
 /// Runs the task `start` makes until it returns (the server is stopping), restarting it after
 /// each panic; tells `gave_up` if it dies too often.

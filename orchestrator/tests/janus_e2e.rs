@@ -13,7 +13,6 @@ mod child_servers;
 #[path = "support/mail.rs"]
 mod mail;
 
-use parley_bot::asr::settings::AsrArgs;
 use parley_bot::eval::{Reference, word_errors};
 use parley_orchestrator::config::ServerConfig;
 use serde_json::{Value, json};
@@ -189,10 +188,10 @@ async fn inside_the_namespace() {
 
     // The orchestrator, embedded, with the bot's media on the namespace's SFU address.
     let data = tempfile::tempdir().expect("data dir");
-    let mut config = ServerConfig::embedded(data.path().to_owned(), AsrArgs::default());
-    config.connector.ice_bind = vec!["127.0.1.1:0".to_owned()];
+    let mut config = ServerConfig::embedded(data.path().to_owned());
+    config.bot.connector.ice_bind = vec!["127.0.1.1:0".to_owned()];
     let recordings = data.path().join("recordings");
-    config.connector.record_to = Some(recordings.display().to_string());
+    config.bot.connector.record_to = Some(recordings.display().to_string());
     config.dispatch_lead = LEAD;
     config.calendar_poll = Duration::from_millis(500);
     // The calendar server listens on the namespace's loopback: an internal address the egress

@@ -48,6 +48,7 @@ fn fake_api() -> (FakeApi, u16) {
 
 fn bot(worker: &str, state: WorkerState) -> BotInfo {
     BotInfo {
+        v: parley_shared::fleet::FLEET_VERSION,
         worker_id: worker.to_owned(),
         state,
         meeting_id: None,

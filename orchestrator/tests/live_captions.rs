@@ -8,7 +8,6 @@
 #[path = "browser/cdp.rs"]
 mod cdp;
 
-use parley_bot::asr::settings::AsrArgs;
 use parley_orchestrator::config::ServerConfig;
 use parley_orchestrator::store::Store;
 use parley_shared::MeetingId;
@@ -100,9 +99,9 @@ async fn api(
 async fn captions_page_follows_a_replayed_meeting() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = ServerConfig::embedded(dir.path().join("data"), AsrArgs::default());
+    let mut config = ServerConfig::embedded(dir.path().join("data"));
     // Real time, so the page sees partials and the reload lands mid-meeting.
-    config.connector.replay_speed = 1.0;
+    config.bot.connector.replay_speed = 1.0;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

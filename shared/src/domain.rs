@@ -1,5 +1,6 @@
 //! Domain values checked once at the edge: email addresses and meeting links.
 
+use crate::link::MeetingLink;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -9,6 +10,9 @@ pub enum DomainError {
     Email,
     #[error("invalid meeting url: {0}")]
     MeetingUrl(&'static str),
+    /// A link of a kind bots join, which that kind's rules refuse.
+    #[error("invalid meeting url: {0}")]
+    Link(String),
 }
 
 /// An email address, trimmed and lower-cased so one person has one account whatever they type.
@@ -133,27 +137,17 @@ impl MeetingUrl {
                 "contains spaces or control characters",
             ));
         }
-        let platform = if let Some(path) = url.strip_prefix("replay:") {
-            if path.is_empty() {
-                return Err(DomainError::MeetingUrl("replay: needs a folder path"));
-            }
-            Platform::Replay
-        } else if let Some(rest) = url
-            .strip_prefix("janus+ws://")
-            .or_else(|| url.strip_prefix("janus+wss://"))
+        let platform = if ["replay:", "janus+", "livekit+"]
+            .iter()
+            .any(|scheme| url.starts_with(scheme))
         {
-            if host_of(rest).is_empty() {
-                return Err(DomainError::MeetingUrl("no host"));
+            match MeetingLink::parse(url).map_err(DomainError::Link)? {
+                MeetingLink::Replay { .. } => Platform::Replay,
+                MeetingLink::Janus(_) => Platform::Janus,
+                MeetingLink::LiveKit(_) => Platform::LiveKit,
+                MeetingLink::Meet(_) => Platform::GoogleMeet,
+                MeetingLink::ZoomRtms(_) => Platform::Zoom,
             }
-            Platform::Janus
-        } else if let Some(rest) = url
-            .strip_prefix("livekit+ws://")
-            .or_else(|| url.strip_prefix("livekit+wss://"))
-        {
-            if host_of(rest).is_empty() {
-                return Err(DomainError::MeetingUrl("no host"));
-            }
-            Platform::LiveKit
         } else if let Some(rest) = url
             .strip_prefix("https://")
             .or_else(|| url.strip_prefix("http://"))
@@ -189,6 +183,12 @@ impl MeetingUrl {
 
     pub fn platform(&self) -> Platform {
         self.platform
+    }
+
+    /// The link as a bot joins it; an error for links no bot joins directly (Zoom, Teams, any
+    /// other web page) and Meet links without a meeting code.
+    pub fn link(&self) -> Result<MeetingLink, String> {
+        MeetingLink::parse(&self.url)
     }
 }
 

@@ -7,10 +7,15 @@
 pub mod clock;
 pub mod domain;
 pub mod event;
+pub mod fleet;
 pub mod ids;
+pub mod link;
+pub mod secret;
 pub mod transcript;
 
 pub use clock::now_ms;
 pub use domain::{DomainError, EmailAddress, MeetingUrl, Platform};
 pub use event::{BotState, EVENT_VERSION, Event, EventBody, Segment, Speaker};
 pub use ids::{MeetingId, SegmentId, SpeakerKey};
+pub use link::MeetingLink;
+pub use secret::Secret;

@@ -28,3 +28,36 @@ fn unknown_event_types_and_bad_keys_are_errors() {
     let empty_key = r#"{"v":1,"meeting_id":"00000000-0000-0000-0000-000000000001","seq":1,"type":"participant_left","speaker":{"key":"","name":"x"},"at_ms":0}"#;
     assert!(serde_json::from_str::<Event>(empty_key).is_err());
 }
+
+/// The fleet's wire types (`parley_shared::fleet`) are pinned the same way, and what workers
+/// wrote before the version field reads as version 1.
+#[test]
+fn v1_golden_fleet_messages_round_trip() {
+    use parley_shared::fleet::{Assignment, BotInfo, FLEET_VERSION};
+    fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned>(name: &str) -> T {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/fleet/v1")
+            .join(name);
+        let text = std::fs::read_to_string(&path).expect("golden file");
+        let value: T =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let back = serde_json::to_value(&value).expect("serialise");
+        let want: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(back, want, "{} does not round-trip", path.display());
+        value
+    }
+    let assignment: Assignment = round_trip("assignment.json");
+    assert_eq!(assignment.v, FLEET_VERSION);
+    assert!(matches!(assignment.link, parley_shared::MeetingLink::Janus(ref j) if j.room == 1234));
+    let info: BotInfo = round_trip("bot_info.json");
+    assert_eq!((info.v, info.meetings.len()), (1, 2));
+
+    let before = r#"{"meeting_id":"6f1c2a9e-3b4d-4c5e-8f70-1a2b3c4d5e6f","url":"replay:testdata/sample","record":false,"dispatched_ms":0}"#;
+    let old: Assignment = serde_json::from_str(before).expect("an assignment from before v");
+    assert_eq!(old.v, 1);
+    let bad_link = before.replace("replay:testdata/sample", "https://teams.microsoft.com/l/x");
+    assert!(
+        serde_json::from_str::<Assignment>(&bad_link).is_err(),
+        "a link no bot joins is not an assignment"
+    );
+}

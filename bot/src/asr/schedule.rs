@@ -17,6 +17,7 @@
 //! Decodes without a deadline (offline transcription) always run at full quality, in order.
 
 use super::transcriber::Purpose;
+pub use parley_shared::fleet::{Degradations, Step};
 use std::time::{Duration, Instant};
 
 /// How a final-quality decode is made, best first.
@@ -37,61 +38,6 @@ impl Quality {
             Self::Greedy => "greedy",
             Self::Alone => "alone",
         }
-    }
-}
-
-/// A degradation step, in the order they are taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Step {
-    Partial,
-    Speculation,
-    Beam,
-    Context,
-}
-
-impl Step {
-    pub const ALL: [Step; 4] = [Self::Partial, Self::Speculation, Self::Beam, Self::Context];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Partial => "partial",
-            Self::Speculation => "speculation",
-            Self::Beam => "beam",
-            Self::Context => "context",
-        }
-    }
-}
-
-/// Degradations so far, by step.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Degradations {
-    pub partial: u64,
-    pub speculation: u64,
-    pub beam: u64,
-    pub context: u64,
-}
-
-impl Degradations {
-    pub fn get(&self, step: Step) -> u64 {
-        match step {
-            Step::Partial => self.partial,
-            Step::Speculation => self.speculation,
-            Step::Beam => self.beam,
-            Step::Context => self.context,
-        }
-    }
-
-    fn count(&mut self, step: Step) {
-        match step {
-            Step::Partial => self.partial += 1,
-            Step::Speculation => self.speculation += 1,
-            Step::Beam => self.beam += 1,
-            Step::Context => self.context += 1,
-        }
-    }
-
-    pub fn total(&self) -> u64 {
-        Step::ALL.iter().map(|s| self.get(*s)).sum()
     }
 }
 

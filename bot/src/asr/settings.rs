@@ -1,5 +1,5 @@
-//! Options shared by every command that runs Whisper, and turning them into a loaded model and
-//! worker pool (installing the model first when it is missing).
+//! Whisper settings shared by every way of running a bot, and turning them into a loaded model
+//! and worker pool (installing the model first when it is missing).
 
 use crate::asr::pool::{AsrPool, PARTIAL_WINDOW, PoolConfig};
 use crate::asr::transcriber::TranscriberConfig;
@@ -7,64 +7,69 @@ use crate::asr::utterance::SegmenterConfig;
 use crate::asr::whisper::{EngineConfig, LoadOptions, WhisperModel, Window};
 use crate::models::{self, InstallOptions, ModelName};
 use anyhow::Context;
-use clap::Args;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Args)]
-pub struct AsrArgs {
-    /// Whisper model: a name (tiny.en-q8_0, tiny.en, base-q8_0, base) from the model cache, or a
-    /// path to a ggml file.
-    #[arg(long, default_value = "tiny.en-q8_0", env = "PARLEY_MODEL")]
+/// Whisper settings: the model, its decode pool and the live segmenter. Plain data with real
+/// defaults; the command line and environment only convert into it (`cli::flags`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AsrConfig {
+    /// A model name from the model cache (tiny.en-q8_0, tiny.en, base-q8_0, base) or a path to
+    /// a ggml file.
     pub model: String,
-    /// Model cache folder.
-    #[arg(long, env = "PARLEY_MODEL_DIR")]
+    /// The model cache; `None` is the user's default (`models::default_model_dir`).
     pub model_dir: Option<PathBuf>,
-    /// Whisper workers: decodes that run at once, each on its own thread with its own decoder
-    /// state (about 115 MB each) [default: one per core, at most 4].
-    #[arg(long, default_value_t = default_workers(), env = "PARLEY_ASR_WORKERS")]
+    /// Decodes that run at once, each on its own thread with its own decoder state.
     pub workers: usize,
-    /// CPU threads per decode. One per worker keeps ggml's spinning threads from competing:
-    /// with several meetings, two one-thread workers on two cores beat one two-thread worker
-    /// (finals p95 2.4 s against 3.0 s, and no accuracy lost to degradation).
-    #[arg(long, default_value_t = 1, env = "PARLEY_ASR_THREADS")]
+    /// CPU threads per decode.
     pub threads: usize,
-    /// Beam width for final segments (1 = greedy).
-    #[arg(long, default_value_t = 5)]
+    /// Beam width for finals (1 = greedy).
     pub beam: usize,
-    /// Spoken language for multilingual models (English-only models ignore it).
-    #[arg(long, default_value = "en")]
+    /// Spoken language for multilingual models.
     pub language: String,
-    /// Encoder window for partials: `cut` to the audio's length (fast) or `full` (25.6 s).
-    #[arg(long, default_value = "cut")]
     pub partial_ctx: CtxMode,
-    /// Encoder window for finals: `full` 25.6 s (accurate) or `cut` to the audio's length.
-    #[arg(long, default_value = "full")]
     pub final_ctx: CtxMode,
-    /// Silence that ends an utterance, in ms. Shorter: captions finalise sooner; longer: fewer
-    /// sentence splits, more context per decode.
-    #[arg(long, default_value_t = SegmenterConfig::default().end_silence_ms)]
+    /// Silence that ends an utterance.
     pub end_silence_ms: u64,
-    /// Live: a partial hypothesis after every this many ms of new speech (0 = none).
-    #[arg(long, default_value_t = SegmenterConfig::default().partial_every_ms)]
+    /// Live: a partial after every this many ms of new speech (0 = none).
     pub partial_every_ms: u64,
-    /// Live: after this many ms of silence the utterance is decoded as final in case the pause
-    /// ends it, so its final is ready sooner (0 = never; finals then wait for the end silence).
-    #[arg(long, default_value_t = SegmenterConfig::default().speculate_after_ms)]
+    /// Live: decode as final after this much silence, in case the pause ends it (0 = never).
     pub speculate_after_ms: u64,
-    /// Seconds of the speaker's earlier speech decoded again in front of each final, so Whisper
-    /// hears the voice and the sentences before (0 = off: each utterance alone).
-    #[arg(long, value_name = "SECONDS", default_value_t = TranscriberConfig::default().acoustic_context / 16_000)]
-    pub acoustic_context: usize,
-    /// Lower memory: whisper.cpp's flash attention saves about 48 MB per Whisper worker (a bot
-    /// with three speakers in Janus peaked at 152 MB instead of 201 MB), at some accuracy: its
-    /// CPU kernel adds up in 16-bit floats, and short clean speech loses words (JFK 0 % → 9.1 %).
-    #[arg(long, env = "PARLEY_FLASH_ATTENTION")]
+    /// Seconds of the speaker's earlier speech decoded again before each final.
+    pub acoustic_context_secs: usize,
+    /// whisper.cpp's flash attention: less memory, some accuracy.
     pub flash_attention: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+impl Default for AsrConfig {
+    fn default() -> Self {
+        let segmenter = SegmenterConfig::default();
+        Self {
+            model: ModelName::TinyEnQ8.as_str().to_owned(),
+            model_dir: None,
+            workers: default_workers(),
+            // One thread per worker keeps ggml's spinning threads from competing.
+            threads: 1,
+            beam: 5,
+            language: "en".to_owned(),
+            partial_ctx: CtxMode::Cut,
+            final_ctx: CtxMode::Full,
+            end_silence_ms: segmenter.end_silence_ms,
+            partial_every_ms: segmenter.partial_every_ms,
+            speculate_after_ms: segmenter.speculate_after_ms,
+            acoustic_context_secs: TranscriberConfig::default().acoustic_context / 16_000,
+            flash_attention: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum CtxMode {
+    /// The encoder window cut to the audio's length (fast).
     Cut,
+    /// The full 25.6 s window (accurate).
     Full,
 }
 
@@ -81,14 +86,27 @@ fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
 }
 
-impl Default for AsrArgs {
-    /// The flags' defaults, as a command line without any of them gives.
-    fn default() -> Self {
-        crate::cli::flag_defaults()
+impl AsrConfig {
+    /// Settings no model could run with.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.model.trim().is_empty() {
+            return Err("the model must be named".into());
+        }
+        if self.workers == 0 || self.threads == 0 {
+            return Err("Whisper workers and threads must be at least 1".into());
+        }
+        if !(1..=16).contains(&self.beam) {
+            return Err(format!("the beam must be 1 to 16, not {}", self.beam));
+        }
+        if self.language.trim().is_empty() {
+            return Err("the language must be named (for example en)".into());
+        }
+        if self.end_silence_ms == 0 {
+            return Err("the end silence must be longer than 0 ms".into());
+        }
+        Ok(())
     }
-}
 
-impl AsrArgs {
     /// The transcriber settings; `live` adds partials.
     pub fn transcriber(&self, live: bool) -> TranscriberConfig {
         let mut c = if live {
@@ -101,7 +119,7 @@ impl AsrArgs {
             c.segmenter.partial_every_ms = self.partial_every_ms;
             c.segmenter.speculate_after_ms = self.speculate_after_ms;
         }
-        c.acoustic_context = self.acoustic_context * 16_000;
+        c.acoustic_context = self.acoustic_context_secs * 16_000;
         c
     }
 

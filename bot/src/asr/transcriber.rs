@@ -41,7 +41,7 @@ impl Default for TranscriberConfig {
             no_speech_threshold: 0.6,
             logprob_threshold: -1.0,
             // 16 s of earlier speech: 5 points less WER over the dev and eval meetings than
-            // none; more context gained no more and costs decode time (ARCHITECTURE.md).
+            // none; more context gained no more and costs decode time (docs/benchmarks.md).
             acoustic_context: 16 * 16_000,
         }
     }

@@ -3,11 +3,13 @@
 //! that send raw audio); the pipeline does the rest the same way for all of them.
 
 mod capture;
+pub mod config;
 pub mod janus;
 pub mod livekit;
 pub mod meet;
 pub mod open;
 pub mod peer;
+pub mod recorder;
 pub mod replay;
 pub mod session;
 pub mod zoom_rtms;
@@ -67,12 +69,28 @@ pub enum ConnectorEvent {
     },
 }
 
+/// Why a connector could not join or stay. The worker acts on the kind: a permanent refusal
+/// fails the meeting with its words; a transient one is tried again, then handed to another bot.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
+    /// Permanent: the link, the credentials or the platform said no, and asking again gets the
+    /// same answer.
     #[error("{0}")]
     Setup(String),
+    /// Transient: the platform could not be reached or did not answer (network, DNS, timeouts,
+    /// server errors); a later try may succeed.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Transient: the connection broke once in the meeting.
     #[error("connection lost: {0}")]
     Lost(String),
+}
+
+impl ConnectorError {
+    /// Whether trying again (or another bot) may succeed.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Self::Setup(_))
+    }
 }
 
 /// A live (or replayed) meeting. `next_event` returns `Ok(None)` once nothing more will come.

@@ -18,7 +18,7 @@ use redis_queue::RedisQueue;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const DEFAULT_ASSIGNMENTS_STREAM: &str = "parley:assignments";
+pub use parley_shared::fleet::DEFAULT_ASSIGNMENTS_STREAM;
 
 /// How often a worker renews its claim and reports itself.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);

@@ -6,12 +6,13 @@
 use super::{AnyQueue, Assignment, BotInfo, Claimed, HEARTBEAT, Load, WorkerState};
 use crate::asr::settings::LoadedAsr;
 use crate::connector::MeetingConnector;
-use crate::connector::open::{AnyConnector, ConnectorArgs};
+use crate::connector::config::ConnectorConfig;
+use crate::connector::open::AnyConnector;
 use crate::pipeline::{PipelineConfig, run_meeting};
 use crate::sink::EventSink;
 use crate::sink::any::Bus;
 use anyhow::Context;
-use parley_shared::{BotState, Event, EventBody, MeetingId, now_ms};
+use parley_shared::{BotState, Event, EventBody, MeetingId, MeetingLink, now_ms};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,14 +22,19 @@ use tracing::Instrument;
 
 /// A meeting whose bots keep dying is given up after this many bots.
 pub const MAX_DELIVERIES: u64 = 5;
+/// Tries at joining while the platform cannot be reached, before the meeting goes to another
+/// bot; the first retry waits `JOIN_RETRY`, each next twice as long.
+const JOIN_ATTEMPTS: u32 = 3;
+const JOIN_RETRY: Duration = Duration::from_secs(1);
 /// How long a worker with room waits on the queue before looking at its meetings again.
 const CLAIM_WAIT: Duration = Duration::from_secs(1);
 /// A worker whose decoding is this far behind takes no further meeting.
 const FULL_BACKLOG: Duration = Duration::from_secs(2);
 
 /// Meetings a worker serves at once by default: two per core. One meeting of three speakers
-/// takes about 0.4 of a core at full quality (ARCHITECTURE.md), so this leaves room for
-/// busier meetings; past it, or when the decoding falls behind, the worker takes no more.
+/// took about 0.4 of a core at full quality on an AVX-512 machine (issue 18), so this leaves
+/// room for busier meetings; past it, or when the decoding falls behind, the worker takes no
+/// more.
 pub fn default_max_meetings() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
 }
@@ -36,7 +42,7 @@ pub fn default_max_meetings() -> usize {
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
     pub worker_id: String,
-    pub connector: ConnectorArgs,
+    pub connector: ConnectorConfig,
     pub pipeline: PipelineConfig,
     pub max_meetings: usize,
 }
@@ -104,6 +110,7 @@ impl Worker {
     pub fn new(queue: AnyQueue, asr: Arc<LoadedAsr>, bus: Bus, config: WorkerConfig) -> Self {
         let now = now_ms();
         let report = BotInfo {
+            v: parley_shared::fleet::FLEET_VERSION,
             worker_id: config.worker_id.clone(),
             state: WorkerState::Idle,
             meeting_id: None,
@@ -325,6 +332,25 @@ impl Worker {
                     tracing::warn!(error = %e, "cannot hand the meeting over; another bot takes it when the lease expires");
                 }
             }
+            (Err(Attend::Unreachable(e)), _) if c.deliveries >= MAX_DELIVERIES => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot reach the meeting; giving up"
+                );
+                let reason =
+                    format!("cannot reach the meeting ({MAX_DELIVERIES} bots tried): {e:#}");
+                self.fail(meeting, &reason).await;
+                self.finish(&c).await;
+            }
+            (Err(Attend::Unreachable(e)), _) => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    "cannot reach the meeting; handing it to another bot"
+                );
+                if let Err(e) = self.inner.queue.release(&c).await {
+                    tracing::warn!(error = %e, "cannot hand the meeting over; another bot takes it when the lease expires");
+                }
+            }
             (Err(Attend::Meeting(e)), _) => {
                 // The meeting may well go on: another bot tries (up to MAX_DELIVERIES).
                 tracing::warn!(
@@ -352,19 +378,31 @@ impl Worker {
     ) -> Result<u64, Attend> {
         let Assignment {
             meeting_id,
-            url,
+            link,
             record,
             announcement,
             ..
         } = &c.assignment;
         let config = &self.inner.config;
-        let mut connector_args = config.connector.clone();
+        let mut connector_config = config.connector.clone();
         if !record {
-            connector_args.record_to = None;
+            connector_config.record_to = None;
         }
-        let mut connector = AnyConnector::open(url, &connector_args, *meeting_id, offset_ms)
-            .await
-            .map_err(|e| Attend::Join(e.into()))?;
+        let started = tokio::time::Instant::now();
+        let Some(mut connector) = self
+            .join(
+                link,
+                &connector_config,
+                *meeting_id,
+                offset_ms,
+                leave.clone(),
+            )
+            .await?
+        else {
+            return Ok(0);
+        };
+        // Retries took time the meeting's clock went on through.
+        let offset_ms = offset_ms + u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
         // A replacement bot does not post the link again.
         if let Some(text) = announcement.as_deref().filter(|_| c.deliveries == 1) {
             // The link is a capability: it is posted, never logged.
@@ -408,6 +446,35 @@ impl Worker {
         .await
         .map_err(|e| Attend::Meeting(e.into()))?;
         Ok(report.finals)
+    }
+
+    /// Joins, trying again while the failure is transient; `None` when told to leave first.
+    async fn join(
+        &self,
+        link: &MeetingLink,
+        config: &ConnectorConfig,
+        meeting: MeetingId,
+        offset_ms: u64,
+        mut leave: watch::Receiver<Option<Leave>>,
+    ) -> Result<Option<AnyConnector>, Attend> {
+        let started = tokio::time::Instant::now();
+        let mut wait = JOIN_RETRY;
+        for attempt in 1.. {
+            let offset_ms = offset_ms + u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+            let e = match AnyConnector::open(link, config, meeting, offset_ms).await {
+                Ok(connector) => return Ok(Some(connector)),
+                Err(e) if !e.is_transient() => return Err(Attend::Join(e.into())),
+                Err(e) if attempt >= JOIN_ATTEMPTS => return Err(Attend::Unreachable(e.into())),
+                Err(e) => e,
+            };
+            tracing::warn!(error = %e, attempt, "cannot join the meeting yet; trying again in {wait:?}");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = leave.wait_for(Option::is_some) => return Ok(None),
+            }
+            wait *= 2;
+        }
+        unreachable!("the attempts end by returning")
     }
 
     /// Renews the claim every [`HEARTBEAT`] and says when to leave. Never returns: it ends when
@@ -483,8 +550,10 @@ impl Worker {
 }
 
 enum Attend {
-    /// Never got into the meeting: the assignment fails.
+    /// Refused at the door: the assignment fails with the reason.
     Join(anyhow::Error),
+    /// Could not reach the meeting, try after try: another bot may (up to MAX_DELIVERIES).
+    Unreachable(anyhow::Error),
     /// Failed once inside: another bot may do better.
     Meeting(anyhow::Error),
 }

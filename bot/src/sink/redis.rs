@@ -15,8 +15,7 @@ use tokio::sync::watch;
 
 /// The stream's field holding the event JSON.
 pub const EVENT_FIELD: &str = "event";
-/// Default stream name, shared by bots and orchestrators.
-pub const DEFAULT_STREAM: &str = "parley:events";
+pub use parley_shared::fleet::DEFAULT_EVENTS_STREAM as DEFAULT_STREAM;
 /// Approximate cap on stream length. Entries are acknowledged within seconds in normal operation;
 /// a million leaves hours of headroom for an ingest outage at hundreds of events per second.
 pub const DEFAULT_MAXLEN: usize = 1_000_000;

@@ -17,9 +17,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use parley_bot::connector::livekit::link::LiveKitUrl;
 use parley_shared::transcript::{Transcript, TranscriptFormat};
-use parley_shared::{EmailAddress, MeetingId, MeetingUrl, Platform};
+use parley_shared::{EmailAddress, MeetingId, MeetingLink, MeetingUrl, Platform};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -125,9 +124,9 @@ fn new_meeting(
 ) -> Result<NewMeeting, ApiError> {
     let title = check_name(&body.title, "title")?;
     let url = MeetingUrl::parse(&body.url).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if url.platform() == Platform::LiveKit {
-        LiveKitUrl::parse(url.as_str())
-            .and_then(|l| l.check_server(&state.livekit_servers))
+    if let Ok(MeetingLink::LiveKit(livekit)) = url.link() {
+        livekit
+            .check_server(&state.livekit_servers)
             .map_err(ApiError::BadRequest)?;
     }
     if url.platform() == Platform::Replay && user.0.role != Role::Admin {

@@ -5,6 +5,7 @@ pub mod admin;
 mod calendars;
 pub mod client_addr;
 pub mod error;
+mod live;
 mod meetings;
 mod ops;
 mod passwords;
@@ -62,7 +63,7 @@ pub struct AppState {
     pub mailer: crate::mail::Mailer,
     pub mail_from: lettre::message::Mailbox,
     /// Where the bots' recordings are, to list and serve them.
-    pub recordings: Option<parley_bot::recorder::RecordingStore>,
+    pub recordings: Option<parley_bot::connector::recorder::RecordingStore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -118,7 +119,7 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))
-        .merge(crate::live::router())
+        .merge(live::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)

@@ -15,7 +15,8 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use parley_bot::connector::zoom_rtms::RtmsUrl;
+use parley_shared::MeetingLink;
+use parley_shared::link::RtmsLink;
 use serde_json::{Value, json};
 
 /// Why a meeting was not joined when its Zoom number was claimed by several accounts.
@@ -106,7 +107,7 @@ pub async fn webhook(
 
 async fn rtms_started(state: &AppState, payload: &Value) -> Result<(), ApiError> {
     let missing = |name: &str| ApiError::BadRequest(format!("meeting.rtms_started without {name}"));
-    let stream = RtmsUrl {
+    let stream = RtmsLink {
         server: text(payload, "server_urls").ok_or_else(|| missing("server_urls"))?,
         meeting_uuid: text(payload, "meeting_uuid").ok_or_else(|| missing("meeting_uuid"))?,
         stream_id: text(payload, "rtms_stream_id").ok_or_else(|| missing("rtms_stream_id"))?,
@@ -123,8 +124,7 @@ async fn rtms_started(state: &AppState, payload: &Value) -> Result<(), ApiError>
     let number = text(payload, "meeting_id")
         .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| missing("a numeric meeting_id"))?;
-    let link = stream.to_link();
-    RtmsUrl::parse(&link).map_err(ApiError::BadRequest)?;
+    let link = MeetingLink::parse(&stream.to_link()).map_err(ApiError::BadRequest)?;
     let waiting = state.store.waiting_zoom_meetings(&number, now_ms()).await?;
     let Some(meeting) = waiting.first().cloned() else {
         tracing::warn!("Zoom started a media stream for a meeting no Parley meeting waits for");

@@ -7,7 +7,6 @@ use crate::config::ServerConfig;
 use crate::store::{Role, Store};
 use anyhow::Context;
 use clap::Subcommand;
-use parley_bot::asr::settings::AsrArgs;
 use parley_shared::EmailAddress;
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -57,7 +56,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-    let mut config = ServerConfig::embedded(data_dir, AsrArgs::default());
+    let mut config = ServerConfig::embedded(data_dir);
     config.database_url = database_url
         .filter(|u| !u.is_empty())
         .map(crate::config::Secret::new);

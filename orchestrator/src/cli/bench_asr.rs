@@ -6,7 +6,8 @@
 use super::procstat;
 use clap::Args;
 use parley_bot::asr::pool::{AsrPool, PoolStats};
-use parley_bot::asr::settings::AsrArgs;
+use parley_bot::asr::settings::AsrConfig;
+use parley_bot::cli::flags::AsrFlags;
 use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
 use parley_bot::eval::{HypSegment, Reference, Score, percentile, score};
 use parley_bot::local_run::{LocalRun, Progress, run_replay};
@@ -31,7 +32,7 @@ pub struct BenchAsrArgs {
     #[arg(long)]
     skip_streaming: bool,
     #[command(flatten)]
-    asr: AsrArgs,
+    asr: AsrFlags,
 }
 
 struct Row {
@@ -47,8 +48,9 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     let reference =
         Reference::load(&args.dir.join("reference.json")).map_err(anyhow::Error::msg)?;
     let tracks = ReplayConnector::discover(std::slice::from_ref(&args.dir))?;
-    let (model, path) = args.asr.load().await?;
-    let pool = args.asr.pool(&model)?;
+    let asr = args.asr.clone().config()?;
+    let (model, path) = asr.load().await?;
+    let pool = asr.pool(&model)?;
     let audio_s = reference.duration_ms as f64 / 1000.0;
     let n_tracks = tracks.len() as f64;
     let mut rows = Vec::new();
@@ -62,7 +64,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
             procstat::cpu_seconds().unwrap_or(0.0),
             std::time::Instant::now(),
         );
-        let hyps = whole_tracks(&model, &args.asr, &tracks).await?;
+        let hyps = whole_tracks(&model, &asr, &tracks).await?;
         rows.push(Row {
             name: "whole-track",
             score: score(&reference, &hyps),
@@ -73,7 +75,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     }
 
     eprintln!("pipeline, unpaced, finals only...");
-    let (run, unpaced) = unpaced_pass(&args.asr, &tracks, &pool).await?;
+    let (run, unpaced) = unpaced_pass(&asr, &tracks, &pool).await?;
     rows.push(Row {
         name: "vad-offline",
         score: score(&reference, &run.final_segments()),
@@ -93,7 +95,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
             std::time::Instant::now(),
         );
         let live = PipelineConfig {
-            transcriber: args.asr.transcriber(true),
+            transcriber: asr.transcriber(true),
             ..PipelineConfig::default()
         };
         let run = run_replay(
@@ -123,7 +125,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         tracks.len(),
         audio_s
     );
-    println!("{}", settings_line(&path, &args.asr));
+    println!("{}", settings_line(&path, &asr));
     println!("{}", procstat::cpu_model());
     println!();
     let keys: Vec<String> = reference.speakers.iter().map(|s| s.key.clone()).collect();
@@ -207,7 +209,7 @@ fn latencies(run: &LocalRun) -> (Vec<f64>, Vec<f64>) {
 
 async fn whole_tracks(
     model: &parley_bot::asr::whisper::WhisperModel,
-    asr: &AsrArgs,
+    asr: &AsrConfig,
     tracks: &[ReplayTrack],
 ) -> anyhow::Result<Vec<HypSegment>> {
     let mut decoder = model.decoder(asr.pool_config().engine)?;
@@ -282,7 +284,7 @@ pub(super) struct Cost {
 /// The pipeline over the tracks as fast as the CPU allows, finals only: the accuracy and CPU
 /// reference of the live runs.
 pub(super) async fn unpaced_pass(
-    asr: &AsrArgs,
+    asr: &AsrConfig,
     tracks: &[ReplayTrack],
     pool: &AsrPool,
 ) -> anyhow::Result<(LocalRun, Cost)> {
@@ -311,7 +313,7 @@ pub(super) async fn unpaced_pass(
 }
 
 /// The model and transcription settings a bench ran with, on one line.
-pub(super) fn settings_line(model: &std::path::Path, asr: &AsrArgs) -> String {
+pub(super) fn settings_line(model: &std::path::Path, asr: &AsrConfig) -> String {
     format!(
         "model {} | {} worker(s) x {} thread(s) | final beam {} | encoder window: partials {:?}, finals {:?} | end silence {} ms | acoustic context {} s",
         model
@@ -324,6 +326,6 @@ pub(super) fn settings_line(model: &std::path::Path, asr: &AsrArgs) -> String {
         asr.partial_ctx,
         asr.final_ctx,
         asr.end_silence_ms,
-        asr.acoustic_context,
+        asr.acoustic_context_secs,
     )
 }

@@ -10,7 +10,10 @@ use super::procstat;
 use crate::fleet::launchers::process::bot_program;
 use clap::Args;
 use parley_bot::asr::pool::{AsrPool, PoolStats};
-use parley_bot::asr::settings::AsrArgs;
+use parley_bot::asr::settings::AsrConfig;
+use parley_bot::cli::flags::AsrFlags;
+use parley_bot::cli::flags::hand_over;
+use parley_bot::config::BotConfig;
 use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
 use parley_bot::eval::{HypSegment, Reference, percentile, score};
 use parley_bot::local_run::{LocalRun, Progress, run_replay};
@@ -43,7 +46,7 @@ pub struct BenchFleetArgs {
     #[arg(long, default_value_t = 3100)]
     stagger_ms: u64,
     #[command(flatten)]
-    asr: AsrArgs,
+    asr: AsrFlags,
 }
 
 /// One meeting of the run, as measured.
@@ -73,14 +76,15 @@ pub async fn run(args: BenchFleetArgs) -> anyhow::Result<()> {
     let reference =
         Reference::load(&args.dir.join("reference.json")).map_err(anyhow::Error::msg)?;
     let tracks = ReplayConnector::discover(std::slice::from_ref(&args.dir))?;
-    let asr = args.asr.load_pool().await?;
+    let settings = args.asr.clone().config()?;
+    let asr = settings.load_pool().await?;
     let audio_s = reference.duration_ms as f64 / 1000.0;
 
     eprintln!(
         "unpaced pass of {} tracks (the CPU reference)...",
         tracks.len()
     );
-    let (unpaced, cost) = unpaced_pass(&args.asr, &tracks, &asr.pool).await?;
+    let (unpaced, cost) = unpaced_pass(&settings, &tracks, &asr.pool).await?;
     let unpaced_cpu = cost.cpu_s;
     let expected_finals = unpaced.final_segments().len();
     let unpaced_wer = score(&reference, &unpaced.final_segments()).overall.rate();
@@ -97,9 +101,9 @@ pub async fn run(args: BenchFleetArgs) -> anyhow::Result<()> {
     let path = asr.path.clone();
     let run = if args.processes {
         drop(asr);
-        in_processes(&args, &reference).await?
+        in_processes(&args, &settings, &reference).await?
     } else {
-        in_one_process(&args, &tracks, &asr.pool, &reference).await?
+        in_one_process(&args, &settings, &tracks, &asr.pool, &reference).await?
     };
 
     println!();
@@ -117,7 +121,7 @@ pub async fn run(args: BenchFleetArgs) -> anyhow::Result<()> {
     println!(
         "meetings start {} ms apart | {}",
         args.stagger_ms,
-        settings_line(&path, &args.asr)
+        settings_line(&path, &settings)
     );
     println!("{}", procstat::cpu_model());
     println!(
@@ -274,12 +278,13 @@ fn measured(reference: &Reference, run: &LocalRun) -> Meeting {
 
 async fn in_one_process(
     args: &BenchFleetArgs,
+    settings: &AsrConfig,
     tracks: &[ReplayTrack],
     pool: &AsrPool,
     reference: &Reference,
 ) -> anyhow::Result<Run> {
     let live = PipelineConfig {
-        transcriber: args.asr.transcriber(true),
+        transcriber: settings.transcriber(true),
         ..PipelineConfig::default()
     };
     let before = pool.stats();
@@ -364,7 +369,11 @@ impl Child {
     }
 }
 
-async fn in_processes(args: &BenchFleetArgs, reference: &Reference) -> anyhow::Result<Run> {
+async fn in_processes(
+    args: &BenchFleetArgs,
+    settings: &AsrConfig,
+    reference: &Reference,
+) -> anyhow::Result<Run> {
     let program = bot_program(args.bot_program.clone());
     let dir = tempfile::tempdir()?;
     let started = Instant::now();
@@ -373,7 +382,7 @@ async fn in_processes(args: &BenchFleetArgs, reference: &Reference) -> anyhow::R
         tokio::time::sleep(Duration::from_millis(20)).await;
         let i = children.len();
         if i < args.meetings && started.elapsed() >= stagger(args, i) {
-            children.push(spawn_child(&program, args, dir.path(), i)?);
+            children.push(spawn_child(&program, args, settings, dir.path(), i)?);
         }
         let mut running = 0;
         for c in &mut children {
@@ -419,17 +428,23 @@ fn stagger(args: &BenchFleetArgs, i: usize) -> Duration {
 fn spawn_child(
     program: &std::path::Path,
     args: &BenchFleetArgs,
+    settings: &AsrConfig,
     dir: &std::path::Path,
     i: usize,
 ) -> anyhow::Result<Child> {
     let out = dir.join(format!("meeting-{i}.jsonl"));
-    let process = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    // The child records nothing and decodes as this process would.
+    let config = BotConfig {
+        asr: settings.clone(),
+        ..BotConfig::default()
+    };
+    hand_over(&mut command, &config);
+    let process = command
         .arg("join")
         .arg(format!("replay:{}", args.dir.display()))
         .arg("--out")
         .arg(&out)
-        .args(asr_flags(&args.asr))
-        .args(["--record-to", "off"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -448,33 +463,4 @@ fn spawn_child(
         cpu_s: 0.0,
         rss_peak: 0,
     })
-}
-
-/// The Whisper flags a child needs to decode as this process would.
-fn asr_flags(asr: &AsrArgs) -> Vec<String> {
-    let ctx = |c: parley_bot::asr::settings::CtxMode| format!("{c:?}").to_lowercase();
-    let mut flags: Vec<String> = [
-        ("--model", asr.model.clone()),
-        ("--workers", asr.workers.to_string()),
-        ("--threads", asr.threads.to_string()),
-        ("--beam", asr.beam.to_string()),
-        ("--language", asr.language.clone()),
-        ("--partial-ctx", ctx(asr.partial_ctx)),
-        ("--final-ctx", ctx(asr.final_ctx)),
-        ("--end-silence-ms", asr.end_silence_ms.to_string()),
-        ("--partial-every-ms", asr.partial_every_ms.to_string()),
-        ("--speculate-after-ms", asr.speculate_after_ms.to_string()),
-        ("--acoustic-context", asr.acoustic_context.to_string()),
-    ]
-    .into_iter()
-    .flat_map(|(flag, value)| [flag.to_owned(), value])
-    .collect();
-    if let Some(dir) = &asr.model_dir {
-        flags.push("--model-dir".to_owned());
-        flags.push(dir.display().to_string());
-    }
-    if asr.flash_attention {
-        flags.push("--flash-attention".to_owned());
-    }
-    flags
 }

@@ -6,7 +6,6 @@ use crate::config::{Secret, ServerConfig};
 use crate::dev_servers::{PrivatePostgres, PrivateRedis};
 use crate::store::{Meeting, NewMeeting, Role, Store, User};
 use anyhow::Context;
-use parley_bot::asr::settings::AsrArgs;
 use parley_shared::{
     EmailAddress, Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
 };
@@ -87,7 +86,7 @@ impl BenchServers {
     pub async fn serve(&self) -> anyhow::Result<BenchServer> {
         let stream = format!("parley:bench:{}", uuid::Uuid::new_v4().simple());
         let data_dir = tempfile::Builder::new().prefix("parley-bench-").tempdir()?;
-        let mut config = ServerConfig::embedded(data_dir.path().to_owned(), AsrArgs::default());
+        let mut config = ServerConfig::embedded(data_dir.path().to_owned());
         // Benchmarks send no bots: no warm worker loading a model beside them.
         config.fleet.defaults.min_idle = 0;
         config.database_url = Some(Secret::new(self.database_url.clone()));

@@ -8,8 +8,7 @@ use crate::mail::policy::{MailPolicy, Quotas};
 use crate::store::FleetSettings;
 use anyhow::Context;
 use clap::Args;
-use parley_bot::asr::settings::AsrArgs;
-use parley_bot::connector::open::ConnectorArgs;
+use parley_bot::cli::flags::{AsrFlags, ConnectorFlags};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -178,9 +177,9 @@ pub struct ServeArgs {
     #[arg(long, env = "PARLEY_BOT_DEPLOYMENT", default_value = "parley-bot")]
     pub bot_deployment: String,
     #[command(flatten)]
-    pub asr: AsrArgs,
+    pub asr: AsrFlags,
     #[command(flatten)]
-    pub connector: ConnectorArgs,
+    pub connector: ConnectorFlags,
 }
 
 impl ServeArgs {
@@ -191,14 +190,11 @@ impl ServeArgs {
                 .context("no data dir for this user: pass --data-dir")?
                 .join("parley"),
         };
-        if self.connector.replay_speed < 0.0 || !self.connector.replay_speed.is_finite() {
-            anyhow::bail!("--replay-speed must be 0 or positive");
-        }
         if self.token_ttl_hours == 0 {
             anyhow::bail!("--token-ttl-hours must be at least 1");
         }
         let nonempty = |s: &Option<String>| s.as_ref().filter(|s| !s.is_empty()).map(Secret::new);
-        let mut config = ServerConfig::embedded(data_dir, self.asr.clone());
+        let mut config = ServerConfig::embedded(data_dir);
         config.database_url = nonempty(&self.database_url);
         config.redis_url = nonempty(&self.redis_url);
         config.events_stream = self.events_stream.clone();
@@ -303,11 +299,12 @@ impl ServeArgs {
             }
             config.public_url = Some(url.trim_end_matches('/').to_owned());
         }
-        let recordings = config.connector.record_to.take();
-        config.connector = self.connector.clone();
-        if config.connector.record_to.is_none() {
-            config.connector.record_to = recordings;
-        }
+        self.asr.clone().apply(&mut config.bot.asr);
+        self.connector.clone().apply(&mut config.bot.connector);
+        config
+            .bot
+            .validate()
+            .map_err(|e| anyhow::anyhow!("bot settings: {e}"))?;
         Ok(config)
     }
 }

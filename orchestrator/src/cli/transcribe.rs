@@ -4,7 +4,7 @@
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use parley_bot::asr::settings::AsrArgs;
+use parley_bot::cli::flags::AsrFlags;
 use parley_bot::connector::replay::{Pace, ReplayConnector};
 use parley_bot::local_run::{Progress, TimedEvent, run_replay};
 use parley_bot::pipeline::PipelineConfig;
@@ -32,7 +32,7 @@ pub struct TranscribeArgs {
     #[arg(long, conflicts_with = "realtime")]
     speed: Option<f64>,
     #[command(flatten)]
-    asr: AsrArgs,
+    asr: AsrFlags,
 }
 
 fn parse_format(s: &str) -> Result<TranscriptFormat, String> {
@@ -41,14 +41,15 @@ fn parse_format(s: &str) -> Result<TranscriptFormat, String> {
 
 pub async fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let tracks = ReplayConnector::discover(&args.inputs)?;
-    let (model, path) = args.asr.load().await?;
+    let asr = args.asr.clone().config()?;
+    let (model, path) = asr.load().await?;
     tracing::info!(model = %path.display(), tracks = tracks.len(), "transcribing");
-    let pool = args.asr.pool(&model)?;
+    let pool = asr.pool(&model)?;
     let (pace, transcriber) = match (args.realtime, args.speed) {
-        (true, _) => (Pace::Speed(1.0), args.asr.transcriber(true)),
-        (false, Some(speed)) if speed > 0.0 => (Pace::Speed(speed), args.asr.transcriber(true)),
+        (true, _) => (Pace::Speed(1.0), asr.transcriber(true)),
+        (false, Some(speed)) if speed > 0.0 => (Pace::Speed(speed), asr.transcriber(true)),
         (false, Some(speed)) => anyhow::bail!("--speed must be positive, got {speed}"),
-        (false, None) => (Pace::Unpaced, args.asr.transcriber(false)),
+        (false, None) => (Pace::Unpaced, asr.transcriber(false)),
     };
     let config = PipelineConfig {
         transcriber,

@@ -3,6 +3,7 @@
 //! workers through a launcher. Both run on one replica at a time: the holder of the scheduler
 //! lock (a Postgres advisory lock).
 
+pub mod config;
 pub mod launchers;
 pub mod reach;
 
@@ -13,7 +14,7 @@ use crate::store::{FleetSettings, Leadership, Meeting, MeetingStatus, Store, Sto
 use launchers::AnyLauncher;
 use parley_bot::egress::EgressGuard;
 use parley_bot::fleet::{AnyQueue, Assignment, BotInfo, QueueDepth, QueueError};
-use parley_shared::{MeetingId, Platform};
+use parley_shared::{MeetingId, MeetingLink, Platform};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -158,7 +159,7 @@ impl Fleet {
     pub async fn assign_now(
         &self,
         meeting: &Meeting,
-        link: Option<String>,
+        link: Option<MeetingLink>,
     ) -> Result<Assigned, FleetError> {
         let settings = self.settings().await?;
         let mut depth = self.queue.depth().await?;
@@ -170,7 +171,7 @@ impl Fleet {
     async fn assign(
         &self,
         meeting: &Meeting,
-        link: Option<String>,
+        link: Option<MeetingLink>,
         settings: FleetSettings,
         depth: &mut QueueDepth,
     ) -> Result<Assigned, FleetError> {
@@ -185,13 +186,26 @@ impl Fleet {
         if !self.store.claim_meeting(id, now).await? {
             return Ok(Assigned::NotScheduled);
         }
-        if let Err(reason) = reach::check_link(&self.egress, &meeting.url).await {
-            tracing::warn!(meeting_id = %id, "a meeting's link points at an internal network; no bot sent");
-            self.store
-                .set_meeting_status(id, MeetingStatus::Failed, Some(&reason), now)
-                .await?;
-            return Ok(Assigned::Refused);
-        }
+        // The link is parsed here, once: the bot gets it typed.
+        let link = match link.map_or_else(|| meeting.url.link(), Ok) {
+            Err(reason) => Err(format!("cannot join the meeting: {reason}")),
+            Ok(link) => match reach::check_link(&self.egress, &meeting.url).await {
+                Ok(()) => Ok(link),
+                Err(reason) => {
+                    tracing::warn!(meeting_id = %id, "a meeting's link points at an internal network; no bot sent");
+                    Err(reason)
+                }
+            },
+        };
+        let link = match link {
+            Ok(link) => link,
+            Err(reason) => {
+                self.store
+                    .set_meeting_status(id, MeetingStatus::Failed, Some(&reason), now)
+                    .await?;
+                return Ok(Assigned::Refused);
+            }
+        };
         let announcement = self
             .chat_link_base
             .as_deref()
@@ -200,8 +214,9 @@ impl Fleet {
                 format!("Live captions of this meeting: {}", share_link(base, token))
             });
         let assignment = Assignment {
+            v: parley_shared::fleet::FLEET_VERSION,
             meeting_id: id,
-            url: link.unwrap_or_else(|| meeting.url.to_string()),
+            link,
             record: meeting.record,
             announcement,
             dispatched_ms: now,
@@ -353,6 +368,7 @@ mod tests {
             "one meeting each"
         );
         let idle = |slots| BotInfo {
+            v: parley_shared::fleet::FLEET_VERSION,
             worker_id: "w".into(),
             state: parley_bot::fleet::WorkerState::Idle,
             meeting_id: None,

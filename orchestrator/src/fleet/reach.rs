@@ -4,9 +4,8 @@
 //! through, when the meeting is made and again when its bot is sent (a name may resolve
 //! elsewhere by then). Other platforms' servers are the platform's own or configured.
 
-use parley_bot::connector::janus::JanusUrl;
 use parley_bot::egress::{EgressError, EgressGuard};
-use parley_shared::{MeetingUrl, Platform};
+use parley_shared::{MeetingLink, MeetingUrl};
 use std::time::Duration;
 
 /// A lookup slower than this lets the bot try: it resolves the name again anyway, and a slow
@@ -16,10 +15,9 @@ const LOOKUP_BUDGET: Duration = Duration::from_secs(5);
 /// `Err` with a reason for the meeting's owner when the link's server is on a network the
 /// guard refuses.
 pub async fn check_link(egress: &EgressGuard, link: &MeetingUrl) -> Result<(), String> {
-    if link.platform() != Platform::Janus {
+    let Ok(MeetingLink::Janus(janus)) = link.link() else {
         return Ok(());
-    }
-    let janus = JanusUrl::parse(link.as_str())?;
+    };
     // The guard speaks http(s); the WebSocket URL has the same host and port.
     let as_http = janus
         .ws

@@ -11,10 +11,18 @@ mod hub;
 mod log;
 mod memory_log;
 mod redis_log;
-mod routes;
-mod viewer;
+pub mod viewer;
 
+use crate::auth::ShareToken;
 pub use cursor::Cursor;
 pub use hub::Hubs;
 pub use log::{LiveLog, LiveSegment};
-pub use routes::{router, share_link};
+
+/// The link participants open.
+pub fn share_link(public_url: &str, token: &ShareToken) -> String {
+    format!(
+        "{}/live/{}",
+        public_url.trim_end_matches('/'),
+        token.expose()
+    )
+}

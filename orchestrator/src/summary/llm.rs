@@ -4,12 +4,12 @@
 //! caller falls back to the built-in summarizer on failure.
 
 use super::{ActionItem, Line, MeetingSummary, Point, SummaryInput};
-use crate::config::Secret;
 use anyhow::{Context, bail};
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::CreateChatCompletionResponse;
+use parley_shared::Secret;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;

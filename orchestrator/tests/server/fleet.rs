@@ -349,3 +349,99 @@ async fn a_bot_worker_killed_mid_meeting_is_replaced_and_the_transcript_stays_wh
     assert!(after_gap >= 3, "the test must leave speech after the gap");
     assert!(recall >= 0.8, "recall {:.1} %", recall * 100.0);
 }
+
+/// `parley serve --launcher process` hands its bots its own settings: flags given to the server,
+/// over environment variables of its own that would otherwise reach the bots directly, and the
+/// connector secrets, which the bot's report of its settings does not print.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_given_to_the_server_reach_the_bots_it_starts() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("dir");
+    let stream = unique_stream();
+    let port = parley_orchestrator::dev_servers::free_port().expect("port");
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["serve", "--launcher", "process", "--fleet-min-idle", "1"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--bot-program")
+        .arg(bot_program())
+        .args(["--redis-url", &crate::helpers::redis_url()])
+        .args(["--events-stream", &stream])
+        .args(["--assignments-stream", &format!("{stream}:assignments")])
+        .args([
+            "--beam",
+            "3",
+            "--workers",
+            "1",
+            "--alone-timeout-secs",
+            "17",
+        ])
+        .args(["--record-to", "off", "--livekit-api-key", "lk-key"])
+        .args(["--livekit-api-secret", "lk-secret-value"])
+        // The server's own environment says otherwise; its flags win, and the bots must not
+        // read these variables behind the server's back.
+        .env("PARLEY_ASR_WORKERS", "3")
+        .env("PARLEY_ALONE_TIMEOUT_SECS", "99")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start parley serve");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stderr = serve.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                // Keep draining, so the server and its bots never block on a full pipe.
+                continue;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    let report = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains("parley-bot: worker") && line.contains("starting with") => {
+                break Ok(line);
+            }
+            Ok(line) => seen.push(line),
+            Err(_) => break Err(seen.join("\n")),
+        }
+    };
+    // SIGTERM (before any assertion, so no worker outlives the test): the server stops its
+    // workers before it exits.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(serve.id()).expect("pid")),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("signal the server");
+    let exited = eventually(Duration::from_secs(60), "the server exits", || {
+        let status = serve.try_wait().expect("wait");
+        async move { status }
+    })
+    .await;
+    let report = report.unwrap_or_else(|said| {
+        panic!("no bot worker reported its settings; the server said:\n{said}")
+    });
+    assert!(exited.success(), "parley serve exited with {exited}");
+    for expected in [
+        "beam: 3",
+        "workers: 1",
+        "alone_timeout_secs: 17",
+        "record_to: None",
+        "api_key: \"lk-key\"",
+        "api_secret: <secret>",
+    ] {
+        assert!(report.contains(expected), "{expected:?} not in {report}");
+    }
+    assert!(
+        !report.contains("lk-secret-value"),
+        "a secret was printed: {report}"
+    );
+}

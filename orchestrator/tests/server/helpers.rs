@@ -1,6 +1,5 @@
 //! Test harness: private servers, a fresh database per test, the app on port 0, an HTTP client.
 
-use parley_bot::asr::settings::AsrArgs;
 use parley_orchestrator::clock::now_ms;
 use parley_orchestrator::config::{FleetConfig, Secret, ServerConfig};
 use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis};
@@ -254,27 +253,27 @@ impl TestApp {
     pub async fn spawn_on(database_url: String, dir: tempfile::TempDir, options: Options) -> Self {
         init_logs();
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut config = ServerConfig::embedded(dir.path().join("data"), AsrArgs::default());
+        let mut config = ServerConfig::embedded(dir.path().join("data"));
         config.database_url = Some(Secret::new(database_url.clone()));
         config.fleet.defaults.min_idle = 0;
         if let Some((webhook, id, secret)) = options.zoom {
             config.zoom_webhook_secret = Some(Secret::new(webhook));
-            config.connector.zoom_client_id = id;
-            config.connector.zoom_client_secret = secret;
+            config.bot.connector.zoom.client_id = id;
+            config.bot.connector.zoom.client_secret = Secret::new(secret);
             config.zoom_accounts = options.zoom_accounts.clone();
         }
         if let Some(meet) = options.meet {
-            config.connector.meet_api_url = meet.api_url;
-            config.connector.google_token_url = meet.token_url;
-            config.connector.google_client_id = meet.client_id;
-            config.connector.google_client_secret = meet.client_secret;
-            config.connector.google_refresh_token = meet.refresh_token;
-            config.connector.stun = Vec::new();
+            config.bot.connector.google.meet_api_url = meet.api_url;
+            config.bot.connector.google.token_url = meet.token_url;
+            config.bot.connector.google.client_id = meet.client_id;
+            config.bot.connector.google.client_secret = Secret::new(meet.client_secret);
+            config.bot.connector.google.refresh_token = Secret::new(meet.refresh_token);
+            config.bot.connector.stun = Vec::new();
         }
         if let Some((key, secret)) = options.livekit {
-            config.connector.livekit_api_key = key;
-            config.connector.livekit_api_secret = secret;
-            config.connector.livekit_servers = vec!["127.0.0.1".to_owned()];
+            config.bot.connector.livekit.api_key = key;
+            config.bot.connector.livekit.api_secret = Secret::new(secret);
+            config.bot.connector.livekit.servers = vec!["127.0.0.1".to_owned()];
         }
         if let Some(fleet) = options.fleet {
             config.fleet = fleet;
@@ -287,7 +286,7 @@ impl TestApp {
         if let Some(idle) = options.claim_idle {
             config.claim_idle = idle;
         }
-        config.connector.replay_speed = options.replay_speed.unwrap_or(0.0);
+        config.bot.connector.replay_speed = options.replay_speed.unwrap_or(0.0);
         config.smtp_url = options.smtp_url.map(Secret::new);
         config.llm = options.llm;
         if let Some(every) = options.calendar_poll {

@@ -12,7 +12,9 @@
 //! participant nobody announced.
 
 use crate::bots::ONE_AT_A_TIME;
-use crate::helpers::{Backend, Options, TestApp, assert_logged, assert_sample_meeting};
+use crate::helpers::{
+    Backend, Options, TestApp, assert_logged, assert_sample_meeting, captured_logs, eventually,
+};
 use crate::sample_media::{opus_packets, opus_track, pcm_16k, talking};
 use base64::Engine as _;
 use bytes::Bytes;
@@ -57,6 +59,8 @@ struct Publisher {
 
 #[derive(Default)]
 struct Seen {
+    /// WebSocket handshakes the bot began.
+    attempts: AtomicU64,
     token_ok: AtomicBool,
     subscribe_only: AtomicBool,
     answered: AtomicBool,
@@ -442,6 +446,13 @@ fn publisher(
 
 /// The simulator's WebSocket URL (`ws://127.0.0.1:PORT`).
 async fn simulator() -> (Arc<Sim>, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    (simulator_on(listener), url)
+}
+
+/// The simulator, answering on `listener`.
+fn simulator_on(listener: TcpListener) -> Arc<Sim> {
     let sim = Arc::new(Sim {
         publishers: vec![
             publisher("PA_ana", "ana", "Ana Lima", 1, "ana.opus", 0),
@@ -450,8 +461,6 @@ async fn simulator() -> (Arc<Sim>, String) {
         ],
         seen: Seen::default(),
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("ws://{}", listener.local_addr().expect("addr"));
     let sim2 = Arc::clone(&sim);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
@@ -465,6 +474,7 @@ async fn simulator() -> (Arc<Sim>, String) {
                     reason = "tungstenite's handshake callback returns its error response by value"
                 )]
                 let check = move |req: &Request, resp: Response| {
+                    sim3.seen.attempts.fetch_add(1, Ordering::Relaxed);
                     if req.uri().path() != "/rtc" {
                         return Err(refuse(404, "page not found"));
                     }
@@ -498,7 +508,7 @@ async fn simulator() -> (Arc<Sim>, String) {
             });
         }
     });
-    (sim, url)
+    sim
 }
 
 async fn livekit_app(secret: &str) -> TestApp {
@@ -561,7 +571,7 @@ async fn a_livekit_room_is_transcribed_per_participant() {
 
 #[tokio::test]
 async fn a_livekit_bot_refused_by_the_server_fails_with_a_reason_to_act_on() {
-    let (_sim, server) = simulator().await;
+    let (sim, server) = simulator().await;
     for (secret, room, expected) in [
         ("not-the-secret", ROOM, "LIVEKIT_API_SECRET"),
         (API_SECRET, "no-such-room", "does not exist"),
@@ -574,11 +584,48 @@ async fn a_livekit_bot_refused_by_the_server_fails_with_a_reason_to_act_on() {
                 json!({"title": "LiveKit", "url": link(&server, room), "participants": []}),
             )
             .await;
+        let before = sim.seen.attempts.load(Ordering::Relaxed);
         let reason = app
             .failure_reason(&admin, &id, Duration::from_secs(60))
             .await;
         assert!(reason.contains(expected), "{reason}");
+        // A refusal is final: the bot does not knock again.
+        assert_eq!(
+            sim.seen.attempts.load(Ordering::Relaxed) - before,
+            1,
+            "{reason}"
+        );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_livekit_server_that_cannot_be_reached_yet_is_tried_again() {
+    // A port nothing answers on until the test opens it, as a server restarting.
+    let port = parley_orchestrator::dev_servers::free_port().expect("port");
+    let server = format!("ws://127.0.0.1:{port}");
+    let app = livekit_app(API_SECRET).await;
+    let admin = app.admin("admin@example.com").await;
+    let id = app
+        .meeting(
+            &admin,
+            json!({"title": "LiveKit later", "url": link(&server, ROOM), "participants": []}),
+        )
+        .await;
+    eventually(Duration::from_secs(30), "a failed first try", || async {
+        captured_logs()
+            .lines()
+            .any(|l| l.contains("cannot join the meeting yet") && l.contains(&format!(":{port}")))
+            .then_some(())
+    })
+    .await;
+    let sim = simulator_on(TcpListener::bind(("127.0.0.1", port)).await.expect("bind"));
+    eventually(Duration::from_secs(60), "the bot in the room", || async {
+        sim.seen.answered.load(Ordering::Relaxed).then_some(())
+    })
+    .await;
+    let meeting = app.meeting_json(&admin, &id).await.expect("meeting");
+    assert_ne!(meeting["status"], "failed", "{meeting}");
+    app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,9 +8,8 @@
 mod forward;
 pub mod protocol;
 mod signalling;
-pub mod url;
 
-pub use url::JanusUrl;
+pub use parley_shared::link::JanusLink;
 
 use super::capture::CaptureWatch;
 use super::session::Present;
@@ -139,7 +138,7 @@ pub struct JanusConnector {
 impl JanusConnector {
     /// Joins the room. Errors that retrying cannot fix (no such room, wrong pin, no server)
     /// come back here; later losses are retried in the background.
-    pub async fn join(url: JanusUrl, config: JanusConfig) -> Result<Self, ConnectorError> {
+    pub async fn join(url: JanusLink, config: JanusConfig) -> Result<Self, ConnectorError> {
         let (tx, rx) = mpsc::channel(1024);
         let stats = Arc::new(JanusStats::default());
         let shared = Arc::new(Shared {
@@ -201,7 +200,7 @@ enum End {
 
 async fn run(
     mut session: Session,
-    url: JanusUrl,
+    url: JanusLink,
     config: JanusConfig,
     shared: Arc<Shared>,
     mut leave: oneshot::Receiver<()>,
@@ -275,15 +274,17 @@ struct Session {
 
 impl Session {
     async fn open(
-        url: &JanusUrl,
+        url: &JanusLink,
         config: &JanusConfig,
         shared: Arc<Shared>,
     ) -> Result<Self, ConnectorError> {
         let setup = |e: String| ConnectorError::Setup(e);
+        // Not reaching the server may pass (a restart, a network blip); what it answers once
+        // reached does not.
         let mut sig =
             Signalling::connect(&url.ws, config.request_timeout, Arc::clone(&shared.stats))
                 .await
-                .map_err(setup)?;
+                .map_err(ConnectorError::Unreachable)?;
         let session_id = sig.create().await.map_err(setup)?;
         let ctl = sig.attach().await.map_err(setup)?;
         let sub = sig.attach().await.map_err(setup)?;

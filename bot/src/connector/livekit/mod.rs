@@ -6,7 +6,7 @@
 //! stream id is `PARTICIPANT_SID|TRACK_SID`, so attribution is per track, as with Janus.
 //! https://github.com/livekit/protocol (`livekit_rtc.proto`, `livekit_models.proto`).
 
-pub mod link;
+pub mod token;
 
 use super::capture::CaptureWatch;
 use super::peer::{Peer, PeerEvent, RTCIceServer};
@@ -14,12 +14,12 @@ use super::session::{Outgoing, Present, SessionHandle, session};
 use super::{ConnectorError, ConnectorEvent, Media};
 use crate::audio::jitter::RtpPacket;
 use futures_util::{SinkExt, StreamExt};
-use link::LiveKitUrl;
 use livekit_protocol::{
     DisconnectReason, LeaveRequest, ParticipantInfo, Ping, SessionDescription, SignalRequest,
     SignalResponse, SignalTarget, TrackSource, TrackType, leave_request, participant_info,
     signal_request, signal_response,
 };
+use parley_shared::link::LiveKitLink;
 use parley_shared::{Speaker, SpeakerKey};
 use prost::Message as _;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
@@ -80,9 +80,9 @@ fn request(message: signal_request::Message) -> Message {
 /// The most of a LiveKit server's refusal quoted in a meeting's status reason.
 const MAX_REASON_CHARS: usize = 200;
 
-async fn refused(url: &LiveKitUrl, token: &str, error: tungstenite::Error) -> ConnectorError {
+async fn refused(url: &LiveKitLink, token: &str, error: tungstenite::Error) -> ConnectorError {
     let tungstenite::Error::Http(response) = &error else {
-        return ConnectorError::Setup(format!(
+        return ConnectorError::Unreachable(format!(
             "cannot reach the LiveKit server {}: {error}",
             url.server
         ));
@@ -126,13 +126,20 @@ async fn refused(url: &LiveKitUrl, token: &str, error: tungstenite::Error) -> Co
     } else {
         format!(": {body}")
     };
-    ConnectorError::Setup(format!("{advice} (HTTP {status}{detail})"))
+    let reason = format!("{advice} (HTTP {status}{detail})");
+    if status.is_server_error() {
+        ConnectorError::Unreachable(reason)
+    } else {
+        ConnectorError::Setup(reason)
+    }
 }
 
 /// Joins the LiveKit room at `link`.
-pub async fn join(link: &str, config: LiveKitConfig) -> Result<SessionHandle, ConnectorError> {
+pub async fn join(
+    url: LiveKitLink,
+    config: LiveKitConfig,
+) -> Result<SessionHandle, ConnectorError> {
     let setup = ConnectorError::Setup;
-    let url = LiveKitUrl::parse(link).map_err(setup)?;
     url.check_server(&config.servers).map_err(setup)?;
     if config.api_key.is_empty() || config.api_secret.is_empty() {
         return Err(setup(
@@ -141,7 +148,7 @@ pub async fn join(link: &str, config: LiveKitConfig) -> Result<SessionHandle, Co
                 .to_owned(),
         ));
     }
-    let token = link::access_token(
+    let token = token::access_token(
         &config.api_key,
         &config.api_secret,
         &url.room,

@@ -16,6 +16,7 @@ use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
 use crate::audio::OPUS_RATE;
 use crate::audio::jitter::{JitterConfig, RtpPacket};
 use oauth::GoogleCredentials;
+use parley_shared::link::MeetLink;
 use parley_shared::{Speaker, SpeakerKey};
 use protocol::{LOUDEST_SPEAKER_CSRC, MediaEntry, Participant, SessionStatus, Update};
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
@@ -50,31 +51,6 @@ pub struct MeetConfig {
     pub wait_for_start: Duration,
     /// Leave once nobody is in the conference for this long.
     pub alone_timeout: Duration,
-}
-
-/// The meeting code of a Meet link: `https://meet.google.com/abc-defg-hij` → `abc-defg-hij`.
-pub fn meeting_code(link: &str) -> Result<String, String> {
-    let url = url::Url::parse(link).map_err(|e| format!("not a Meet link ({e}): {link}"))?;
-    if url.host_str() != Some("meet.google.com") {
-        return Err(format!("not a Google Meet link: {link}"));
-    }
-    let code = url
-        .path_segments()
-        .and_then(|mut s| s.next())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let parts: Vec<&str> = code.split('-').collect();
-    let shaped = parts.len() == 3
-        && parts.iter().map(|p| p.len()).eq([3, 4, 3])
-        && parts
-            .iter()
-            .all(|p| p.bytes().all(|b| b.is_ascii_lowercase()));
-    if !shaped {
-        return Err(format!(
-            "a Meet link ends with a meeting code like abc-defg-hij, not {code:?}"
-        ));
-    }
-    Ok(code)
 }
 
 /// What the Media API said instead of an answer, in words a workspace admin can act on.
@@ -151,12 +127,12 @@ async fn connect(
             .json(&json!({ "offer": offer }))
             .send()
             .await
-            .map_err(|e| ConnectorError::Setup(format!("cannot reach the Meet API: {e}")))?;
+            .map_err(|e| ConnectorError::Unreachable(format!("cannot reach the Meet API: {e}")))?;
         let status = response.status();
         let body = response
             .bytes()
             .await
-            .map_err(|e| ConnectorError::Setup(format!("the Meet API broke off: {e}")))?;
+            .map_err(|e| ConnectorError::Unreachable(format!("the Meet API broke off: {e}")))?;
         if status.is_success() {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             return v["answer"].as_str().map(str::to_owned).ok_or_else(|| {
@@ -175,9 +151,9 @@ async fn connect(
 }
 
 /// Joins the Meet call at `link`: once someone in it admitted the session.
-pub async fn join(link: &str, config: MeetConfig) -> Result<SessionHandle, ConnectorError> {
+pub async fn join(link: MeetLink, config: MeetConfig) -> Result<SessionHandle, ConnectorError> {
     let setup = ConnectorError::Setup;
-    let code = meeting_code(link).map_err(setup)?;
+    let code = link.code;
     let http = reqwest::Client::new();
     let token = oauth::access_token(&http, &config.credentials)
         .await
@@ -721,27 +697,6 @@ async fn read_track(track: Arc<dyn TrackRemote>, input: mpsc::Sender<Input>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn meet_links_give_their_meeting_code() {
-        assert_eq!(
-            meeting_code("https://meet.google.com/abc-defg-hij?authuser=1").as_deref(),
-            Ok("abc-defg-hij")
-        );
-        assert_eq!(
-            meeting_code("https://meet.google.com/ABC-DEFG-HIJ").as_deref(),
-            Ok("abc-defg-hij")
-        );
-        for bad in [
-            "https://meet.google.com/",
-            "https://meet.google.com/lookup/abc",
-            "https://meet.google.com/abc-defg-hi1",
-            "https://example.com/abc-defg-hij",
-            "meet.google.com/abc-defg-hij",
-        ] {
-            assert!(meeting_code(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn refusals_say_what_to_do() {

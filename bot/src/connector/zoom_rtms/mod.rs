@@ -13,6 +13,7 @@ use super::session::{LeaveRequest, Outgoing, SessionHandle, session};
 use super::{ConnectorError, ConnectorEvent, Media};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
+use parley_shared::link::RtmsLink;
 use parley_shared::{Speaker, SpeakerKey};
 use protocol::{
     AudioContent, EVENT_UPDATE, Handshake, HandshakeResp, KEEP_ALIVE_REQ, MEDIA_DATA_AUDIO,
@@ -43,54 +44,6 @@ const STREAM_TERMINATING: u64 = 3;
 const STREAM_TERMINATED: u64 = 4;
 const SESSION_STOPPED: u64 = 5;
 
-/// Where a stream is and which app reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RtmsUrl {
-    pub server: String,
-    pub meeting_uuid: String,
-    pub stream_id: String,
-}
-
-impl RtmsUrl {
-    pub fn parse(link: &str) -> Result<Self, String> {
-        let query = link
-            .strip_prefix("zoom-rtms:")
-            .ok_or("a Zoom RTMS link starts with zoom-rtms:")?;
-        let query = query.strip_prefix('?').unwrap_or(query);
-        let mut server = None;
-        let mut meeting_uuid = None;
-        let mut stream_id = None;
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            match k.as_ref() {
-                "server" => server = Some(v.into_owned()),
-                "meeting_uuid" => meeting_uuid = Some(v.into_owned()),
-                "stream" => stream_id = Some(v.into_owned()),
-                _ => {}
-            }
-        }
-        let server = server.ok_or("the Zoom RTMS link has no server")?;
-        if !(server.starts_with("wss://") || server.starts_with("ws://")) {
-            return Err(format!(
-                "the RTMS server must be a ws:// or wss:// URL, not {server:?}"
-            ));
-        }
-        Ok(Self {
-            server,
-            meeting_uuid: meeting_uuid.ok_or("the Zoom RTMS link has no meeting_uuid")?,
-            stream_id: stream_id.ok_or("the Zoom RTMS link has no stream")?,
-        })
-    }
-
-    pub fn to_link(&self) -> String {
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("server", &self.server)
-            .append_pair("meeting_uuid", &self.meeting_uuid)
-            .append_pair("stream", &self.stream_id)
-            .finish();
-        format!("zoom-rtms:?{query}")
-    }
-}
-
 /// The Zoom app's client id and secret (the RTMS handshake is signed with them).
 #[derive(Clone)]
 pub struct ZoomCredentials {
@@ -115,8 +68,12 @@ async fn connect(url: &str) -> Result<Socket, ConnectorError> {
         tokio_tungstenite::connect_async_with_config(url, Some(config), false),
     )
     .await
-    .map_err(|_| ConnectorError::Setup(format!("the RTMS server at {url} did not answer in time")))?
-    .map_err(|e| ConnectorError::Setup(format!("cannot connect to the RTMS server {url}: {e}")))?;
+    .map_err(|_| {
+        ConnectorError::Unreachable(format!("the RTMS server at {url} did not answer in time"))
+    })?
+    .map_err(|e| {
+        ConnectorError::Unreachable(format!("cannot connect to the RTMS server {url}: {e}"))
+    })?;
     Ok(socket)
 }
 
@@ -193,7 +150,7 @@ fn accepted(resp: &Value, what: &str) -> Result<HandshakeResp, ConnectorError> {
 }
 
 /// Signs in on the signalling socket, opens the media socket for audio, and starts receiving.
-pub async fn join(url: RtmsUrl, creds: &ZoomCredentials) -> Result<SessionHandle, ConnectorError> {
+pub async fn join(url: RtmsLink, creds: &ZoomCredentials) -> Result<SessionHandle, ConnectorError> {
     if creds.client_id.is_empty() || creds.client_secret.is_empty() {
         return Err(ConnectorError::Setup(
             "Zoom RTMS needs the Zoom app's credentials: set ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET"
@@ -452,26 +409,5 @@ fn ended_reason(msg: &Value, default: &str) -> String {
     match msg["reason"].as_u64() {
         Some(r) => format!("{default} (reason {r})"),
         None => default.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn links_round_trip_and_bad_ones_say_what_is_wrong() {
-        let url = RtmsUrl {
-            server: "wss://rtms.zoom.us/signal?x=1".to_owned(),
-            meeting_uuid: "4444AAAiAAAAAiAiAiiAii==/+".to_owned(),
-            stream_id: "abc123".to_owned(),
-        };
-        assert_eq!(RtmsUrl::parse(&url.to_link()), Ok(url));
-        assert!(
-            RtmsUrl::parse("zoom-rtms:?meeting_uuid=a&stream=b")
-                .is_err_and(|e| e.contains("no server"))
-        );
-        assert!(RtmsUrl::parse("zoom-rtms:?server=http://x&meeting_uuid=a&stream=b").is_err());
-        assert!(RtmsUrl::parse("https://zoom.us/j/1").is_err());
     }
 }

@@ -3,8 +3,8 @@
 //! several meetings.
 
 use super::to_stop;
-use parley_bot::asr::settings::{AsrArgs, LoadedAsr};
-use parley_bot::connector::open::ConnectorArgs;
+use parley_bot::asr::settings::LoadedAsr;
+use parley_bot::config::BotConfig;
 use parley_bot::fleet::worker::{Worker, WorkerConfig};
 use parley_bot::fleet::{AnyQueue, BotInfo};
 use parley_bot::pipeline::PipelineConfig;
@@ -16,8 +16,7 @@ use tokio::task::JoinHandle;
 pub struct InProcessLauncher {
     queue: AnyQueue,
     bus: Bus,
-    asr_args: AsrArgs,
-    connector: ConnectorArgs,
+    config: BotConfig,
     max_meetings: usize,
     asr: OnceCell<Arc<LoadedAsr>>,
     workers: Mutex<Workers>,
@@ -44,18 +43,11 @@ impl std::fmt::Debug for InProcessLauncher {
 }
 
 impl InProcessLauncher {
-    pub fn new(
-        queue: AnyQueue,
-        bus: Bus,
-        asr_args: AsrArgs,
-        connector: ConnectorArgs,
-        max_meetings: usize,
-    ) -> Self {
+    pub fn new(queue: AnyQueue, bus: Bus, config: BotConfig, max_meetings: usize) -> Self {
         Self {
             queue,
             bus,
-            asr_args,
-            connector,
+            config,
             max_meetings,
             asr: OnceCell::new(),
             workers: Mutex::new(Workers::default()),
@@ -66,7 +58,7 @@ impl InProcessLauncher {
     async fn asr(&self) -> anyhow::Result<Arc<LoadedAsr>> {
         self.asr
             .get_or_try_init(|| async {
-                let asr = self.asr_args.load_pool().await?;
+                let asr = self.config.asr.load_pool().await?;
                 tracing::info!(model = %asr.path.display(), "whisper model loaded for in-process bots");
                 Ok(Arc::new(asr))
             })
@@ -86,9 +78,9 @@ impl InProcessLauncher {
                 let config = WorkerConfig {
                     worker_id: id.clone(),
                     max_meetings: self.max_meetings,
-                    connector: self.connector.clone(),
+                    connector: self.config.connector.clone(),
                     pipeline: PipelineConfig {
-                        transcriber: self.asr_args.transcriber(true),
+                        transcriber: self.config.asr.transcriber(true),
                         ..PipelineConfig::default()
                     },
                 };

@@ -2,10 +2,10 @@
 //! where a bot that crashes takes only itself down.
 
 use super::to_stop;
-use crate::config::FleetConfig;
+use crate::fleet::config::FleetConfig;
 use anyhow::Context;
-use parley_bot::asr::settings::AsrArgs;
-use parley_bot::connector::open::ConnectorArgs;
+use parley_bot::cli::flags::hand_over;
+use parley_bot::config::BotConfig;
 use parley_bot::fleet::{AnyQueue, BotInfo};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -19,8 +19,10 @@ const STOP_GRACE: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct ProcessLauncher {
     program: PathBuf,
-    /// The environment every worker gets: Redis, streams, model and connector settings.
+    /// The environment every worker gets: Redis and streams.
     env: Vec<(&'static str, String)>,
+    /// Every other setting, handed over whole.
+    config: BotConfig,
     queue: AnyQueue,
     workers: Mutex<Workers>,
 }
@@ -57,40 +59,23 @@ impl ProcessLauncher {
         fleet: &FleetConfig,
         redis_url: &str,
         events_stream: &str,
-        asr: &AsrArgs,
-        connector: &ConnectorArgs,
+        config: &BotConfig,
         queue: AnyQueue,
     ) -> Self {
         let program = bot_program(fleet.bot_program.clone());
-        let mut env = vec![
+        let env = vec![
             ("REDIS_URL", redis_url.to_owned()),
             (
                 "PARLEY_ASSIGNMENTS_STREAM",
                 fleet.assignments_stream.clone(),
             ),
             ("PARLEY_EVENTS_STREAM", events_stream.to_owned()),
-            ("PARLEY_MODEL", asr.model.clone()),
-            ("PARLEY_ASR_WORKERS", asr.workers.to_string()),
-            ("PARLEY_ASR_THREADS", asr.threads.to_string()),
             ("PARLEY_MAX_MEETINGS", fleet.meetings_per_worker.to_string()),
-            ("PARLEY_ICE_BIND", connector.ice_bind.join(",")),
-            (
-                "PARLEY_ALONE_TIMEOUT_SECS",
-                connector.alone_timeout_secs.to_string(),
-            ),
-            ("PARLEY_REPLAY_SPEED", connector.replay_speed.to_string()),
-            ("ZOOM_CLIENT_ID", connector.zoom_client_id.clone()),
-            ("ZOOM_CLIENT_SECRET", connector.zoom_client_secret.clone()),
         ];
-        if let Some(dir) = &asr.model_dir {
-            env.push(("PARLEY_MODEL_DIR", dir.display().to_string()));
-        }
-        if let Some(to) = &connector.record_to {
-            env.push(("PARLEY_RECORDINGS", to.clone()));
-        }
         Self {
             program,
             env,
+            config: config.clone(),
             queue,
             workers: Mutex::new(Workers::default()),
         }
@@ -104,7 +89,9 @@ impl ProcessLauncher {
             for _ in current..desired {
                 w.next += 1;
                 let id = format!("process-{}-{}", std::process::id(), w.next);
-                let child = Command::new(&self.program)
+                let mut command = Command::new(&self.program);
+                hand_over(&mut command, &self.config);
+                let child = command
                     .arg("worker")
                     .envs(self.env.iter().map(|(k, v)| (*k, v.as_str())))
                     .env("PARLEY_WORKER_ID", &id)

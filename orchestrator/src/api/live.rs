@@ -3,11 +3,10 @@
 //! ended) is 404 for all of them. The summary and recordings are 403 unless the owner chose to
 //! share them ([`ShareScope`]): the link travels to anyone a participant forwards it to.
 
-use super::cursor::Cursor;
-use super::viewer;
-use crate::api::{ApiError, AppState, recordings};
+use super::{ApiError, AppState, recordings};
 use crate::auth::ShareToken;
 use crate::clock::now_ms;
+use crate::live::{Cursor, share_link, viewer};
 use crate::store::{Meeting, ShareScope};
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
@@ -26,15 +25,6 @@ const STYLE: &str = include_str!("../../assets/live/live.css");
 /// address must not leak through a Referer.
 const PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self'; media-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-/// The link participants open.
-pub fn share_link(public_url: &str, token: &ShareToken) -> String {
-    format!(
-        "{}/live/{}",
-        public_url.trim_end_matches('/'),
-        token.expose()
-    )
-}
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -1,13 +1,8 @@
-//! LiveKit meeting links and access tokens. A link is the server's URL with a `livekit+` prefix
-//! and the room: `livekit+wss://HOST[:PORT][/PATH]?room=ROOM`. The bot mints its own join token
-//! from the deployment's API key and secret, as LiveKit servers expect of a backend
-//! (https://docs.livekit.io/home/get-started/authentication/).
-
-use base64::Engine as _;
-use serde_json::json;
+//! LiveKit links: the server's URL with a `livekit+` prefix and the room,
+//! `livekit+wss://HOST[:PORT][/PATH]?room=ROOM`.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveKitUrl {
+pub struct LiveKitLink {
     /// `ws://…` or `wss://…`, without a trailing slash.
     pub server: String,
     /// The server's host name or address, lowercase.
@@ -15,7 +10,7 @@ pub struct LiveKitUrl {
     pub room: String,
 }
 
-impl LiveKitUrl {
+impl LiveKitLink {
     pub fn parse(link: &str) -> Result<Self, String> {
         let rest = link
             .strip_prefix("livekit+")
@@ -40,6 +35,12 @@ impl LiveKitUrl {
             host: url.host_str().unwrap_or_default().to_ascii_lowercase(),
             room,
         })
+    }
+
+    /// The link again, in the one form `parse` reads back to this.
+    pub fn to_link(&self) -> String {
+        let room: String = url::form_urlencoded::byte_serialize(self.room.as_bytes()).collect();
+        format!("livekit+{}?room={room}", self.server)
     }
 
     /// Refuses a server the deployment's key is not for: the bot signs a join token with the
@@ -75,31 +76,6 @@ impl LiveKitUrl {
     }
 }
 
-/// A LiveKit access token (an HS256 JWT signed with the API secret) letting `identity` join
-/// `room` to subscribe only: visible in the participant list as `name`, publishing nothing.
-pub fn access_token(
-    api_key: &str,
-    api_secret: &str,
-    room: &str,
-    identity: &str,
-    name: &str,
-    now_secs: u64,
-    ttl_secs: u64,
-) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let header = b64.encode(json!({"alg": "HS256", "typ": "JWT"}).to_string());
-    let claims = json!({
-        "iss": api_key, "sub": identity, "name": name,
-        "nbf": now_secs, "exp": now_secs + ttl_secs,
-        "video": {"roomJoin": true, "room": room, "canSubscribe": true,
-                  "canPublish": false, "canPublishData": false},
-    });
-    let payload = b64.encode(claims.to_string());
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, api_secret.as_bytes());
-    let signature = ring::hmac::sign(&key, format!("{header}.{payload}").as_bytes());
-    format!("{header}.{payload}.{}", b64.encode(signature.as_ref()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +83,7 @@ mod tests {
     #[test]
     fn links_name_the_server_and_room() {
         let u =
-            LiveKitUrl::parse("livekit+wss://lk.example.com/?room=design%20review").expect("url");
+            LiveKitLink::parse("livekit+wss://lk.example.com/?room=design%20review").expect("url");
         assert_eq!(u.server, "wss://lk.example.com");
         assert_eq!(u.room, "design review");
         assert_eq!(
@@ -118,13 +94,13 @@ mod tests {
             u.validate_url(),
             "https://lk.example.com/rtc/validate?sdk=rust&protocol=16"
         );
-        let u = LiveKitUrl::parse("livekit+ws://127.0.0.1:7880?room=r1").expect("url");
+        let u = LiveKitLink::parse("livekit+ws://127.0.0.1:7880?room=r1").expect("url");
         assert_eq!(u.server, "ws://127.0.0.1:7880");
         assert_eq!(u.host, "127.0.0.1");
         let allowed = ["LK.example.com".to_owned(), "127.0.0.1".to_owned()];
         assert!(u.check_server(&allowed).is_ok());
         let elsewhere =
-            LiveKitUrl::parse("livekit+wss://lk.example.com.evil.test?room=r1").expect("url");
+            LiveKitLink::parse("livekit+wss://lk.example.com.evil.test?room=r1").expect("url");
         assert!(elsewhere.check_server(&allowed).is_err());
         assert!(
             u.check_server(&[]).is_err(),
@@ -136,34 +112,7 @@ mod tests {
             "livekit+https://lk.example.com?room=a",
             "wss://lk.example.com?room=a",
         ] {
-            assert!(LiveKitUrl::parse(bad).is_err(), "{bad}");
+            assert!(LiveKitLink::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn the_token_is_a_signed_subscribe_only_grant() {
-        let token = access_token(
-            "APIkey",
-            "secret",
-            "r1",
-            "parley-bot",
-            "Parley notes",
-            1000,
-            60,
-        );
-        let parts: Vec<&str> = token.split('.').collect();
-        assert_eq!(parts.len(), 3);
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let claims: serde_json::Value =
-            serde_json::from_slice(&b64.decode(parts[1]).expect("b64")).expect("json");
-        assert_eq!(claims["iss"], "APIkey");
-        assert_eq!(claims["exp"], 1060);
-        assert_eq!(claims["video"]["room"], "r1");
-        assert_eq!(claims["video"]["canPublish"], false);
-        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret");
-        let mac = b64.decode(parts[2]).expect("b64");
-        assert!(
-            ring::hmac::verify(&key, format!("{}.{}", parts[0], parts[1]).as_bytes(), &mac).is_ok()
-        );
     }
 }

@@ -1,8 +1,9 @@
 //! The `parley-bot` command line: join one meeting and publish its transcript events to a
 //! JSON-lines file (standalone) or the Redis stream (with an orchestrator).
 
-use crate::asr::settings::AsrArgs;
-use crate::connector::open::{AnyConnector, ConnectorArgs};
+pub mod flags;
+
+use crate::connector::open::AnyConnector;
 use crate::fleet::redis_queue::RedisQueue;
 use crate::fleet::worker::{Worker, WorkerConfig, default_max_meetings};
 use crate::fleet::{AnyQueue, DEFAULT_ASSIGNMENTS_STREAM};
@@ -12,7 +13,8 @@ use crate::sink::jsonl::JsonlSink;
 use crate::sink::redis::{DEFAULT_STREAM, RedisSink};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use parley_shared::MeetingId;
+use flags::BotFlags;
+use parley_shared::{MeetingId, MeetingLink};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -61,9 +63,7 @@ struct WorkerArgs {
     #[arg(long, env = "PARLEY_MAX_MEETINGS", default_value_t = default_max_meetings())]
     max_meetings: usize,
     #[command(flatten)]
-    asr: AsrArgs,
-    #[command(flatten)]
-    connector: ConnectorArgs,
+    bot: BotFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,16 +90,7 @@ struct JoinArgs {
     #[arg(long)]
     meeting_id: Option<String>,
     #[command(flatten)]
-    asr: AsrArgs,
-    #[command(flatten)]
-    connector: ConnectorArgs,
-}
-
-/// A flag group's values as a command line without any of those flags gives them (defaults
-/// and environment variables): the `Default` of every settings struct.
-pub fn flag_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
-    let matches = T::augment_args(clap::Command::new("parley")).get_matches_from(["parley"]);
-    T::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    bot: BotFlags,
 }
 
 /// The shutdown signal, announced: leaving takes a moment while utterances finish.
@@ -119,15 +110,19 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let queue = RedisQueue::connect(&args.redis_url, &args.assignments_stream)
         .await
         .context("cannot connect to Redis")?;
-    let asr = Arc::new(args.asr.load_pool().await?);
+    let bot = args.bot.config()?;
+    let worker_id = args.worker_id.unwrap_or_else(WorkerConfig::default_id);
+    // Said before the model loads, so whoever started the worker sees what it was given.
+    eprintln!("parley-bot: worker {worker_id} starting with {bot:?}");
+    let asr = Arc::new(bot.asr.load_pool().await?);
     let config = WorkerConfig {
-        worker_id: args.worker_id.unwrap_or_else(WorkerConfig::default_id),
+        worker_id,
         max_meetings: args.max_meetings,
-        connector: args.connector,
         pipeline: PipelineConfig {
-            transcriber: args.asr.transcriber(true),
+            transcriber: bot.asr.transcriber(true),
             ..PipelineConfig::default()
         },
+        connector: bot.connector,
     };
     eprintln!(
         "parley-bot: worker {} ready with model {}",
@@ -168,9 +163,11 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
         )),
         (None, None) => anyhow::bail!("give --out FILE or --redis-url URL"),
     };
-    let (model, path) = args.asr.load().await?;
-    let pool = args.asr.pool(&model)?;
-    let connector = AnyConnector::open(&args.url, &args.connector, meeting, 0)
+    let bot = args.bot.config()?;
+    let (model, path) = bot.asr.load().await?;
+    let pool = bot.asr.pool(&model)?;
+    let link = MeetingLink::parse(&args.url).map_err(anyhow::Error::msg)?;
+    let connector = AnyConnector::open(&link, &bot.connector, meeting, 0)
         .await
         .context("cannot join the meeting")?;
     eprintln!(
@@ -178,7 +175,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
         path.display()
     );
     let config = PipelineConfig {
-        transcriber: args.asr.transcriber(true),
+        transcriber: bot.asr.transcriber(true),
         ..PipelineConfig::default()
     };
     let report = run_meeting(meeting, connector, &pool, config, sink, shutdown_signal()).await?;

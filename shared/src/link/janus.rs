@@ -6,7 +6,7 @@
 use std::fmt;
 
 #[derive(Clone, PartialEq, Eq)]
-pub struct JanusUrl {
+pub struct JanusLink {
     /// The WebSocket URL of the Janus server.
     pub ws: String,
     pub room: u64,
@@ -15,9 +15,9 @@ pub struct JanusUrl {
     pub display: Option<String>,
 }
 
-impl fmt::Debug for JanusUrl {
+impl fmt::Debug for JanusLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JanusUrl")
+        f.debug_struct("JanusLink")
             .field("ws", &self.ws)
             .field("room", &self.room)
             .field("pin", &self.pin.as_ref().map(|_| "<redacted>"))
@@ -48,7 +48,7 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-impl JanusUrl {
+impl JanusLink {
     pub fn parse(url: &str) -> Result<Self, String> {
         let (scheme, rest) = if let Some(r) = url.strip_prefix("janus+ws://") {
             ("ws://", r)
@@ -98,6 +98,20 @@ impl JanusUrl {
             display,
         })
     }
+
+    /// The link again, in the one form `parse` reads back to this.
+    pub fn to_link(&self) -> String {
+        let mut link = format!("janus+{}?room={}", self.ws, self.room);
+        let encode =
+            |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        if let Some(pin) = &self.pin {
+            link.push_str(&format!("&pin={}", encode(pin)));
+        }
+        if let Some(display) = &self.display {
+            link.push_str(&format!("&display={}", encode(display)));
+        }
+        link
+    }
 }
 
 #[cfg(test)]
@@ -106,7 +120,7 @@ mod tests {
 
     #[test]
     fn links_name_server_room_and_options() {
-        let u = JanusUrl::parse(
+        let u = JanusLink::parse(
             "janus+ws://127.0.0.1:8188/?room=1234&pin=s%20ecret&display=Note+taker",
         )
         .expect("valid");
@@ -116,12 +130,12 @@ mod tests {
         assert_eq!(u.display.as_deref(), Some("Note taker"));
         assert!(!format!("{u:?}").contains("ecret"));
 
-        let u = JanusUrl::parse("janus+wss://sfu.example.com/janus/5678").expect("valid");
+        let u = JanusLink::parse("janus+wss://sfu.example.com/janus/5678").expect("valid");
         assert_eq!(
             (u.ws.as_str(), u.room),
             ("wss://sfu.example.com/janus", 5678)
         );
-        let u = JanusUrl::parse("janus+ws://h:8188?room=1").expect("valid");
+        let u = JanusLink::parse("janus+ws://h:8188?room=1").expect("valid");
         assert_eq!(u.ws, "ws://h:8188/");
 
         for bad in [
@@ -130,7 +144,7 @@ mod tests {
             "janus+ws://h/?room=abc",
             "janus+ws:///?room=1",
         ] {
-            assert!(JanusUrl::parse(bad).is_err(), "{bad}");
+            assert!(JanusLink::parse(bad).is_err(), "{bad}");
         }
     }
 }
