@@ -1,5 +1,8 @@
 //! The server's tests, in one binary sharing one private Postgres and one private Redis (or
 //! `DATABASE_URL`/`REDIS_URL` when given). Each test gets its own database and app on port 0.
+//! Tests that need neither (the demo, the deployment manifests, the Kubernetes launcher against
+//! its fake API, summary quality) live here too: each test binary links the whole orchestrator,
+//! whisper.cpp and webrtc-rs, so fewer binaries build faster.
 
 mod helpers;
 
@@ -13,9 +16,12 @@ mod accounts;
 mod bots;
 mod calendar_attacks;
 mod calendars;
+mod demo;
+mod deploy_manifests;
 mod faults;
 mod fleet;
 mod ingest;
+mod kubernetes_launcher;
 mod live;
 mod livekit;
 mod logs;
@@ -28,5 +34,6 @@ mod schema;
 mod security;
 mod store;
 mod summaries;
+mod summary_quality;
 mod tenant_limits;
 mod zoom;

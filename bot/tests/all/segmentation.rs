@@ -9,7 +9,7 @@ use parley_bot::audio::track::{AudioChunk, RtpOpusTrack};
 use parley_bot::audio::vad::VadConfig;
 use parley_bot::eval::Reference;
 
-mod common;
+use crate::common;
 
 use common::{chunked, testdata};
 

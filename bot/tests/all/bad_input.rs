@@ -5,7 +5,7 @@
 use parley_bot::audio::file::{AudioFile, FileFrame};
 use parley_bot::connector::replay::{Pace, ReplayConnector};
 
-mod common;
+use crate::common;
 
 use common::testdata;
 

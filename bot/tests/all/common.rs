@@ -1,7 +1,5 @@
 //! Helpers shared by the integration tests: test data, the installed model, chunking.
 
-#![allow(dead_code)] // Each test binary uses its own subset.
-
 use parley_bot::asr::whisper::{LoadOptions, WhisperModel};
 use parley_bot::audio::track::AudioChunk;
 use parley_bot::models::{ModelName, default_model_dir, find_installed};

@@ -1,7 +1,7 @@
 //! A final decodes the same whatever the worker decoded before it: beam search in a reused
 //! whisper.cpp state once made the same audio come out differently from run to run.
 
-mod common;
+use crate::common;
 
 use parley_bot::asr::whisper::{DecodeSpec, EngineConfig, Window};
 

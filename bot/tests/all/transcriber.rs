@@ -10,7 +10,7 @@ use parley_bot::audio::track::AudioChunk;
 use parley_shared::{MeetingId, Segment, Speaker, SpeakerKey};
 use std::collections::HashMap;
 
-mod common;
+use crate::common;
 
 use common::{chunked, testdata};
 

@@ -3,11 +3,7 @@
 //! this checks what the launcher asks of the API (replica counts, pod deletion costs), not pods
 //! actually starting.
 
-#[path = "support/child_servers.rs"]
-#[allow(dead_code)]
-mod child_servers;
-
-use child_servers::wait_for;
+use crate::child_servers::wait_for;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};

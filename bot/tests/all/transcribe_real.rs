@@ -2,7 +2,7 @@
 //! through reorder, decode, voice gate, streaming transcription and the event sink.
 //! Needs the tiny.en-q8_0 model installed (`parley models install tiny.en`; CI does it first).
 
-mod common;
+use crate::common;
 
 use common::testdata;
 use parley_bot::asr::whisper::LoadOptions;

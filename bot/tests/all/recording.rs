@@ -2,7 +2,7 @@
 //! process) and to a real S3-compatible server (`rclone serve s3`, through the `parley-bot`
 //! binary). The files must decode to the speaker's audio at the original length.
 
-mod common;
+use crate::common;
 
 use common::testdata;
 use parley_bot::audio::file::read_16k;

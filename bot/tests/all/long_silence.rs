@@ -1,7 +1,7 @@
 //! A three-hour silent track: an empty transcript, in bounded memory and without handing
 //! anything to Whisper. Its own test binary, so the peak memory it reads is its own.
 
-mod common;
+use crate::common;
 
 use parley_bot::connector::replay::Pace;
 
