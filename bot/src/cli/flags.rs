@@ -5,7 +5,6 @@
 use crate::asr::settings::{AsrConfig, CtxMode};
 use crate::config::{BOT_CONFIG_ENV, BotConfig};
 use crate::connector::config::ConnectorConfig;
-use anyhow::Context;
 use clap::Args;
 use parley_shared::Secret;
 use std::path::PathBuf;
@@ -182,11 +181,7 @@ impl ConnectorFlags {
             self.livekit_api_secret.map(Secret::new),
         );
         set(&mut config.livekit.servers, self.livekit_servers);
-        set(
-            &mut config.stun,
-            self.stun
-                .map(|s| s.into_iter().filter(|s| !s.is_empty()).collect()),
-        );
+        set(&mut config.stun, self.stun);
     }
 }
 
@@ -207,8 +202,7 @@ impl BotFlags {
     /// The handed-over configuration (or the defaults) with the given flags over it, validated.
     pub fn config(self) -> anyhow::Result<BotConfig> {
         let mut config = match &self.bot_config {
-            Some(json) => serde_json::from_str(json)
-                .with_context(|| format!("{BOT_CONFIG_ENV} is not a bot configuration"))?,
+            Some(json) => BotConfig::from_json(json).map_err(anyhow::Error::msg)?,
             None => BotConfig::default(),
         };
         self.asr.apply(&mut config.asr);

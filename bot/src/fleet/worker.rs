@@ -328,9 +328,7 @@ impl Worker {
             }
             (_, Some(Leave::ShuttingDown)) => {
                 tracing::info!("worker shutting down; meeting handed to another bot");
-                if let Err(e) = self.inner.queue.release(&c).await {
-                    tracing::warn!(error = %e, "cannot hand the meeting over; another bot takes it when the lease expires");
-                }
+                self.hand_over(&c).await;
             }
             (Err(Attend::Unreachable(e)), _) if c.deliveries >= MAX_DELIVERIES => {
                 tracing::warn!(
@@ -347,9 +345,7 @@ impl Worker {
                     error = format!("{e:#}"),
                     "cannot reach the meeting; handing it to another bot"
                 );
-                if let Err(e) = self.inner.queue.release(&c).await {
-                    tracing::warn!(error = %e, "cannot hand the meeting over; another bot takes it when the lease expires");
-                }
+                self.hand_over(&c).await;
             }
             (Err(Attend::Meeting(e)), _) => {
                 // The meeting may well go on: another bot tries (up to MAX_DELIVERIES).
@@ -357,9 +353,7 @@ impl Worker {
                     error = format!("{e:#}"),
                     "bot failed in the meeting; handing it over"
                 );
-                if let Err(e) = self.inner.queue.release(&c).await {
-                    tracing::warn!(error = %e, "cannot hand the meeting over; another bot takes it when the lease expires");
-                }
+                self.hand_over(&c).await;
             }
             (Ok(finals), _) => {
                 tracing::info!(finals, "bot left");
@@ -388,8 +382,7 @@ impl Worker {
         if !record {
             connector_config.record_to = None;
         }
-        let started = tokio::time::Instant::now();
-        let Some(mut connector) = self
+        let Some((mut connector, offset_ms)) = self
             .join(
                 link,
                 &connector_config,
@@ -401,8 +394,6 @@ impl Worker {
         else {
             return Ok(0);
         };
-        // Retries took time the meeting's clock went on through.
-        let offset_ms = offset_ms + u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
         // A replacement bot does not post the link again.
         if let Some(text) = announcement.as_deref().filter(|_| c.deliveries == 1) {
             // The link is a capability: it is posted, never logged.
@@ -448,7 +439,9 @@ impl Worker {
         Ok(report.finals)
     }
 
-    /// Joins, trying again while the failure is transient; `None` when told to leave first.
+    /// Joins, trying again while the failure is transient; the connector and the clock offset it
+    /// joined at (retries took time the meeting's clock went on through), or `None` when told to
+    /// leave first.
     async fn join(
         &self,
         link: &MeetingLink,
@@ -456,13 +449,13 @@ impl Worker {
         meeting: MeetingId,
         offset_ms: u64,
         mut leave: watch::Receiver<Option<Leave>>,
-    ) -> Result<Option<AnyConnector>, Attend> {
+    ) -> Result<Option<(AnyConnector, u64)>, Attend> {
         let started = tokio::time::Instant::now();
         let mut wait = JOIN_RETRY;
         for attempt in 1.. {
             let offset_ms = offset_ms + u64::try_from(started.elapsed().as_millis()).unwrap_or(0);
             let e = match AnyConnector::open(link, config, meeting, offset_ms).await {
-                Ok(connector) => return Ok(Some(connector)),
+                Ok(connector) => return Ok(Some((connector, offset_ms))),
                 Err(e) if !e.is_transient() => return Err(Attend::Join(e.into())),
                 Err(e) if attempt >= JOIN_ATTEMPTS => return Err(Attend::Unreachable(e.into())),
                 Err(e) => e,
@@ -516,6 +509,13 @@ impl Worker {
                 self.set_meeting(meeting, Some(WorkerState::Leaving));
                 let _ = leave.send(Some(Leave::Stopped));
             }
+        }
+    }
+
+    /// Releases the meeting at once for another bot.
+    async fn hand_over(&self, c: &Claimed) {
+        if let Err(e) = self.inner.queue.release(c).await {
+            tracing::warn!(error = %e, "cannot hand the meeting over; another bot takes it when the lease expires");
         }
     }
 

@@ -189,7 +189,7 @@ impl Fleet {
         // The link is parsed here, once: the bot gets it typed.
         let link = match link.map_or_else(|| meeting.url.link(), Ok) {
             Err(reason) => Err(format!("cannot join the meeting: {reason}")),
-            Ok(link) => match reach::check_link(&self.egress, &meeting.url).await {
+            Ok(link) => match reach::check_link(&self.egress, &link).await {
                 Ok(()) => Ok(link),
                 Err(reason) => {
                     tracing::warn!(meeting_id = %id, "a meeting's link points at an internal network; no bot sent");

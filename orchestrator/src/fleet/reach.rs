@@ -5,7 +5,7 @@
 //! elsewhere by then). Other platforms' servers are the platform's own or configured.
 
 use parley_bot::egress::{EgressError, EgressGuard};
-use parley_shared::{MeetingLink, MeetingUrl};
+use parley_shared::MeetingLink;
 use std::time::Duration;
 
 /// A lookup slower than this lets the bot try: it resolves the name again anyway, and a slow
@@ -14,8 +14,8 @@ const LOOKUP_BUDGET: Duration = Duration::from_secs(5);
 
 /// `Err` with a reason for the meeting's owner when the link's server is on a network the
 /// guard refuses.
-pub async fn check_link(egress: &EgressGuard, link: &MeetingUrl) -> Result<(), String> {
-    let Ok(MeetingLink::Janus(janus)) = link.link() else {
+pub async fn check_link(egress: &EgressGuard, link: &MeetingLink) -> Result<(), String> {
+    let MeetingLink::Janus(janus) = link else {
         return Ok(());
     };
     // The guard speaks http(s); the WebSocket URL has the same host and port.
@@ -43,8 +43,8 @@ pub async fn check_link(egress: &EgressGuard, link: &MeetingUrl) -> Result<(), S
 mod tests {
     use super::*;
 
-    fn link(s: &str) -> MeetingUrl {
-        MeetingUrl::parse(s).expect("link")
+    fn link(s: &str) -> MeetingLink {
+        MeetingLink::parse(s).expect("link")
     }
 
     #[tokio::test]
@@ -71,7 +71,7 @@ mod tests {
         );
         // Other platforms' servers are not the link's to choose.
         assert_eq!(
-            check_link(&public_only, &link("https://zoom.us/j/1")).await,
+            check_link(&public_only, &link("livekit+wss://10.0.0.5?room=a")).await,
             Ok(())
         );
     }
