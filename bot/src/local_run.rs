@@ -4,7 +4,6 @@
 use crate::asr::pool::AsrPool;
 use crate::connector::replay::{Pace, ReplayConnector, ReplayTrack};
 use crate::connector::{ConnectorError, ConnectorEvent, MeetingConnector};
-use crate::eval::HypSegment;
 use crate::pipeline::{PipelineConfig, PipelineError, RunReport, run_meeting};
 use crate::sink::channel::ChannelSink;
 use parley_shared::transcript::{Transcript, TranscriptLine};
@@ -31,23 +30,11 @@ pub struct LocalRun {
 
 impl LocalRun {
     /// The final segments, in the order they were published.
-    fn finals(&self) -> impl Iterator<Item = &Segment> {
+    pub fn finals(&self) -> impl Iterator<Item = &Segment> {
         self.events.iter().filter_map(|e| match &e.event.body {
             EventBody::Segment(s) if s.is_final => Some(s),
             _ => None,
         })
-    }
-
-    /// The final segments, by speaker key, for scoring.
-    pub fn final_segments(&self) -> Vec<HypSegment> {
-        self.finals()
-            .map(|s| HypSegment {
-                speaker: s.speaker.key.to_string(),
-                start_ms: s.start_ms,
-                end_ms: s.end_ms,
-                text: s.text.clone(),
-            })
-            .collect()
     }
 
     /// The final segments with words in them as a transcript, with display names.

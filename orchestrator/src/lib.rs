@@ -9,7 +9,6 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod dev_servers;
 pub mod fleet;
 pub mod ingest;
 pub mod jobs;

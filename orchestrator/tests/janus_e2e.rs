@@ -13,8 +13,8 @@ mod child_servers;
 #[path = "support/mail.rs"]
 mod mail;
 
-use parley_bot::eval::{Reference, word_errors};
 use parley_orchestrator::config::ServerConfig;
+use parley_testkit::eval::{Reference, word_errors};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -385,7 +385,7 @@ async fn inside_the_namespace() {
         }
     }
     let segments = transcript["segments"].as_array().expect("segments");
-    let mut overall = parley_bot::eval::WordErrors::default();
+    let mut overall = parley_testkit::eval::WordErrors::default();
     for sp in &reference.speakers {
         let said: Vec<&str> = reference
             .utterances

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod link;
 pub mod secret;
 pub mod transcript;
+pub mod words;
 
 pub use clock::now_ms;
 pub use domain::{DomainError, EmailAddress, MeetingUrl, Platform};

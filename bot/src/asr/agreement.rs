@@ -3,7 +3,7 @@
 //! later partials, so captions do not flicker; the rest of the newest hypothesis is shown as
 //! tentative.
 
-use super::text::normalize_word;
+use parley_shared::words::normalize_word;
 
 #[derive(Debug, Default, Clone)]
 pub struct LocalAgreement {

@@ -5,7 +5,6 @@ use crate::asr::pool::{AsrPool, PARTIAL_WINDOW, PoolConfig};
 use crate::asr::transcriber::TranscriberConfig;
 use crate::asr::utterance::SegmenterConfig;
 use crate::asr::whisper::{EngineConfig, LoadOptions, WhisperModel, Window};
-use crate::models::{self, InstallOptions, ModelName};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -18,7 +17,7 @@ pub struct AsrConfig {
     /// A model name from the model cache (tiny.en-q8_0, tiny.en, base-q8_0, base) or a path to
     /// a ggml file.
     pub model: String,
-    /// The model cache; `None` is the user's default (`models::default_model_dir`).
+    /// The model cache; `None` is the user's default (`parley_models::default_model_dir`).
     pub model_dir: Option<PathBuf>,
     /// Decodes that run at once, each on its own thread with its own decoder state.
     pub workers: usize,
@@ -46,7 +45,7 @@ impl Default for AsrConfig {
     fn default() -> Self {
         let segmenter = SegmenterConfig::default();
         Self {
-            model: ModelName::TinyEnQ8.as_str().to_owned(),
+            model: parley_models::ModelName::TinyEnQ8.as_str().to_owned(),
             model_dir: None,
             workers: default_workers(),
             // One thread per worker keeps ggml's spinning threads from competing.
@@ -137,43 +136,32 @@ impl AsrConfig {
         }
     }
 
-    /// Resolves `--model` to a file, installing a named model that is not there yet.
-    pub async fn model_path(&self) -> anyhow::Result<PathBuf> {
-        let as_path = PathBuf::from(&self.model);
-        if as_path.is_file() {
-            return Ok(as_path);
-        }
-        let name: ModelName = self.model.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let dir = self
-            .model_dir
+    /// The model cache this bot reads.
+    pub fn model_cache(&self) -> PathBuf {
+        self.model_dir
             .clone()
-            .unwrap_or_else(models::default_model_dir);
-        if let Ok(found) = models::find_installed(name, &dir) {
-            return Ok(found.path);
-        }
-        eprintln!(
-            "model {name} is not installed in {}; installing it now",
-            dir.display()
-        );
-        let opts = InstallOptions {
-            dir,
-            from: None,
-            allow_download: true,
-        };
-        let installed = models::install(name, &opts, &|line: &str| eprintln!("  {line}")).await?;
-        Ok(installed.path)
+            .unwrap_or_else(parley_models::default_model_dir)
+    }
+
+    /// Resolves `--model` to a verified file. A bot never installs: a missing model is an error
+    /// that says how to install it.
+    pub fn model_path(&self) -> anyhow::Result<PathBuf> {
+        Ok(parley_models::resolve(&self.model, &self.model_cache())?)
     }
 
     pub async fn load(&self) -> anyhow::Result<(WhisperModel, PathBuf)> {
-        let path = self.model_path().await?;
-        let p = path.clone();
+        let settings = self.clone();
         let options = LoadOptions {
             flash_attention: self.flash_attention,
         };
-        let model = tokio::task::spawn_blocking(move || WhisperModel::load(&p, options))
-            .await
-            .context("model loader crashed")??;
-        Ok((model, path))
+        // Verifying hashes the file and loading reads it: both block.
+        tokio::task::spawn_blocking(move || {
+            let path = settings.model_path()?;
+            let model = WhisperModel::load(&path, options)?;
+            Ok((model, path))
+        })
+        .await
+        .context("model loader crashed")?
     }
 
     pub fn pool(&self, model: &WhisperModel) -> anyhow::Result<AsrPool> {

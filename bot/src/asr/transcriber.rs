@@ -4,12 +4,13 @@
 
 use super::agreement::LocalAgreement;
 use super::pauses::PauseStats;
-use super::text::{clean_transcript, normalized_words};
+use super::text::clean_transcript;
 use super::utterance::{Pause, Segmenter, SegmenterConfig, SegmenterOutput, UtteranceAudio};
 use super::whisper::Hypothesis;
 use crate::audio::samples_to_ms;
 use crate::audio::track::AudioChunk;
 use crate::audio::vad::VadConfig;
+use parley_shared::words::normalized_words;
 use parley_shared::{MeetingId, Segment, SegmentId, Speaker, SpeakerKey};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 

@@ -1,11 +1,11 @@
 //! Opening the connector of a meeting link's kind.
 
 use super::config::ConnectorConfig;
-use super::janus::{JanusConfig, JanusConnector};
+use super::janus::{self, JanusConfig};
 use super::livekit::{self, LiveKitConfig};
 use super::meet::oauth::GoogleCredentials;
 use super::meet::{self, MeetConfig};
-use super::replay::{Pace, ReplayConnector};
+use super::replay::{self, Pace, ReplayConfig};
 use super::session::SessionHandle;
 use super::zoom_rtms::{self, ZoomCredentials};
 use super::{ConnectorError, ConnectorEvent, MeetingConnector};
@@ -14,18 +14,10 @@ use parley_shared::{MeetingId, MeetingLink};
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug)]
-enum Kind {
-    Replay(ReplayConnector),
-    Janus(Box<JanusConnector>),
-    /// Meet, LiveKit and Zoom: a session task of the connector's own.
-    Session(SessionHandle),
-}
-
 /// Any connector this build has, recording what it receives when asked to.
 #[derive(Debug)]
 pub struct AnyConnector {
-    kind: Kind,
+    session: SessionHandle,
     recorder: Option<Recorder>,
     /// The connector's last word (end or error), held while recordings upload, so a cancelled
     /// `next_event` (the pipeline selects over it) loses nothing.
@@ -52,94 +44,90 @@ impl AnyConnector {
             )),
         };
         Ok(Self {
-            kind: Self::kind(link, config, meeting, clock_offset_ms).await?,
+            session: join(link, config, meeting, clock_offset_ms).await?,
             recorder,
             last: None,
         })
     }
+}
 
-    async fn kind(
-        link: &MeetingLink,
-        config: &ConnectorConfig,
-        meeting: MeetingId,
-        clock_offset_ms: u64,
-    ) -> Result<Kind, ConnectorError> {
-        let alone_timeout = Duration::from_secs(config.alone_timeout_secs);
-        Ok(match link.clone() {
-            MeetingLink::Replay { folder } => {
-                let tracks = ReplayConnector::discover(&[PathBuf::from(folder)])?;
-                let (pace, skip_ms) = if config.replay_speed > 0.0 {
-                    // A live meeting goes on while no bot is in it: a replay joined late starts
-                    // there.
-                    (Pace::Speed(config.replay_speed), clock_offset_ms)
-                } else {
-                    (Pace::Unpaced, 0)
-                };
-                Kind::Replay(ReplayConnector::start(tracks, pace, skip_ms)?)
-            }
-            MeetingLink::Janus(janus) => {
-                let janus_config = JanusConfig {
-                    udp_bind: config.ice_bind.clone(),
-                    alone_timeout,
-                    ..JanusConfig::default()
-                };
-                Kind::Janus(Box::new(JanusConnector::join(janus, janus_config).await?))
-            }
-            MeetingLink::Meet(meet_link) => {
-                let google = &config.google;
-                let meet_config = MeetConfig {
-                    credentials: GoogleCredentials {
-                        client_id: google.client_id.clone(),
-                        client_secret: google.client_secret.expose().to_owned(),
-                        refresh_token: google.refresh_token.expose().to_owned(),
-                        token_url: google.token_url.clone(),
-                    },
-                    api_url: google.meet_api_url.clone(),
-                    udp_bind: config.ice_bind.clone(),
-                    stun: config
-                        .stun
-                        .iter()
-                        .filter(|s| !s.is_empty())
-                        .cloned()
-                        .collect(),
-                    wait_for_start: Duration::from_secs(600),
-                    alone_timeout,
-                };
-                Kind::Session(meet::join(meet_link, meet_config).await?)
-            }
-            MeetingLink::LiveKit(livekit_link) => {
-                let livekit_config = LiveKitConfig {
-                    api_key: config.livekit.api_key.clone(),
-                    api_secret: config.livekit.api_secret.expose().to_owned(),
-                    servers: config.livekit.servers.clone(),
-                    identity: format!("parley-{meeting}"),
-                    name: "Parley notes".to_owned(),
-                    udp_bind: config.ice_bind.clone(),
-                    alone_timeout,
-                    stall_after: Duration::from_secs(30),
-                };
-                Kind::Session(livekit::join(livekit_link, livekit_config).await?)
-            }
-            MeetingLink::ZoomRtms(rtms) => {
-                let creds = ZoomCredentials {
-                    client_id: config.zoom.client_id.clone(),
-                    client_secret: config.zoom.client_secret.expose().to_owned(),
-                };
-                Kind::Session(zoom_rtms::join(rtms, &creds).await?)
-            }
-        })
-    }
+/// Joins `link` with the connector of its kind; every kind answers with a session handle.
+async fn join(
+    link: &MeetingLink,
+    config: &ConnectorConfig,
+    meeting: MeetingId,
+    clock_offset_ms: u64,
+) -> Result<SessionHandle, ConnectorError> {
+    let alone_timeout = Duration::from_secs(config.alone_timeout_secs);
+    Ok(match link.clone() {
+        MeetingLink::Replay { folder } => {
+            let (pace, skip_ms) = if config.replay_speed > 0.0 {
+                // A live meeting goes on while no bot is in it: a replay joined late starts
+                // there.
+                (Pace::Speed(config.replay_speed), clock_offset_ms)
+            } else {
+                (Pace::Unpaced, 0)
+            };
+            replay::join(PathBuf::from(folder), ReplayConfig { pace, skip_ms }).await?
+        }
+        MeetingLink::Janus(janus) => {
+            let janus_config = JanusConfig {
+                udp_bind: config.ice_bind.clone(),
+                alone_timeout,
+                ..JanusConfig::default()
+            };
+            janus::join(janus, janus_config).await?
+        }
+        MeetingLink::Meet(meet_link) => {
+            let google = &config.google;
+            let meet_config = MeetConfig {
+                credentials: GoogleCredentials {
+                    client_id: google.client_id.clone(),
+                    client_secret: google.client_secret.expose().to_owned(),
+                    refresh_token: google.refresh_token.expose().to_owned(),
+                    token_url: google.token_url.clone(),
+                },
+                api_url: google.meet_api_url.clone(),
+                udp_bind: config.ice_bind.clone(),
+                stun: config
+                    .stun
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .cloned()
+                    .collect(),
+                wait_for_start: Duration::from_secs(600),
+                alone_timeout,
+            };
+            meet::join(meet_link, meet_config).await?
+        }
+        MeetingLink::LiveKit(livekit_link) => {
+            let livekit_config = LiveKitConfig {
+                api_key: config.livekit.api_key.clone(),
+                api_secret: config.livekit.api_secret.expose().to_owned(),
+                servers: config.livekit.servers.clone(),
+                identity: format!("parley-{meeting}"),
+                name: "Parley notes".to_owned(),
+                udp_bind: config.ice_bind.clone(),
+                alone_timeout,
+                stall_after: Duration::from_secs(30),
+            };
+            livekit::join(livekit_link, livekit_config).await?
+        }
+        MeetingLink::ZoomRtms(rtms) => {
+            let creds = ZoomCredentials {
+                client_id: config.zoom.client_id.clone(),
+                client_secret: config.zoom.client_secret.expose().to_owned(),
+            };
+            zoom_rtms::join(rtms, creds).await?
+        }
+    })
 }
 
 impl MeetingConnector for AnyConnector {
     async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
         let event = match self.last.take() {
             Some(last) => last,
-            None => match &mut self.kind {
-                Kind::Replay(c) => c.next_event().await,
-                Kind::Janus(c) => c.next_event().await,
-                Kind::Session(c) => c.next_event().await,
-            },
+            None => self.session.next_event().await,
         };
         let Some(recorder) = &mut self.recorder else {
             return event;
@@ -154,27 +142,15 @@ impl MeetingConnector for AnyConnector {
     }
 
     async fn post_chat(&mut self, text: &str) -> Result<bool, ConnectorError> {
-        match &mut self.kind {
-            Kind::Replay(c) => c.post_chat(text).await,
-            Kind::Janus(c) => c.post_chat(text).await,
-            Kind::Session(c) => c.post_chat(text).await,
-        }
+        self.session.post_chat(text).await
     }
 
     fn real_time(&self) -> bool {
-        match &self.kind {
-            Kind::Replay(c) => c.real_time(),
-            Kind::Janus(c) => c.real_time(),
-            Kind::Session(c) => c.real_time(),
-        }
+        self.session.real_time()
     }
 
     async fn leave(&mut self) {
-        match &mut self.kind {
-            Kind::Replay(c) => c.leave().await,
-            Kind::Janus(c) => c.leave().await,
-            Kind::Session(c) => c.leave().await,
-        }
+        self.session.leave().await;
         if let Some(recorder) = &mut self.recorder {
             recorder.finish().await;
         }

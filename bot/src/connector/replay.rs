@@ -3,6 +3,7 @@
 //! packets with sequence numbers and timestamps, paced in real time, `speed` times faster, or as
 //! fast as the pipeline takes them.
 
+use super::session::{SessionHandle, confirm_left, session};
 use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
 use crate::audio::file::{AudioFile, FileFrame};
 use crate::audio::jitter::RtpPacket;
@@ -162,6 +163,46 @@ impl ReplayConnector {
     pub fn started(&self) -> Instant {
         self.started
     }
+}
+
+/// How a bot replays a `replay:` link.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayConfig {
+    pub pace: Pace,
+    /// Start this far into the recording (a bot joining a running meeting).
+    pub skip_ms: u64,
+}
+
+/// Joins a replayed meeting the way a bot joins a live one: the playback runs as a session task
+/// the handle owns.
+pub async fn join(folder: PathBuf, config: ReplayConfig) -> Result<SessionHandle, ConnectorError> {
+    let tracks = ReplayConnector::discover(&[folder])?;
+    let mut replay = ReplayConnector::start(tracks, config.pace, config.skip_ms)?;
+    let (mut handle, tx, mut leave) = session(CHANNEL);
+    if !replay.real_time() {
+        handle.not_real_time();
+    }
+    handle.start(async move {
+        loop {
+            let next = tokio::select! {
+                done = &mut leave => break confirm_left(done),
+                next = replay.next_event() => next,
+            };
+            let item = match next {
+                Ok(Some(event)) => Ok(event),
+                Ok(None) => return,
+                Err(e) => Err(e),
+            };
+            let last = item.is_err();
+            // Sending waits while the pipeline is busy; a leave must not wait behind it.
+            tokio::select! {
+                done = &mut leave => break confirm_left(done),
+                sent = tx.send(item) => if sent.is_err() || last { return },
+            }
+        }
+        replay.leave().await;
+    });
+    Ok(handle)
 }
 
 impl Drop for ReplayConnector {

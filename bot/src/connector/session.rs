@@ -1,10 +1,12 @@
-//! The handle of a connector whose session runs as a task of its own (Meet, LiveKit, Zoom RTMS):
-//! the events it sends, a way to make it leave and wait until it has, and the task itself, so a
-//! session that panics ends the meeting as lost (another bot re-joins) rather than as over.
+//! The handle every connector's `join` returns: its session runs as a task of its own, and the
+//! handle holds the events it sends, a way to make it leave and wait until it has, and the task
+//! itself, so a session that panics ends the meeting as lost (another bot re-joins) rather than
+//! as over.
 
 use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
 use parley_shared::{Speaker, SpeakerKey};
 use std::collections::HashSet;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -13,11 +15,16 @@ pub type Outgoing = Result<ConnectorEvent, ConnectorError>;
 /// How a session task is told to leave: it answers on the sender once it has.
 pub type LeaveRequest = oneshot::Receiver<oneshot::Sender<()>>;
 
+/// How long `leave` waits for the session to say goodbye to the platform; after that the task
+/// is aborted with the handle.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
+
 #[derive(Debug)]
 pub struct SessionHandle {
     events: mpsc::Receiver<Outgoing>,
     leave: Option<oneshot::Sender<oneshot::Sender<()>>>,
     task: Option<JoinHandle<()>>,
+    real_time: bool,
 }
 
 /// A handle and the session task's ends of it.
@@ -29,6 +36,7 @@ pub fn session(capacity: usize) -> (SessionHandle, mpsc::Sender<Outgoing>, Leave
             events,
             leave: Some(leave),
             task: None,
+            real_time: true,
         },
         tx,
         leave_rx,
@@ -39,6 +47,12 @@ impl SessionHandle {
     /// Runs the session task, owned by this handle.
     pub fn start(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.task = Some(tokio::spawn(task));
+    }
+
+    /// Marks a session whose media does not arrive as it is spoken (a replay read faster or
+    /// slower than real time): its decodes have no deadlines.
+    pub fn not_real_time(&mut self) {
+        self.real_time = false;
     }
 
     /// How the session ended once its events stopped: over, or lost if its task failed.
@@ -76,10 +90,21 @@ impl MeetingConnector for SessionHandle {
         if let Some(leave) = self.leave.take() {
             let (done, left) = oneshot::channel();
             if leave.send(done).is_ok() {
-                let _ = left.await;
+                let _ = tokio::time::timeout(LEAVE_WAIT, left).await;
             }
         }
         self.events.close();
+    }
+
+    fn real_time(&self) -> bool {
+        self.real_time
+    }
+}
+
+/// Answers a leave request once the session has left.
+pub fn confirm_left(done: Result<oneshot::Sender<()>, oneshot::error::RecvError>) {
+    if let Ok(done) = done {
+        let _ = done.send(());
     }
 }
 

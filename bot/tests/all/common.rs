@@ -2,7 +2,7 @@
 
 use parley_bot::asr::whisper::{LoadOptions, WhisperModel};
 use parley_bot::audio::track::AudioChunk;
-use parley_bot::models::{ModelName, default_model_dir, find_installed};
+use parley_models::{ModelName, default_model_dir, find_installed};
 use std::path::{Path, PathBuf};
 
 pub fn testdata(rel: &str) -> PathBuf {

@@ -3,7 +3,7 @@
 //! ends the meeting. (A real Janus runs in the orchestrator's end-to-end test.)
 
 use futures_util::{SinkExt, StreamExt};
-use parley_bot::connector::janus::{JanusConfig, JanusConnector, JanusLink};
+use parley_bot::connector::janus::{self, JanusConfig, JanusLink};
 use parley_bot::connector::{ConnectorEvent, MeetingConnector};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering::Relaxed;
@@ -114,10 +114,10 @@ async fn bad_signalling_is_counted_and_survived() {
         udp_bind: vec!["127.0.0.1:0".to_owned()],
         ..JanusConfig::default()
     };
-    let mut bot = JanusConnector::join(url, config)
+    let stats = Arc::clone(&config.stats);
+    let mut bot = janus::join(url, config)
         .await
         .expect("joins despite the junk");
-    let stats = bot.stats();
     // It reconnects after the malformed offer and the dropped socket, then the room goes away.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while stats.reconnects.load(Relaxed) == 0

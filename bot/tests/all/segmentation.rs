@@ -7,7 +7,7 @@ use parley_bot::audio::file::{AudioFile, FileFrame, read_16k};
 use parley_bot::audio::jitter::{JitterConfig, RtpPacket};
 use parley_bot::audio::track::{AudioChunk, RtpOpusTrack};
 use parley_bot::audio::vad::VadConfig;
-use parley_bot::eval::Reference;
+use parley_testkit::eval::Reference;
 
 use crate::common;
 

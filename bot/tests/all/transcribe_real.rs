@@ -7,10 +7,10 @@ use crate::common;
 use common::testdata;
 use parley_bot::asr::whisper::LoadOptions;
 use parley_bot::connector::replay::Pace;
-use parley_bot::eval::{Reference, score};
 use parley_bot::local_run::LocalRun;
 use parley_bot::pipeline::PipelineConfig;
 use parley_shared::EventBody;
+use parley_testkit::eval::{HypSegment, Reference, score};
 use std::path::Path;
 
 /// The tests in this file take turns: each loads the model and keeps both cores busy, and the
@@ -39,7 +39,7 @@ async fn the_dev_meeting_lands_under_the_right_names() {
         LoadOptions::default(),
     )
     .await;
-    let s = score(&reference, &run.final_segments());
+    let s = score(&reference, &HypSegment::finals(run.finals()));
     eprintln!(
         "WER {:.1} % ({:?}), attribution {:.1} %",
         s.overall.rate() * 100.0,
@@ -78,7 +78,7 @@ async fn flash_attention_transcribes_the_dev_meeting() {
         flash,
     )
     .await;
-    let s = score(&reference, &run.final_segments());
+    let s = score(&reference, &HypSegment::finals(run.finals()));
     assert!(
         s.overall.rate() <= 0.15,
         "WER {:.1} % with flash attention: {:?}",
@@ -97,7 +97,7 @@ async fn real_speech_is_transcribed_accurately() {
         LoadOptions::default(),
     )
     .await;
-    let s = score(&reference, &run.final_segments());
+    let s = score(&reference, &HypSegment::finals(run.finals()));
     assert!(
         s.overall.rate() <= 0.05,
         "JFK WER {:.1} %: {:?}",
@@ -116,7 +116,7 @@ async fn streaming_emits_stable_partials_then_one_final_per_segment() {
         LoadOptions::default(),
     )
     .await;
-    let s = score(&reference, &run.final_segments());
+    let s = score(&reference, &HypSegment::finals(run.finals()));
     assert!(
         s.overall.rate() <= 0.25,
         "sample WER {:.1} %",

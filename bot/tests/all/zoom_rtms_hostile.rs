@@ -64,7 +64,7 @@ fn creds() -> ZoomCredentials {
 #[tokio::test]
 async fn a_refused_handshake_says_what_to_check() {
     let url = server(7, Message::text("{}")).await;
-    let err = zoom_rtms::join(link(url), &creds())
+    let err = zoom_rtms::join(link(url), creds())
         .await
         .expect_err("refused");
     let text = err.to_string();
@@ -76,7 +76,7 @@ async fn a_refused_handshake_says_what_to_check() {
         client_id: String::new(),
         client_secret: String::new(),
     };
-    let err = zoom_rtms::join(link("ws://127.0.0.1:9/x".to_owned()), &none)
+    let err = zoom_rtms::join(link("ws://127.0.0.1:9/x".to_owned()), none)
         .await
         .expect_err("no credentials");
     assert!(err.to_string().contains("ZOOM_CLIENT_ID"), "{err}");
@@ -86,7 +86,7 @@ async fn a_refused_handshake_says_what_to_check() {
 async fn an_oversized_frame_drops_the_connection_with_a_reason() {
     let huge = Message::text("x".repeat(3 << 20));
     let url = server(0, huge).await;
-    let mut c = zoom_rtms::join(link(url), &creds()).await.expect("join");
+    let mut c = zoom_rtms::join(link(url), creds()).await.expect("join");
     let failed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
         loop {
             match c.next_event().await {

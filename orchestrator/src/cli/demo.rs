@@ -83,7 +83,7 @@ pub async fn run(mut args: DemoArgs) -> anyhow::Result<()> {
             MailPolicy::new(&["example.com".to_owned()], config.mail_policy.quotas);
     }
     // Install the model before the server starts, so its progress shows here.
-    config.bot.asr.model_path().await?;
+    super::models::install_configured(&config.bot.asr).await?;
 
     // The demo account is made before the server starts, so the data dir must exist already.
     std::fs::create_dir_all(&config.data_dir)

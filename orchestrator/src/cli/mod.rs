@@ -1,15 +1,9 @@
 //! Command-line interface: argument definitions and dispatch to each subcommand.
 
 mod admin;
-mod bench_asr;
-mod bench_captions;
-mod bench_fleet;
-mod bench_ingest;
-mod bench_servers;
-mod bench_summary;
+mod bench;
 mod demo;
-mod models;
-mod procstat;
+pub mod models;
 pub mod serve;
 mod transcribe;
 
@@ -45,23 +39,10 @@ enum Command {
     Models(models::ModelsCommand),
     /// Transcribe recorded meetings: one audio file per speaker (Ogg/Opus or WAV), speaker = file stem.
     Transcribe(transcribe::TranscribeArgs),
-    /// Benchmarks that print a table.
-    #[command(subcommand)]
-    Bench(BenchCommand),
-}
-
-#[derive(Debug, Subcommand)]
-enum BenchCommand {
-    /// Accuracy, latency and cost of transcription on a folder of per-speaker tracks with a reference.json.
-    Asr(bench_asr::BenchAsrArgs),
-    /// Meetings at once through one worker: latency, accuracy, CPU and memory per meeting.
-    Fleet(bench_fleet::BenchFleetArgs),
-    /// Events per second from the Redis stream into Postgres, and publication-to-commit lag.
-    Ingest(bench_ingest::BenchIngestArgs),
-    /// Live captions: publication-to-viewer delay and server memory per viewer.
-    Captions(bench_captions::BenchCaptionsArgs),
-    /// After the meeting: time from its end to the stored summary and to the sent emails.
-    Summary(bench_summary::BenchSummaryArgs),
+    /// Benchmarks that print a table (asr, fleet, ingest, captions, summary): runs the
+    /// `parley-bench` program installed beside this one; `parley bench --help` lists them.
+    #[command(disable_help_flag = true)]
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -81,10 +62,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => admin::run(cmd).await,
         Command::Models(cmd) => models::run(cmd).await,
         Command::Transcribe(args) => transcribe::run(args).await,
-        Command::Bench(BenchCommand::Asr(args)) => bench_asr::run(args).await,
-        Command::Bench(BenchCommand::Fleet(args)) => bench_fleet::run(args).await,
-        Command::Bench(BenchCommand::Ingest(args)) => bench_ingest::run(args).await,
-        Command::Bench(BenchCommand::Captions(args)) => bench_captions::run(args).await,
-        Command::Bench(BenchCommand::Summary(args)) => bench_summary::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -1,7 +1,8 @@
 //! `parley models`: install Whisper models into the cache, list what is there.
 
 use clap::Subcommand;
-use parley_bot::models::{self, InstallOptions, ModelName};
+use parley_bot::asr::settings::AsrConfig;
+use parley_models::{self as models, InstallOptions, ModelName};
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -70,4 +71,11 @@ pub async fn run(cmd: ModelsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Installs the model `asr` names if it is not there yet (progress on stderr) and returns its
+/// file: what every command that runs bots on this machine does before they start.
+pub async fn install_configured(asr: &AsrConfig) -> anyhow::Result<PathBuf> {
+    let progress = |line: &str| eprintln!("  {line}");
+    Ok(models::resolve_or_install(&asr.model, &asr.model_cache(), &progress).await?)
 }

@@ -317,6 +317,11 @@ pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    if config.fleet.launcher != LauncherKind::Kubernetes {
+        // Bots on this machine only verify and load the model: it is installed here, before
+        // the first meeting waits for it. Bot pods bring theirs in the image.
+        super::models::install_configured(&config.bot.asr).await?;
+    }
     let listener = bind(&args.listen).await?;
     eprintln!(
         "parley: {} mode, listening on http://{} (data in {})",

@@ -42,6 +42,7 @@ fn parse_format(s: &str) -> Result<TranscriptFormat, String> {
 pub async fn run(args: TranscribeArgs) -> anyhow::Result<()> {
     let tracks = ReplayConnector::discover(&args.inputs)?;
     let asr = args.asr.clone().config()?;
+    super::models::install_configured(&asr).await?;
     let (model, path) = asr.load().await?;
     tracing::info!(model = %path.display(), tracks = tracks.len(), "transcribing");
     let pool = asr.pool(&model)?;

@@ -4,7 +4,7 @@
 use crate::both_backends;
 use crate::helpers::{Backend, Options, TestApp};
 use parley_orchestrator::auth::rate_limit::Limits;
-use parley_orchestrator::dev_servers::free_port;
+use parley_testkit::servers::free_port;
 use reqwest::StatusCode;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};

@@ -3,8 +3,8 @@
 //! Needs the tiny.en-q8_0 model installed (scripts/test installs it).
 
 use crate::helpers::{Backend, TestApp, assert_transcript, eventually};
-use parley_bot::eval::Reference;
 use parley_shared::MeetingId;
+use parley_testkit::eval::Reference;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;

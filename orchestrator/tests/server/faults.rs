@@ -10,10 +10,10 @@ use crate::ingest::{segment, speaker};
 use crate::live::Viewer;
 use parley_bot::sink::EventSink;
 use parley_bot::sink::redis::RedisSink;
-use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis, free_port};
 use parley_orchestrator::live::share_link;
 use parley_orchestrator::store::Store;
 use parley_shared::{Event, MeetingId};
+use parley_testkit::servers::{PrivatePostgres, PrivateRedis, free_port};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

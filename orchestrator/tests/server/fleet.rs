@@ -5,11 +5,11 @@
 
 use crate::bots::{ONE_AT_A_TIME, SAMPLE_MAX_WER};
 use crate::helpers::{Backend, Options, TestApp, assert_transcript, eventually, unique_stream};
-use parley_bot::eval::Reference;
 use parley_orchestrator::config::FleetConfig;
 use parley_orchestrator::fleet::launchers::LauncherKind;
 use parley_orchestrator::store::FleetSettings;
 use parley_shared::{MeetingId, now_ms};
+use parley_testkit::eval::Reference;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashSet;
@@ -358,7 +358,7 @@ async fn settings_given_to_the_server_reach_the_bots_it_starts() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().expect("dir");
     let stream = unique_stream();
-    let port = parley_orchestrator::dev_servers::free_port().expect("port");
+    let port = parley_testkit::servers::free_port().expect("port");
     let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
         .args(["serve", "--launcher", "process", "--fleet-min-idle", "1"])
         .arg("--listen")

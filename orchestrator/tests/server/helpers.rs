@@ -2,9 +2,9 @@
 
 use parley_orchestrator::clock::now_ms;
 use parley_orchestrator::config::{FleetConfig, Secret, ServerConfig};
-use parley_orchestrator::dev_servers::{PrivatePostgres, PrivateRedis};
 use parley_orchestrator::store::{NewMeeting, Store};
 use parley_shared::{EmailAddress, MeetingId, MeetingUrl};
+use parley_testkit::servers::{PrivatePostgres, PrivateRedis};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -610,7 +610,7 @@ pub async fn assert_sample_meeting(app: &TestApp, id: &str, ended: &Value, what:
         "{names:?}"
     );
     let reference =
-        parley_bot::eval::Reference::load(&crate::sample_media::sample_file("reference.json"))
+        parley_testkit::eval::Reference::load(&crate::sample_media::sample_file("reference.json"))
             .expect("reference");
     // The simulators send the sample re-encoded by our own Opus encoder, which tiny.en hears a
     // little differently from the original files ("design review" becomes "line when you"):
@@ -626,7 +626,7 @@ pub async fn assert_sample_meeting(app: &TestApp, id: &str, ended: &Value, what:
 pub async fn assert_transcript(
     app: &TestApp,
     id: &str,
-    reference: &parley_bot::eval::Reference,
+    reference: &parley_testkit::eval::Reference,
     what: &str,
     max_wer: f64,
 ) {
@@ -642,16 +642,16 @@ pub async fn assert_transcript(
         .segments(parley_shared::MeetingId::parse(id).expect("id"), false)
         .await
         .expect("segments");
-    let hyps: Vec<parley_bot::eval::HypSegment> = stored
+    let hyps: Vec<parley_testkit::eval::HypSegment> = stored
         .iter()
-        .map(|s| parley_bot::eval::HypSegment {
+        .map(|s| parley_testkit::eval::HypSegment {
             speaker: key_of(&s.speaker_name),
             start_ms: s.start_ms,
             end_ms: s.end_ms,
             text: s.text.clone(),
         })
         .collect();
-    let s = parley_bot::eval::score(reference, &hyps);
+    let s = parley_testkit::eval::score(reference, &hyps);
     eprintln!(
         "{what}: WER {:.1} %, attribution {:.1} %",
         s.overall.rate() * 100.0,

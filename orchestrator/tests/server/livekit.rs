@@ -601,7 +601,7 @@ async fn a_livekit_bot_refused_by_the_server_fails_with_a_reason_to_act_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_livekit_server_that_cannot_be_reached_yet_is_tried_again() {
     // A port nothing answers on until the test opens it, as a server restarting.
-    let port = parley_orchestrator::dev_servers::free_port().expect("port");
+    let port = parley_testkit::servers::free_port().expect("port");
     let server = format!("ws://127.0.0.1:{port}");
     let app = livekit_app(API_SECRET).await;
     let admin = app.admin("admin@example.com").await;

@@ -3,7 +3,7 @@
 //! scripts/test. Each runs as a child process on a free port and is killed on drop.
 
 use crate::child_servers::wait_for;
-use parley_orchestrator::dev_servers::free_port;
+use parley_testkit::servers::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

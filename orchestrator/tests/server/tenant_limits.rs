@@ -3,8 +3,8 @@
 //! server's metrics through the API's address, and find secrets in a copy of the database.
 
 use crate::helpers::{Backend, Options, TestApp, eventually};
-use parley_orchestrator::dev_servers::free_port;
 use parley_orchestrator::mail::policy::{MailPolicy, Quotas};
+use parley_testkit::servers::free_port;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Row;

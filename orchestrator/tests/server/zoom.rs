@@ -11,7 +11,7 @@ use crate::sample_media::{pcm_16k, talking};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use parley_bot::connector::zoom_rtms::protocol::signature;
-use parley_orchestrator::dev_servers::free_port;
+use parley_testkit::servers::free_port;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;

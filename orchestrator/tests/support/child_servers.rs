@@ -1,7 +1,7 @@
 //! Servers the tests run as child processes (shared by the test binaries that include this file):
 //! waiting for one to listen, and a CalDAV server (Radicale, installed by scripts/test).
 
-use parley_orchestrator::dev_servers::free_port;
+use parley_testkit::servers::free_port;
 use reqwest::StatusCode;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

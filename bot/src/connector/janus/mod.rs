@@ -12,8 +12,8 @@ mod signalling;
 pub use parley_shared::link::JanusLink;
 
 use super::capture::CaptureWatch;
-use super::session::Present;
-use super::{ConnectorError, ConnectorEvent, Media, MeetingConnector};
+use super::session::{LeaveRequest, Outgoing, Present, SessionHandle, confirm_left, session};
+use super::{ConnectorError, ConnectorEvent, Media};
 use crate::connector::peer::{Peer, PeerEvent};
 use parley_shared::{Speaker, SpeakerKey};
 use protocol::{FeedId, Incoming, Jsep, Publisher, RoomEvent, SubStream, out};
@@ -39,6 +39,8 @@ pub struct JanusConfig {
     /// Report a stalled capture (and reconnect) when someone talks but no audio arrives for this
     /// long.
     pub stall_after: Duration,
+    /// Counters the session keeps; hold a clone to read them.
+    pub stats: Arc<JanusStats>,
 }
 
 impl Default for JanusConfig {
@@ -51,6 +53,7 @@ impl Default for JanusConfig {
             reconnect_for: Duration::from_secs(120),
             request_timeout: Duration::from_secs(10),
             stall_after: Duration::from_secs(30),
+            stats: Arc::default(),
         }
     }
 }
@@ -65,8 +68,6 @@ pub struct JanusStats {
     pub reconnects: AtomicU64,
     pub talking_events: AtomicU64,
 }
-
-type Outgoing = Result<ConnectorEvent, ConnectorError>;
 
 /// State the track forwarders share with the session loop.
 #[derive(Debug)]
@@ -127,71 +128,27 @@ fn speaker_of(feed: &str, display: Option<&str>) -> Option<Speaker> {
     })
 }
 
-#[derive(Debug)]
-pub struct JanusConnector {
-    events: mpsc::Receiver<Outgoing>,
-    leave: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
-    stats: Arc<JanusStats>,
-}
-
-impl JanusConnector {
-    /// Joins the room. Errors that retrying cannot fix (no such room, wrong pin, no server)
-    /// come back here; later losses are retried in the background.
-    pub async fn join(url: JanusLink, config: JanusConfig) -> Result<Self, ConnectorError> {
-        let (tx, rx) = mpsc::channel(1024);
-        let stats = Arc::new(JanusStats::default());
-        let shared = Arc::new(Shared {
-            started: Instant::now(),
-            events: tx,
-            mids: Mutex::new(HashMap::new()),
-            present: Mutex::new(Present::default()),
-            capture: Mutex::new(CaptureWatch::new(config.stall_after)),
-            stats: Arc::clone(&stats),
-        });
-        let session = Session::open(&url, &config, Arc::clone(&shared)).await?;
-        let (leave_tx, leave_rx) = oneshot::channel();
-        let task = tokio::spawn(run(session, url, config, shared, leave_rx));
-        Ok(Self {
-            events: rx,
-            leave: Some(leave_tx),
-            task: Some(task),
-            stats,
-        })
-    }
-
-    pub fn stats(&self) -> Arc<JanusStats> {
-        Arc::clone(&self.stats)
-    }
-}
-
-impl MeetingConnector for JanusConnector {
-    async fn next_event(&mut self) -> Result<Option<ConnectorEvent>, ConnectorError> {
-        self.events.recv().await.transpose()
-    }
-
-    async fn leave(&mut self) {
-        if let Some(leave) = self.leave.take() {
-            let _ = leave.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
-        }
-        self.events.close();
-    }
-}
-
-impl Drop for JanusConnector {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
+/// Joins the room. Errors that retrying cannot fix (no such room, wrong pin) come back here;
+/// later losses are retried by the session task.
+pub async fn join(url: JanusLink, config: JanusConfig) -> Result<SessionHandle, ConnectorError> {
+    let (mut handle, tx, leave) = session(1024);
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        events: tx,
+        mids: Mutex::new(HashMap::new()),
+        present: Mutex::new(Present::default()),
+        capture: Mutex::new(CaptureWatch::new(config.stall_after)),
+        stats: Arc::clone(&config.stats),
+    });
+    let session = Session::open(&url, &config, Arc::clone(&shared)).await?;
+    handle.start(run(session, url, config, shared, leave));
+    Ok(handle)
 }
 
 /// Why a session ended.
 enum End {
-    Left,
+    /// Asked to leave; answered on the sender once gone.
+    Left(Result<oneshot::Sender<()>, oneshot::error::RecvError>),
     /// The meeting is over: the room was destroyed or everyone left.
     Ended(String),
     /// The connection broke; try a new session.
@@ -203,13 +160,13 @@ async fn run(
     url: JanusLink,
     config: JanusConfig,
     shared: Arc<Shared>,
-    mut leave: oneshot::Receiver<()>,
+    mut leave: LeaveRequest,
 ) {
     loop {
         match session.serve(&config, &mut leave).await {
-            End::Left => {
+            End::Left(done) => {
                 session.close().await;
-                return;
+                return confirm_left(done);
             }
             End::Ended(reason) => {
                 session.close().await;
@@ -233,7 +190,7 @@ async fn run(
                         Err(e) if Instant::now() < deadline => {
                             tracing::warn!(error = %e, "cannot reconnect to Janus yet");
                             tokio::select! {
-                                _ = &mut leave => return,
+                                done = &mut leave => return confirm_left(done),
                                 () = tokio::time::sleep(backoff) => {}
                             }
                             backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -441,13 +398,13 @@ impl Session {
         *self.shared.mids.lock().unwrap_or_else(|p| p.into_inner()) = map;
     }
 
-    async fn serve(&mut self, config: &JanusConfig, leave: &mut oneshot::Receiver<()>) -> End {
+    async fn serve(&mut self, config: &JanusConfig, leave: &mut LeaveRequest) -> End {
         let mut keepalive = tokio::time::interval(config.keepalive);
         keepalive.tick().await;
         let mut alone_check = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                _ = &mut *leave => return End::Left,
+                done = &mut *leave => return End::Left(done),
                 msg = self.sig.next_unsolicited() => {
                     let Some(msg) = msg else {
                         return End::Lost("the signalling socket closed".to_owned());

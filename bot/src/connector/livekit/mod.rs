@@ -378,9 +378,7 @@ impl Session {
                     let _ = socket.send(request(bye)).await;
                     let _ = socket.close(None).await;
                     peer.close().await;
-                    if let Ok(done) = done {
-                        let _ = done.send(());
-                    }
+                    super::session::confirm_left(done);
                     return;
                 }
                 frame = socket.next() => match frame {

@@ -322,9 +322,7 @@ impl Session {
             let step = tokio::select! {
                 done = &mut leave => {
                     self.leave().await;
-                    if let Ok(done) = done {
-                        let _ = done.send(());
-                    }
+                    super::session::confirm_left(done);
                     return;
                 }
                 input = inputs.recv() => match input {

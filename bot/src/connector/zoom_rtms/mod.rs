@@ -150,7 +150,7 @@ fn accepted(resp: &Value, what: &str) -> Result<HandshakeResp, ConnectorError> {
 }
 
 /// Signs in on the signalling socket, opens the media socket for audio, and starts receiving.
-pub async fn join(url: RtmsLink, creds: &ZoomCredentials) -> Result<SessionHandle, ConnectorError> {
+pub async fn join(url: RtmsLink, creds: ZoomCredentials) -> Result<SessionHandle, ConnectorError> {
     if creds.client_id.is_empty() || creds.client_secret.is_empty() {
         return Err(ConnectorError::Setup(
             "Zoom RTMS needs the Zoom app's credentials: set ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET"
@@ -235,9 +235,7 @@ impl Session {
                 done = &mut leave => {
                     let _ = signaling.close(None).await;
                     let _ = media.close(None).await;
-                    if let Ok(done) = done {
-                        let _ = done.send(());
-                    }
+                    super::session::confirm_left(done);
                     return;
                 }
                 frame = signaling.next() => match self.frame(frame, &mut signaling).await {

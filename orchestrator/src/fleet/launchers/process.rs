@@ -43,13 +43,16 @@ struct Running {
 /// The `parley-bot` binary: `explicit`, else the one beside this executable, else the one on
 /// PATH.
 pub fn bot_program(explicit: Option<PathBuf>) -> PathBuf {
-    explicit.unwrap_or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(|d| d.join("parley-bot")))
-            .filter(|p| p.is_file())
-            .unwrap_or_else(|| PathBuf::from("parley-bot"))
-    })
+    explicit.unwrap_or_else(|| sibling_program("parley-bot"))
+}
+
+/// The program `name` beside this executable, else `name` as found on PATH.
+pub fn sibling_program(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(name)))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 impl ProcessLauncher {

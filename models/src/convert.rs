@@ -362,8 +362,8 @@ fn convert_error(reason: String) -> ModelError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::ct2::tests::Ct2Builder;
-    use crate::models::ggml::{self, TensorInfo};
+    use crate::ct2::tests::Ct2Builder;
+    use crate::ggml::{self, TensorInfo};
     use std::io::Cursor;
 
     const W: usize = 4; // width

@@ -418,6 +418,46 @@ pub fn find_installed(name: ModelName, dir: &Path) -> Result<InstalledModel, Mod
     })
 }
 
+/// Where the model a bot is configured with lives: `model` is a file path, or the name of a model
+/// installed (and verified) in `dir`. Bots only resolve; installing is `parley models install`'s
+/// and the server's job, so a bot pod never downloads or converts.
+pub fn resolve(model: &str, dir: &Path) -> Result<PathBuf, ModelError> {
+    let as_path = PathBuf::from(model);
+    if as_path.is_file() {
+        return Ok(as_path);
+    }
+    Ok(find_installed(model.parse()?, dir)?.path)
+}
+
+/// [`resolve`], installing a named model that is not there yet.
+pub async fn resolve_or_install(
+    model: &str,
+    dir: &Path,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<PathBuf, ModelError> {
+    let (model, dir) = (model.to_owned(), dir.to_path_buf());
+    let found = {
+        let (model, dir) = (model.clone(), dir.clone());
+        run_blocking(progress, move |_| resolve(&model, &dir)).await
+    };
+    match found {
+        Ok(path) => Ok(path),
+        Err(ModelError::NotInstalled { name, .. }) => {
+            progress(&format!(
+                "model {name} is not installed in {}; installing it now",
+                dir.display()
+            ));
+            let opts = InstallOptions {
+                dir,
+                from: None,
+                allow_download: true,
+            };
+            Ok(install(name, &opts, progress).await?.path)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn verify_installed(name: ModelName, path: &Path) -> Result<InstalledModel, ModelError> {
     let file_name = name.file_name();
     let size = match fs::metadata(path) {

@@ -4,11 +4,11 @@
 //! times the end to the stored summary and to the last of its three emails. Also times the
 //! built-in summarizer alone on a long meeting.
 
-use super::bench_servers::{bench_meeting, given_or_private};
-use crate::summary::{Line, Summarizer, SummaryInput};
+use crate::servers::{bench_meeting, given_or_private};
 use anyhow::Context;
 use clap::Args;
 use parley_bot::sink::redis::EVENT_FIELD;
+use parley_orchestrator::summary::{Line, Summarizer, SummaryInput};
 use parley_shared::{EmailAddress, Event, EventBody, Segment, SegmentId, Speaker, SpeakerKey};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

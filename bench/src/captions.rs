@@ -4,14 +4,14 @@
 //! server's memory is its own), publishes segment events the way bots do, and reports the delay
 //! from publication to arrival at each viewer's socket.
 
-use super::bench_servers::{bench_meeting, given_or_private, utterance_event};
-use super::procstat;
-use crate::live::share_link;
+use crate::servers::{bench_meeting, given_or_private, utterance_event};
 use anyhow::Context;
 use clap::Args;
 use futures_util::StreamExt;
 use parley_bot::sink::redis::EVENT_FIELD;
+use parley_orchestrator::live::share_link;
 use parley_shared::MeetingId;
+use parley_testkit::procstat;
 use serde::{Deserialize, Serialize};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

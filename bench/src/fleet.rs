@@ -5,19 +5,19 @@
 //! the same tracks (finals only) is the CPU reference and says how many finals each meeting
 //! must end with.
 
-use super::bench_asr::{print_decodes, settings_line, unpaced_pass};
-use super::procstat;
-use crate::fleet::launchers::process::bot_program;
+use crate::asr::{print_decodes, settings_line, unpaced_pass};
 use clap::Args;
 use parley_bot::asr::pool::{AsrPool, PoolStats};
 use parley_bot::asr::settings::AsrConfig;
 use parley_bot::cli::flags::{AsrFlags, hand_over};
 use parley_bot::config::BotConfig;
 use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
-use parley_bot::eval::{HypSegment, Reference, percentile, score};
 use parley_bot::local_run::{LocalRun, Progress, run_replay};
 use parley_bot::pipeline::PipelineConfig;
+use parley_orchestrator::fleet::launchers::process::bot_program;
 use parley_shared::{Event, EventBody};
+use parley_testkit::eval::{HypSegment, Reference, percentile, score};
+use parley_testkit::procstat;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -76,6 +76,7 @@ pub async fn run(args: BenchFleetArgs) -> anyhow::Result<()> {
         Reference::load(&args.dir.join("reference.json")).map_err(anyhow::Error::msg)?;
     let tracks = ReplayConnector::discover(std::slice::from_ref(&args.dir))?;
     let settings = args.asr.clone().config()?;
+    parley_orchestrator::cli::models::install_configured(&settings).await?;
     let asr = settings.load_pool().await?;
     let audio_s = reference.duration_ms as f64 / 1000.0;
 
@@ -85,8 +86,10 @@ pub async fn run(args: BenchFleetArgs) -> anyhow::Result<()> {
     );
     let (unpaced, cost) = unpaced_pass(&settings, &tracks, &asr.pool).await?;
     let unpaced_cpu = cost.cpu_s;
-    let expected_finals = unpaced.final_segments().len();
-    let unpaced_wer = score(&reference, &unpaced.final_segments()).overall.rate();
+    let expected_finals = HypSegment::finals(unpaced.finals()).len();
+    let unpaced_wer = score(&reference, &HypSegment::finals(unpaced.finals()))
+        .overall
+        .rate();
 
     eprintln!(
         "{} meetings at once, {audio_s:.0} s each, {}...",

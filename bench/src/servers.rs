@@ -1,14 +1,14 @@
 //! The Postgres and Redis a benchmark runs against (the ones given, else private throw-away
 //! ones), and the meetings and events benchmarks generate.
 
-use crate::clock::now_ms;
-use crate::config::{Secret, ServerConfig};
-use crate::dev_servers::{PrivatePostgres, PrivateRedis};
-use crate::store::{Meeting, NewMeeting, Role, Store, User};
 use anyhow::Context;
+use parley_orchestrator::clock::now_ms;
+use parley_orchestrator::config::{Secret, ServerConfig};
+use parley_orchestrator::store::{Meeting, NewMeeting, Role, Store, User};
 use parley_shared::{
     EmailAddress, Event, EventBody, MeetingId, MeetingUrl, Segment, SegmentId, Speaker, SpeakerKey,
 };
+use parley_testkit::servers::{PrivatePostgres, PrivateRedis};
 
 pub struct BenchServers {
     _pg: Option<PrivatePostgres>,
@@ -71,7 +71,7 @@ pub struct BenchServer {
 impl BenchServers {
     /// The database, and a fresh account to own the benchmark's meetings.
     pub async fn store_with_owner(&self) -> anyhow::Result<(Store, User)> {
-        let sealer = crate::auth::Sealer::from_hex(&self.secret_key)?;
+        let sealer = parley_orchestrator::auth::Sealer::from_hex(&self.secret_key)?;
         let store = Store::open(&self.database_url, std::sync::Arc::new(sealer))
             .await
             .context("cannot open the database")?;
@@ -97,9 +97,13 @@ impl BenchServers {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(crate::app::run(config, listener, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(parley_orchestrator::app::run(
+            config,
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Ok(BenchServer {
             base,
             stream,

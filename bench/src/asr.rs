@@ -3,16 +3,16 @@
 //! compared on the same audio: each whole track in one Whisper call (the offline baseline), the
 //! pipeline unpaced with finals only, and the live pipeline replayed in real time.
 
-use super::procstat;
 use clap::Args;
 use parley_bot::asr::pool::{AsrPool, PoolStats};
 use parley_bot::asr::settings::AsrConfig;
 use parley_bot::cli::flags::AsrFlags;
 use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
-use parley_bot::eval::{HypSegment, Reference, Score, percentile, score};
 use parley_bot::local_run::{LocalRun, Progress, run_replay};
 use parley_bot::pipeline::PipelineConfig;
 use parley_shared::EventBody;
+use parley_testkit::eval::{HypSegment, Reference, Score, percentile, score};
+use parley_testkit::procstat;
 use std::path::PathBuf;
 
 /// Longest track the whole-track baseline decodes in memory.
@@ -49,6 +49,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         Reference::load(&args.dir.join("reference.json")).map_err(anyhow::Error::msg)?;
     let tracks = ReplayConnector::discover(std::slice::from_ref(&args.dir))?;
     let asr = args.asr.clone().config()?;
+    parley_orchestrator::cli::models::install_configured(&asr).await?;
     let (model, path) = asr.load().await?;
     let pool = asr.pool(&model)?;
     let audio_s = reference.duration_ms as f64 / 1000.0;
@@ -78,7 +79,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     let (run, unpaced) = unpaced_pass(&asr, &tracks, &pool).await?;
     rows.push(Row {
         name: "vad-offline",
-        score: score(&reference, &run.final_segments()),
+        score: score(&reference, &HypSegment::finals(run.finals())),
         timed: true,
         wall_s: unpaced.wall_s,
         cpu_s: unpaced.cpu_s,
@@ -109,7 +110,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         .await?;
         rows.push(Row {
             name: "streaming",
-            score: score(&reference, &run.final_segments()),
+            score: score(&reference, &HypSegment::finals(run.finals())),
             timed: true,
             wall_s: t0.elapsed().as_secs_f64(),
             cpu_s: procstat::cpu_seconds().unwrap_or(0.0) - cpu0,
@@ -276,14 +277,14 @@ pub fn print_decodes(stats: &PoolStats) {
 
 /// What a pass over the tracks cost this process.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Cost {
+pub(crate) struct Cost {
     pub wall_s: f64,
     pub cpu_s: f64,
 }
 
 /// The pipeline over the tracks as fast as the CPU allows, finals only: the accuracy and CPU
 /// reference of the live runs.
-pub(super) async fn unpaced_pass(
+pub(crate) async fn unpaced_pass(
     asr: &AsrConfig,
     tracks: &[ReplayTrack],
     pool: &AsrPool,
@@ -313,7 +314,7 @@ pub(super) async fn unpaced_pass(
 }
 
 /// The model and transcription settings a bench ran with, on one line.
-pub(super) fn settings_line(model: &std::path::Path, asr: &AsrConfig) -> String {
+pub(crate) fn settings_line(model: &std::path::Path, asr: &AsrConfig) -> String {
     format!(
         "model {} | {} worker(s) x {} thread(s) | final beam {} | encoder window: partials {:?}, finals {:?} | end silence {} ms | acoustic context {} s",
         model

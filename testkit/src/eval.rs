@@ -1,7 +1,8 @@
 //! Scoring transcripts against a reference (`reference.json`: who said what, when): word error
 //! rate per speaker and overall, and whether each word landed under the right speaker.
 
-use crate::asr::text::normalized_words;
+use parley_shared::Segment;
+use parley_shared::words::normalized_words;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -45,6 +46,22 @@ pub struct HypSegment {
     pub start_ms: u64,
     pub end_ms: u64,
     pub text: String,
+}
+
+impl HypSegment {
+    /// Final segments as hypotheses, by speaker key.
+    pub fn finals<'a>(segments: impl IntoIterator<Item = &'a Segment>) -> Vec<HypSegment> {
+        segments
+            .into_iter()
+            .filter(|s| s.is_final)
+            .map(|s| HypSegment {
+                speaker: s.speaker.key.to_string(),
+                start_ms: s.start_ms,
+                end_ms: s.end_ms,
+                text: s.text.clone(),
+            })
+            .collect()
+    }
 }
 
 /// Word errors against a reference word count.
