@@ -5,7 +5,7 @@
 use super::accounts::{check_name, parse_rfc3339, rfc3339};
 use super::error::{ApiJson, ApiQuery};
 use super::{ApiError, AppState, AuthUser};
-use crate::auth::ShareToken;
+use crate::auth::{Scope, ShareToken};
 use crate::clock::now_ms;
 use crate::fleet::{Assigned, reach};
 use crate::live::share_link;
@@ -200,6 +200,8 @@ pub async fn create(
     user: AuthUser,
     ApiJson(body): ApiJson<CreateMeeting>,
 ) -> Result<(StatusCode, Json<MeetingView>), ApiError> {
+    // Every meeting gets a bot: a key needs both scopes.
+    user.require_scope(Scope::BotsWrite)?;
     let new = new_meeting(&state, &user, body)?;
     let meeting = create_for(&state, &user, new, now_ms()).await?;
     tracing::info!(meeting_id = %meeting.meeting_id, platform = meeting.platform.as_str(), "meeting created");

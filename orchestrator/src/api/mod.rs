@@ -2,6 +2,7 @@
 
 mod accounts;
 pub mod admin;
+pub mod api_keys;
 mod calendars;
 pub mod client_addr;
 pub mod error;
@@ -91,6 +92,8 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
         .route("/me", get(accounts::me))
         .route("/me/verification", post(verification::resend))
         .route("/verify", get(verification::verify))
+        .route("/api-keys", post(api_keys::create).get(api_keys::list))
+        .route("/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .route("/meetings", post(meetings::create).get(meetings::list))
         .route("/calendars", post(calendars::add).get(calendars::list))
         .route("/calendars/{id}", axum::routing::delete(calendars::remove))

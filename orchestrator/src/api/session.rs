@@ -1,10 +1,12 @@
-//! The authenticated caller: a bearer token resolved to a live session and its user.
+//! The authenticated caller: a bearer token resolved to a live session, or to an API key and the
+//! scopes it was given, and its user.
 
 use super::{ApiError, AppState};
-use crate::auth::BearerToken;
+use crate::auth::{BearerToken, Scope, Scopes, TokenKind};
 use crate::clock::now_ms;
 use crate::store::{Role, User};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -19,9 +21,53 @@ fn bearer(parts: &Parts) -> Result<BearerToken, ApiError> {
 }
 
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub User);
+pub struct AuthUser(pub User, Access);
+
+/// How the caller signed in.
+#[derive(Debug, Clone)]
+enum Access {
+    /// A person: everything the account may do.
+    Session,
+    /// A program: the key's scopes.
+    Key(Scopes),
+}
+
+/// The scope an API key needs for a route, by method; `None`: the route is for people signed in
+/// (accounts, sessions, keys themselves, calendars, administration).
+fn scope_for(method: &Method, route: &str) -> Option<Scope> {
+    let reads = *method == Method::GET || *method == Method::HEAD;
+    match route {
+        "/meeting/started" | "/meetings/{id}/end" => Some(Scope::BotsWrite),
+        "/meeting/summary" => Some(Scope::MeetingsRead),
+        "/webhooks" => Some(Scope::WebhooksWrite),
+        r if r.starts_with("/webhooks/") && r != "/webhooks/zoom" => Some(Scope::WebhooksWrite),
+        r if r == "/meetings" || r.starts_with("/meetings/") => Some(if reads {
+            Scope::MeetingsRead
+        } else {
+            Scope::MeetingsWrite
+        }),
+        _ => None,
+    }
+}
+
+fn missing(scope: Scope) -> ApiError {
+    ApiError::Forbidden(match scope {
+        Scope::MeetingsRead => "this API key lacks the meetings:read scope",
+        Scope::MeetingsWrite => "this API key lacks the meetings:write scope",
+        Scope::BotsWrite => "this API key lacks the bots:write scope",
+        Scope::WebhooksWrite => "this API key lacks the webhooks:write scope",
+    })
+}
 
 impl AuthUser {
+    /// For a need the route alone does not tell (a meeting made with a link also sends a bot).
+    pub fn require_scope(&self, scope: Scope) -> Result<(), ApiError> {
+        match &self.1 {
+            Access::Key(scopes) if !scopes.contains(scope) => Err(missing(scope)),
+            _ => Ok(()),
+        }
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.0.role == Role::Admin {
             Ok(())
@@ -48,17 +94,44 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
-        let user_id = state
-            .store
-            .session_user(token.hash().as_str(), now_ms())
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
+        let now = now_ms();
+        let (user_id, access) = match token.kind() {
+            TokenKind::Session => {
+                let user_id = state
+                    .store
+                    .session_user(token.hash().as_str(), now)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
+                (user_id, Access::Session)
+            }
+            TokenKind::ApiKey => {
+                let grant = state
+                    .store
+                    .api_key_grant(token.hash().as_str(), now)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
+                let route = parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .map_or("", MatchedPath::as_str);
+                let needed = scope_for(&parts.method, route).ok_or(ApiError::Forbidden(
+                    "this route is for people signed in, not for API keys",
+                ))?;
+                if !grant.scopes.contains(needed) {
+                    return Err(missing(needed));
+                }
+                if let Err(e) = state.store.touch_api_key(&grant, now).await {
+                    tracing::warn!(error = %e, "cannot record an API key's last use");
+                }
+                (grant.user_id, Access::Key(grant.scopes))
+            }
+        };
         let user = state
             .store
             .user(user_id)
             .await?
             .ok_or(ApiError::Unauthorized)?;
-        Ok(Self(user))
+        Ok(Self(user, access))
     }
 }
 
@@ -71,5 +144,47 @@ impl FromRequestParts<AppState> for RawToken {
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
         bearer(parts).map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_reach_meetings_bots_and_webhooks_only() {
+        let get = Method::GET;
+        let post = Method::POST;
+        assert_eq!(scope_for(&get, "/meetings"), Some(Scope::MeetingsRead));
+        assert_eq!(
+            scope_for(&get, "/meetings/{id}/transcript"),
+            Some(Scope::MeetingsRead)
+        );
+        assert_eq!(scope_for(&post, "/meetings"), Some(Scope::MeetingsWrite));
+        assert_eq!(
+            scope_for(&Method::DELETE, "/meetings/{id}"),
+            Some(Scope::MeetingsWrite)
+        );
+        assert_eq!(
+            scope_for(&post, "/meetings/{id}/end"),
+            Some(Scope::BotsWrite)
+        );
+        assert_eq!(scope_for(&post, "/meeting/started"), Some(Scope::BotsWrite));
+        assert_eq!(scope_for(&post, "/webhooks"), Some(Scope::WebhooksWrite));
+        for people_only in [
+            "/api-keys",
+            "/api-keys/{id}",
+            "/me",
+            "/me/password",
+            "/logout",
+            "/calendars",
+            "/admin/users",
+            "/admin/fleet",
+            "/webhooks/zoom",
+            "",
+        ] {
+            assert_eq!(scope_for(&get, people_only), None, "{people_only}");
+            assert_eq!(scope_for(&post, people_only), None, "{people_only}");
+        }
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod password;
 pub mod rate_limit;
+pub mod scope;
 pub mod sealing;
 pub mod token;
 
 pub use rate_limit::LoginLimiter;
+pub use scope::{Scope, Scopes};
 pub use sealing::Sealer;
-pub use token::{BearerToken, ShareToken, TokenHash};
+pub use token::{BearerToken, ShareToken, TokenHash, TokenKind};

@@ -1,10 +1,20 @@
 //! Bearer tokens: 256 random bits, shown to the client once; the database keeps only a SHA-256.
+//! A session's token (`prl_`) is a person signed in; an API key (`pk_`) is a program acting for
+//! an account with the scopes it was given.
 //! Share tokens: 256 random bits naming a meeting's live captions link.
 
 use sha2::{Digest, Sha256};
 use std::fmt;
 
 const PREFIX: &str = "prl_";
+const API_KEY_PREFIX: &str = "pk_";
+
+/// What a bearer token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Session,
+    ApiKey,
+}
 
 /// A token as the client holds it. Never logged: `Debug` prints a placeholder.
 #[derive(Clone, PartialEq, Eq)]
@@ -18,26 +28,46 @@ impl fmt::Debug for BearerToken {
 
 impl BearerToken {
     pub fn generate() -> Result<Self, getrandom::Error> {
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes)?;
-        Ok(Self(format!("{PREFIX}{}", hex::encode(bytes))))
+        Self::random(PREFIX)
     }
 
-    /// Parses an `Authorization` header value (`Bearer prl_…`).
+    pub fn generate_api_key() -> Result<Self, getrandom::Error> {
+        Self::random(API_KEY_PREFIX)
+    }
+
+    fn random(prefix: &str) -> Result<Self, getrandom::Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)?;
+        Ok(Self(format!("{prefix}{}", hex::encode(bytes))))
+    }
+
+    /// Parses an `Authorization` header value (`Bearer prl_…` or `Bearer pk_…`).
     pub fn from_header(value: &str) -> Option<Self> {
         let (scheme, token) = value.trim().split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;
         }
-        Self::parse(token)
+        Self::parse(token).or_else(|| Self::with_prefix(token, API_KEY_PREFIX))
     }
 
-    /// A token as written (`prl_` and 64 hex digits), as in a link.
+    /// A session's token as written (`prl_` and 64 hex digits), as in a link.
     pub fn parse(token: &str) -> Option<Self> {
+        Self::with_prefix(token, PREFIX)
+    }
+
+    fn with_prefix(token: &str, prefix: &str) -> Option<Self> {
         let token = token.trim();
-        let body = token.strip_prefix(PREFIX)?;
+        let body = token.strip_prefix(prefix)?;
         (body.len() == 64 && body.bytes().all(|b| b.is_ascii_hexdigit()))
             .then(|| Self(token.to_owned()))
+    }
+
+    pub fn kind(&self) -> TokenKind {
+        if self.0.starts_with(API_KEY_PREFIX) {
+            TokenKind::ApiKey
+        } else {
+            TokenKind::Session
+        }
     }
 
     pub fn expose(&self) -> &str {
@@ -102,6 +132,24 @@ impl ShareToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_keys_are_bearer_tokens_of_their_own_kind_and_never_links() {
+        let key = BearerToken::generate_api_key().expect("random");
+        assert!(key.expose().starts_with("pk_"));
+        assert_eq!(key.kind(), TokenKind::ApiKey);
+        let header = format!("Bearer {}", key.expose());
+        assert_eq!(BearerToken::from_header(&header), Some(key.clone()));
+        assert_eq!(
+            BearerToken::parse(key.expose()),
+            None,
+            "not a session link token"
+        );
+        let session = BearerToken::generate().expect("random");
+        assert_eq!(session.kind(), TokenKind::Session);
+        assert_eq!(BearerToken::from_header("Bearer pk_short"), None);
+        assert_ne!(key.hash(), session.hash());
+    }
 
     #[test]
     fn tokens_round_trip_through_the_header_and_never_debug_print() {

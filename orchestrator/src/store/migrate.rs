@@ -62,6 +62,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/shared/0008_sealed_secrets.sql"),
         sqlite: include_str!("../../../migrations/shared/0008_sealed_secrets.sql"),
     },
+    Source {
+        version: 9,
+        description: "api keys",
+        postgres: include_str!("../../../migrations/shared/0009_api_keys.sql"),
+        sqlite: include_str!("../../../migrations/shared/0009_api_keys.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -6,6 +6,7 @@
 //! epoch in both schemas; `migrations/postgres` and `migrations/sqlite` are kept equivalent by a
 //! test.
 
+mod api_keys;
 mod calendars;
 mod fleet;
 mod jobs;
@@ -17,6 +18,7 @@ mod summaries;
 mod transcripts;
 mod users;
 
+pub use api_keys::{ApiKey, KeyGrant};
 pub use calendars::{Calendar, CalendarMeeting};
 pub use fleet::{FleetSettings, Leadership};
 pub use jobs::{Job, JobKind, JobState};

@@ -13,6 +13,7 @@ mod mail;
 
 mod account_attacks;
 mod accounts;
+mod api_keys;
 mod bots;
 mod calendar_attacks;
 mod calendars;

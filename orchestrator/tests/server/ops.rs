@@ -43,6 +43,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/calendars"),
     ("get", "/calendars"),
     ("delete", "/calendars/{id}"),
+    ("post", "/api-keys"),
+    ("get", "/api-keys"),
+    ("delete", "/api-keys/{id}"),
     ("get", "/live/assets/live.js"),
     ("get", "/live/assets/live.css"),
 ];
