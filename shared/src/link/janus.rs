@@ -55,7 +55,10 @@ impl JanusLink {
         } else if let Some(r) = url.strip_prefix("janus+wss://") {
             ("wss://", r)
         } else {
-            return Err(format!("not a Janus link (janus+ws://…): {url}"));
+            return Err(format!(
+                "not a Janus link (janus+ws://…): {}",
+                super::shown(url)
+            ));
         };
         let (base, query) = rest.split_once('?').unwrap_or((rest, ""));
         let base = base.split('#').next().unwrap_or_default();

@@ -12,13 +12,15 @@ pub struct LiveKitLink {
 
 impl LiveKitLink {
     pub fn parse(link: &str) -> Result<Self, String> {
+        let shown = super::shown(link);
         let rest = link
             .strip_prefix("livekit+")
-            .ok_or_else(|| format!("a LiveKit link starts with livekit+wss://, not {link}"))?;
-        let url = url::Url::parse(rest).map_err(|e| format!("not a LiveKit link ({e}): {link}"))?;
+            .ok_or_else(|| format!("a LiveKit link starts with livekit+wss://, not {shown}"))?;
+        let url =
+            url::Url::parse(rest).map_err(|e| format!("not a LiveKit link ({e}): {shown}"))?;
         if !matches!(url.scheme(), "ws" | "wss") || url.host_str().is_none() {
             return Err(format!(
-                "a LiveKit link is livekit+ws(s)://HOST?room=ROOM, not {link}"
+                "a LiveKit link is livekit+ws(s)://HOST?room=ROOM, not {shown}"
             ));
         }
         let room = url
@@ -26,7 +28,7 @@ impl LiveKitLink {
             .find(|(k, _)| k == "room")
             .map(|(_, v)| v.into_owned())
             .filter(|r| !r.is_empty())
-            .ok_or_else(|| format!("the LiveKit link names no room (?room=NAME): {link}"))?;
+            .ok_or_else(|| format!("the LiveKit link names no room (?room=NAME): {shown}"))?;
         let mut server = url.clone();
         server.set_query(None);
         server.set_fragment(None);

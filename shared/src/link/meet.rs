@@ -10,9 +10,10 @@ pub struct MeetLink {
 impl MeetLink {
     /// `https://meet.google.com/abc-defg-hij` → `abc-defg-hij`.
     pub fn parse(link: &str) -> Result<Self, String> {
-        let url = url::Url::parse(link).map_err(|e| format!("not a Meet link ({e}): {link}"))?;
+        let shown = super::shown(link);
+        let url = url::Url::parse(link).map_err(|e| format!("not a Meet link ({e}): {shown}"))?;
         if url.host_str() != Some("meet.google.com") {
-            return Err(format!("not a Google Meet link: {link}"));
+            return Err(format!("not a Google Meet link: {shown}"));
         }
         let code = url
             .path_segments()

@@ -15,6 +15,25 @@ pub use livekit::LiveKitLink;
 pub use meet::MeetLink;
 pub use zoom_rtms::RtmsLink;
 
+/// A link as an error message may show it: without query, fragment or credentials, where
+/// meeting passwords, pins and tokens travel (`?pwd=`, `&pin=`, `user:pass@`). Errors reach
+/// logs and the meeting's status.
+pub fn shown(link: &str) -> String {
+    let bare = link.split(['?', '#']).next().unwrap_or_default();
+    match bare.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let host = authority.rsplit('@').next().unwrap_or_default();
+            if path.is_empty() {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => bare.to_owned(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum MeetingLink {
@@ -54,7 +73,8 @@ impl MeetingLink {
             return MeetLink::parse(link).map(Self::Meet);
         }
         Err(format!(
-            "no bot can join this link (replay:, janus+ws://, livekit+wss://, https://meet.google.com/ and zoom-rtms: are supported): {link}"
+            "no bot can join this link (replay:, janus+ws://, livekit+wss://, https://meet.google.com/ and zoom-rtms: are supported): {}",
+            shown(link)
         ))
     }
 }
@@ -128,5 +148,33 @@ mod tests {
         }
         let e = MeetingLink::parse("https://teams.microsoft.com/l/x").expect_err("teams");
         assert!(e.contains("livekit+wss://"), "{e}");
+    }
+
+    #[test]
+    fn refusals_never_repeat_a_links_secrets() {
+        for link in [
+            "https://zoom.us/j/123?pwd=SECRET",
+            "https://user:SECRET@example.com/m",
+            "janus+ftp://h/?room=1&pin=SECRET",
+            "livekit+https://h?room=SECRET",
+            "livekit+wss://h?token=SECRET",
+            "https://meet.google.com.evil/x?k=SECRET",
+        ] {
+            assert!(MeetingLink::parse(link).is_err(), "{link}");
+            let errors = [
+                MeetingLink::parse(link).err(),
+                LiveKitLink::parse(link).err(),
+                MeetLink::parse(link).err(),
+                JanusLink::parse(link).err(),
+            ];
+            for e in errors.into_iter().flatten() {
+                assert!(!e.contains("SECRET"), "{link}: {e}");
+            }
+        }
+        assert_eq!(
+            shown("https://u:p@zoom.us/j/1?pwd=x#f"),
+            "https://zoom.us/j/1"
+        );
+        assert_eq!(shown("replay:folder"), "replay:folder");
     }
 }
