@@ -137,6 +137,7 @@ pub async fn bench_meeting(
                 start_time_ms: Some(4_102_444_800_000),
                 invitees,
                 record: false,
+                metadata: parley_orchestrator::store::metadata::Metadata::default(),
             },
             now_ms(),
         )

@@ -10,8 +10,9 @@ use crate::clock::now_ms;
 use crate::fleet::{Assigned, reach};
 use crate::live::share_link;
 use crate::mail::policy::QUOTA_WINDOW;
+use crate::store::metadata::Metadata;
 use crate::store::{
-    JobKind, Meeting, MeetingStatus, NewMeeting, Participant, Role, ShareScope, Summary,
+    JobKind, Meeting, MeetingStatus, NewMeeting, Participant, Role, ShareScope, Summary, metadata,
 };
 use axum::Json;
 use axum::extract::{Path, State};
@@ -21,6 +22,7 @@ use parley_shared::transcript::{Transcript, TranscriptFormat};
 use parley_shared::{EmailAddress, MeetingId, MeetingLink, MeetingUrl, Platform};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How long a bot asked to leave has to publish its last finals before the summary is written
@@ -49,6 +51,9 @@ pub struct MeetingView {
     participants: Option<Vec<Participant>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     invitees: Option<Vec<EmailAddress>>,
+    /// The owner's metadata; others never see it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<Metadata>,
 }
 
 impl MeetingView {
@@ -72,6 +77,16 @@ impl MeetingView {
             share_scope: m.share_scope,
             participants: None,
             invitees: None,
+            metadata: None,
+        }
+    }
+
+    /// The view `user` gets: the owner sees the metadata too.
+    fn for_viewer(state: &AppState, m: Meeting, user: &AuthUser) -> Self {
+        let metadata = (m.owner_id == user.0.user_id).then(|| m.metadata.clone());
+        Self {
+            metadata,
+            ..Self::new(state, m)
         }
     }
 }
@@ -115,6 +130,8 @@ pub struct CreateMeeting {
     participants: Option<Vec<String>>,
     /// Record each speaker's audio (default true).
     record: Option<bool>,
+    /// The integrator's own strings, shown to the owner and usable as a filter.
+    metadata: Option<Metadata>,
 }
 
 fn new_meeting(
@@ -159,6 +176,8 @@ fn new_meeting(
             Ok(address)
         })
         .collect::<Result<_, _>>()?;
+    let metadata = body.metadata.unwrap_or_default();
+    metadata.check().map_err(ApiError::BadRequest)?;
     Ok(NewMeeting {
         owner_id: user.0.user_id,
         title,
@@ -166,6 +185,7 @@ fn new_meeting(
         start_time_ms,
         invitees,
         record: body.record.unwrap_or(true),
+        metadata,
     })
 }
 
@@ -206,28 +226,49 @@ pub async fn create(
     let meeting = create_for(&state, &user, new, now_ms()).await?;
     tracing::info!(meeting_id = %meeting.meeting_id, platform = meeting.platform.as_str(), "meeting created");
     state.fleet.wake();
-    Ok((StatusCode::CREATED, Json(MeetingView::new(&state, meeting))))
-}
-
-#[derive(Deserialize)]
-pub struct Page {
-    limit: Option<u32>,
-    offset: Option<u32>,
+    Ok((
+        StatusCode::CREATED,
+        Json(MeetingView::for_viewer(&state, meeting, &user)),
+    ))
 }
 
 pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(query): ApiQuery<BTreeMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = page.limit.unwrap_or(50).clamp(1, 200);
+    let number = |name: &str| {
+        query
+            .get(name)
+            .map(|v| {
+                v.parse::<u32>()
+                    .map_err(|_| ApiError::BadRequest(format!("{name} must be a whole number")))
+            })
+            .transpose()
+    };
+    let limit = number("limit")?.unwrap_or(50).clamp(1, 200);
+    let offset = number("offset")?.unwrap_or(0);
+    let filters: Vec<(String, String)> = query
+        .iter()
+        .filter_map(|(name, value)| Some((name.strip_prefix("metadata.")?, value)))
+        .map(|(key, value)| {
+            metadata::check_key(key).map_err(ApiError::BadRequest)?;
+            Ok((key.to_owned(), value.clone()))
+        })
+        .collect::<Result<_, ApiError>>()?;
+    if filters.len() > metadata::MAX_KEYS {
+        return Err(ApiError::BadRequest(format!(
+            "at most {} metadata filters",
+            metadata::MAX_KEYS
+        )));
+    }
     let meetings = state
         .store
-        .visible_meetings(user.0.user_id, limit, page.offset.unwrap_or(0))
+        .visible_meetings(user.0.user_id, &filters, limit, offset)
         .await?;
     let views: Vec<MeetingView> = meetings
         .into_iter()
-        .map(|m| MeetingView::new(&state, m))
+        .map(|m| MeetingView::for_viewer(&state, m, &user))
         .collect();
     Ok(Json(json!({ "meetings": views })))
 }
@@ -240,7 +281,7 @@ pub async fn get(
     let meeting = visible(&state, &user, meeting_id(&id)?).await?;
     let id = meeting.meeting_id;
     let is_owner = meeting.owner_id == user.0.user_id;
-    let mut view = MeetingView::new(&state, meeting);
+    let mut view = MeetingView::for_viewer(&state, meeting, &user);
     view.participants = Some(state.store.participants(id).await?);
     if is_owner {
         view.invitees = Some(state.store.invitees(id).await?);
@@ -286,7 +327,7 @@ pub async fn end(
         .meeting(id)
         .await?
         .ok_or(ApiError::NotFound("no such meeting"))?;
-    Ok(Json(MeetingView::new(&state, meeting)))
+    Ok(Json(MeetingView::for_viewer(&state, meeting, &user)))
 }
 
 /// Replaces the live captions link: the old one stops working (open pages close within a
@@ -464,6 +505,7 @@ pub async fn started(
                     start_time: Some(rfc3339(now)),
                     participants: body.participants,
                     record: None,
+                    metadata: None,
                 },
             )?;
             (
@@ -504,5 +546,8 @@ pub async fn started(
         .meeting(meeting.meeting_id)
         .await?
         .ok_or(ApiError::NotFound("no such meeting"))?;
-    Ok((status, Json(MeetingView::new(&state, meeting))))
+    Ok((
+        status,
+        Json(MeetingView::for_viewer(&state, meeting, &user)),
+    ))
 }

@@ -387,6 +387,7 @@ impl Store {
                     start_time_ms: Some(m.start_ms),
                     invitees: m.invitees.clone(),
                     record: true,
+                    metadata: super::metadata::Metadata::default(),
                 },
                 now_ms,
             )

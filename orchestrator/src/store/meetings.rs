@@ -1,11 +1,12 @@
 //! Meetings, who may see them, and the speakers a bot heard in them.
 
-use super::{Result, Store, corrupt, from_db_ms, to_db_ms};
+use super::metadata::Metadata;
+use super::{Backend, Result, Store, corrupt, from_db_ms, to_db_ms};
 use crate::auth::ShareToken;
 use parley_shared::{EmailAddress, MeetingId, MeetingUrl, Platform};
 use serde::Serialize;
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,6 +65,7 @@ pub struct Meeting {
     pub share_token: Option<ShareToken>,
     /// What the link shows besides captions and the transcript.
     pub share_scope: ShareScope,
+    pub metadata: Metadata,
 }
 
 /// What a meeting's live captions link shows besides live captions and the transcript, as its
@@ -102,6 +104,7 @@ pub struct NewMeeting {
     pub start_time_ms: Option<u64>,
     pub invitees: Vec<EmailAddress>,
     pub record: bool,
+    pub metadata: Metadata,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,7 +120,7 @@ macro_rules! meeting_columns {
     () => {
         "m.meeting_id, m.title, m.url, m.platform, m.status, m.status_reason, m.owner_id, \
          m.start_time, m.end_time, m.created_at, CASE WHEN m.record THEN 1 ELSE 0 END AS record_flag, \
-         m.share_sealed, m.share_scope"
+         m.share_sealed, m.share_scope, m.metadata"
     };
 }
 
@@ -157,6 +160,8 @@ impl Store {
                 .transpose()?,
             share_scope: ShareScope::parse(&row.try_get::<String, _>("share_scope")?)
                 .ok_or_else(|| corrupt("share scope"))?,
+            metadata: Metadata::from_stored(&row.try_get::<String, _>("metadata")?)
+                .ok_or_else(|| corrupt("meeting metadata"))?,
         })
     }
 
@@ -205,8 +210,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO meetings (meeting_id, title, url, platform, status, owner_id, start_time, \
-             created_at, record, share_hash, share_sealed) \
-             VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, $8, $9, $10)",
+             created_at, record, share_hash, share_sealed, metadata) \
+             VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(id.to_string())
         .bind(&new.title)
@@ -218,6 +223,7 @@ impl Store {
         .bind(new.record)
         .bind(share_hash)
         .bind(share_sealed)
+        .bind(new.metadata.to_stored())
         .execute(&mut *tx)
         .await?;
         for email in &new.invitees {
@@ -329,24 +335,44 @@ impl Store {
     }
 
     /// Meetings `user_id` may see, newest first.
+    /// The meetings the user sees, newest first; with `metadata` filters, only those they own
+    /// whose metadata has each key with that value (an invitee cannot probe the owner's).
     pub async fn visible_meetings(
         &self,
         user_id: Uuid,
+        metadata: &[(String, String)],
         limit: u32,
         offset: u32,
     ) -> Result<Vec<Meeting>> {
-        let rows = sqlx::query(concat!(
+        let mut sql = concat!(
             "SELECT ",
             meeting_columns!(),
             " FROM meetings m WHERE ",
-            visible_to_user!(),
-            " ORDER BY m.created_at DESC, m.meeting_id LIMIT $2 OFFSET $3"
-        ))
-        .bind(user_id.to_string())
-        .bind(i64::from(limit))
-        .bind(i64::from(offset))
-        .fetch_all(&self.pool)
-        .await?;
+            visible_to_user!()
+        )
+        .to_owned();
+        for i in 0..metadata.len() {
+            let (key, value) = (4 + 2 * i, 5 + 2 * i);
+            // Keys are plain names (metadata::check_key), bound as parameters all the same.
+            sql.push_str(&match self.backend {
+                Backend::Postgres => {
+                    format!(" AND m.owner_id = $1 AND (m.metadata::jsonb ->> ${key}) = ${value}")
+                }
+                Backend::Sqlite => format!(
+                    " AND m.owner_id = $1 AND json_extract(m.metadata, '$.\"' || ${key} || '\"') = ${value}"
+                ),
+            });
+        }
+        sql.push_str(" ORDER BY m.created_at DESC, m.meeting_id LIMIT $2 OFFSET $3");
+        // Only placeholders are added to the text; keys and values are bound.
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(user_id.to_string())
+            .bind(i64::from(limit))
+            .bind(i64::from(offset));
+        for (key, value) in metadata {
+            query = query.bind(key.as_str()).bind(value.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(|r| self.meeting_from_row(r)).collect()
     }
 

@@ -68,6 +68,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/shared/0009_api_keys.sql"),
         sqlite: include_str!("../../../migrations/shared/0009_api_keys.sql"),
     },
+    Source {
+        version: 10,
+        description: "meeting metadata",
+        postgres: include_str!("../../../migrations/shared/0010_meeting_metadata.sql"),
+        sqlite: include_str!("../../../migrations/shared/0010_meeting_metadata.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -11,6 +11,7 @@ mod calendars;
 mod fleet;
 mod jobs;
 mod meetings;
+pub mod metadata;
 mod migrate;
 mod sealed;
 mod sessions;

@@ -588,6 +588,7 @@ pub async fn stored_meeting(store: &Store, invitees: &[&str]) -> MeetingId {
                     .map(|e| EmailAddress::parse(e).expect("email"))
                     .collect(),
                 record: false,
+                metadata: parley_orchestrator::store::metadata::Metadata::default(),
             },
             0,
         )

@@ -286,3 +286,101 @@ async fn seed_routes_start_and_summarise(backend: Backend) {
     }
     app.stop().await;
 }
+
+both_backends!(metadata_is_kept_shown_to_its_owner_and_finds_meetings);
+
+async fn metadata_is_kept_shown_to_its_owner_and_finds_meetings(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let ana = app.user("ana@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let make = |title: &str, metadata: Value| {
+        json!({"title": title, "url": "https://zoom.us/j/1", "start_time": LATER,
+               "participants": ["bob@example.com"], "metadata": metadata})
+    };
+    let quote = "x' OR '1'='1";
+    let first = app
+        .meeting(
+            &ana,
+            make("First", json!({"crm_id": "42", "team": "sales"})),
+        )
+        .await;
+    let second = app
+        .meeting(
+            &ana,
+            make("Second", json!({"crm_id": "43", "team": "sales"})),
+        )
+        .await;
+    let third = app
+        .meeting(&ana, make("Third", json!({"note": quote})))
+        .await;
+
+    let mine = app.meeting_json(&ana, &first).await.expect("visible");
+    assert_eq!(mine["metadata"], json!({"crm_id": "42", "team": "sales"}));
+    let theirs = app.meeting_json(&bob, &first).await.expect("invited");
+    assert!(
+        theirs.get("metadata").is_none(),
+        "an invitee sees no metadata: {theirs}"
+    );
+
+    let titles = |token: String, query: &'static str| {
+        let app = &app;
+        async move {
+            let r = app.get(&format!("/meetings?{query}"), Some(&token)).await;
+            assert_eq!(r.status(), StatusCode::OK, "{query}");
+            let body: Value = r.json().await.expect("json");
+            let mut ids: Vec<String> = body["meetings"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|m| m["meeting_id"].as_str().expect("id").to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let mut sales = vec![first.clone(), second.clone()];
+    sales.sort();
+    assert_eq!(titles(ana.clone(), "metadata.team=sales").await, sales);
+    assert_eq!(
+        titles(ana.clone(), "metadata.team=sales&metadata.crm_id=43").await,
+        vec![second.clone()]
+    );
+    assert_eq!(
+        titles(ana.clone(), "metadata.crm_id=44").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        titles(ana.clone(), "metadata.note=x%27%20OR%20%271%27%3D%271").await,
+        vec![third.clone()],
+        "values match literally"
+    );
+    assert_eq!(
+        titles(bob.clone(), "metadata.crm_id=42").await,
+        Vec::<String>::new(),
+        "an invitee cannot probe the owner's metadata"
+    );
+    assert_eq!(
+        titles(bob.clone(), "").await.len(),
+        3,
+        "unfiltered, bob sees all three"
+    );
+
+    let many: serde_json::Map<String, Value> =
+        (0..17).map(|i| (format!("k{i}"), json!("v"))).collect();
+    for bad in [
+        json!({"n": 1}),
+        json!({"a.b": "x"}),
+        Value::Object(many),
+        json!("text"),
+    ] {
+        let r = app
+            .post("/meetings", Some(&ana), &make("Bad", bad.clone()))
+            .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    for query in ["metadata.a.b=x", "limit=ten"] {
+        let r = app.get(&format!("/meetings?{query}"), Some(&ana)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
+    app.stop().await;
+}

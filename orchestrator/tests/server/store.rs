@@ -45,6 +45,7 @@ async fn meeting(store: &Store, owner: Uuid, invitees: &[&str]) -> MeetingId {
                     .map(|e| EmailAddress::parse(e).expect("email"))
                     .collect(),
                 record: true,
+                metadata: parley_orchestrator::store::metadata::Metadata::default(),
             },
             2,
         )
@@ -143,6 +144,7 @@ async fn metacharacters_are_stored_verbatim(backend: Backend) {
                 start_time_ms: None,
                 invitees: vec![email.clone()],
                 record: true,
+                metadata: parley_orchestrator::store::metadata::Metadata::default(),
             },
             2,
         )
@@ -200,7 +202,7 @@ async fn meetings_are_visible_to_owner_and_invitees_only(backend: Backend) {
             sees,
             "visibility for {who}"
         );
-        let listed = store.visible_meetings(who, 50, 0).await.expect("list");
+        let listed = store.visible_meetings(who, &[], 50, 0).await.expect("list");
         assert_eq!(listed.len(), usize::from(sees));
     }
     assert!(

@@ -348,6 +348,7 @@ async fn a_janus_link_into_the_internal_network_sends_no_bot() {
                 start_time_ms: Some(parley_shared::now_ms()),
                 invitees: Vec::new(),
                 record: false,
+                metadata: parley_orchestrator::store::metadata::Metadata::default(),
             },
             parley_shared::now_ms(),
         )
