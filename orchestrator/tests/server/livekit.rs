@@ -67,11 +67,18 @@ struct Seen {
     /// The bot answered the re-offer that brought a late joiner's track.
     renegotiated: AtomicBool,
     pings: AtomicU64,
+    /// Connections whose offer the bot answered.
+    sessions: AtomicU64,
+    /// The first session was cut mid-meeting.
+    cut: AtomicBool,
 }
 
 struct Sim {
     publishers: Vec<Publisher>,
     seen: Seen,
+    /// Cut the first bot's signalling connection this long into the meeting, as a server
+    /// restart or a network failure does.
+    cut_first_after: Option<Duration>,
 }
 
 /// Verifies a LiveKit access token as the server does; the grant's claims when it holds.
@@ -262,6 +269,7 @@ async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
         return;
     }
     sim.seen.answered.store(true, Ordering::Relaxed);
+    sim.seen.sessions.fetch_add(1, Ordering::Relaxed);
     // The meeting's clock starts once media can flow: packets written before DTLS is up are
     // dropped, which would clip a first speaker a live server would have delivered whole.
     if tokio::time::timeout(Duration::from_secs(20), peer.connected())
@@ -271,7 +279,20 @@ async fn serve(sim: Arc<Sim>, mut ws: Ws, identity: String) {
     {
         return;
     }
-    stream_audio(&sim, &mut peer, &mut tracks, &ghost, &out_tx, &mut answers).await;
+    let streamed = stream_audio(&sim, &mut peer, &mut tracks, &ghost, &out_tx, &mut answers);
+    match sim.cut_first_after {
+        Some(after) if !sim.seen.cut.swap(true, Ordering::Relaxed) => {
+            if tokio::time::timeout(after, streamed).await.is_err() {
+                // No Leave: the socket just closes.
+                reader.abort();
+                drop(out_tx);
+                let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+                peer.close().await;
+                return;
+            }
+        }
+        _ => streamed.await,
+    }
     let leave = LeaveRequest {
         reason: DisconnectReason::RoomDeleted.into(),
         action: leave_request::Action::Disconnect.into(),
@@ -453,6 +474,11 @@ async fn simulator() -> (Arc<Sim>, String) {
 
 /// The simulator, answering on `listener`.
 fn simulator_on(listener: TcpListener) -> Arc<Sim> {
+    simulator_cutting(listener, None)
+}
+
+/// The simulator, cutting the first bot's connection `cut_first_after` into the meeting.
+fn simulator_cutting(listener: TcpListener, cut_first_after: Option<Duration>) -> Arc<Sim> {
     let sim = Arc::new(Sim {
         publishers: vec![
             publisher("PA_ana", "ana", "Ana Lima", 1, "ana.opus", 0),
@@ -460,6 +486,7 @@ fn simulator_on(listener: TcpListener) -> Arc<Sim> {
             publisher("PA_ben", "ben", "Ben Carter", 2, "ben.opus", 150),
         ],
         seen: Seen::default(),
+        cut_first_after,
     });
     let sim2 = Arc::clone(&sim);
     tokio::spawn(async move {
@@ -625,6 +652,49 @@ async fn a_livekit_server_that_cannot_be_reached_yet_is_tried_again() {
     .await;
     let meeting = app.meeting_json(&admin, &id).await.expect("meeting");
     assert_ne!(meeting["status"], "failed", "{meeting}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_cut_off_mid_meeting_is_replaced_and_the_meeting_ends_normally() {
+    // A session that ends in an error (here the server cutting the connection; a connector task
+    // that panics ends the same way, `connector::session`'s test) is the meeting lost, not over:
+    // the worker hands it over and a new bot joins.
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let server = format!("ws://{}", listener.local_addr().expect("addr"));
+    let sim = simulator_cutting(listener, Some(Duration::from_secs(8)));
+    let app = livekit_app(API_SECRET).await;
+    let admin = app.admin("admin@example.com").await;
+    let id = app
+        .meeting(
+            &admin,
+            json!({"title": "LiveKit cut", "url": link(&server, ROOM), "participants": []}),
+        )
+        .await;
+    let ended = app
+        .ended_meeting(&admin, &id, Duration::from_secs(240))
+        .await;
+    assert!(
+        sim.seen.cut.load(Ordering::Relaxed),
+        "the first session was cut"
+    );
+    assert!(
+        sim.seen.sessions.load(Ordering::Relaxed) >= 2,
+        "a new bot joined after the cut: {ended}"
+    );
+    assert_logged(&["bot failed in the meeting; handing it over"]);
+    let stored = app
+        .store
+        .segments(parley_shared::MeetingId::parse(&id).expect("id"), false)
+        .await
+        .expect("segments");
+    assert!(
+        stored
+            .iter()
+            .any(|s| s.speaker_name == "Ben Carter" && !s.text.is_empty()),
+        "the replacement transcribed the rest of the meeting: {stored:?}"
+    );
     app.stop().await;
 }
 
