@@ -6,6 +6,7 @@ pub mod api_keys;
 mod calendars;
 pub mod client_addr;
 pub mod error;
+mod events;
 mod live;
 mod meetings;
 mod ops;
@@ -100,6 +101,7 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
         .route("/meetings/{id}", get(meetings::get))
         .route("/meetings/{id}/end", post(meetings::end))
         .route("/meetings/{id}/transcript", get(meetings::transcript))
+        .route("/meetings/{id}/events", get(events::stream))
         .route("/meetings/{id}/summary", get(meetings::summary))
         .route("/meetings/{id}/recordings", get(recordings::list_route))
         .route(

@@ -3,7 +3,7 @@
 //! title, status and share token so viewers learn of changes and revocation within a second.
 
 use super::cursor::Cursor;
-use super::log::LiveLog;
+use super::log::{LiveLog, LiveSegment};
 use crate::auth::ShareToken;
 use crate::metrics::Metrics;
 use crate::store::{Meeting, MeetingStatus, Store};
@@ -95,6 +95,17 @@ impl Hubs {
 
     fn lock(&self) -> MutexGuard<'_, HashMap<MeetingId, Hub>> {
         self.hubs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every stored segment of the meeting (partials included) and the log position they
+    /// reflect: the head is read first, so anything appended later is newer than it.
+    pub async fn history(&self, id: MeetingId) -> anyhow::Result<(Cursor, Vec<LiveSegment>)> {
+        let head = self.log.head(id).await?;
+        let segments = self.store.segments(id, true).await?;
+        Ok((
+            head,
+            segments.into_iter().map(LiveSegment::from_stored).collect(),
+        ))
     }
 
     /// Viewers connected to this replica, over all meetings.

@@ -15,7 +15,7 @@ pub mod viewer;
 
 use crate::auth::ShareToken;
 pub use cursor::Cursor;
-pub use hub::Hubs;
+pub use hub::{Hubs, Subscription};
 pub use log::{LiveLog, LiveSegment};
 
 /// The link participants open.

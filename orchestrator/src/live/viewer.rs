@@ -4,7 +4,6 @@
 
 use super::cursor::Cursor;
 use super::hub::{Frame, Hubs, MeetingState};
-use super::log::LiveSegment;
 use crate::auth::ShareToken;
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use parley_shared::MeetingId;
@@ -138,15 +137,9 @@ async fn announce(
     Ok(true)
 }
 
-/// Sends every stored segment (partials included) and returns the log position it reflects:
-/// the head is read first, so anything appended later is newer than it.
+/// Sends every stored segment (partials included) and returns the log position it reflects.
 async fn snapshot(socket: &mut WebSocket, hubs: &Hubs, id: MeetingId) -> Result<Cursor, Ended> {
-    let loaded = async {
-        let head = hubs.log.head(id).await?;
-        let segments = hubs.store.segments(id, true).await?;
-        anyhow::Ok((head, segments))
-    };
-    let (head, segments) = match loaded.await {
+    let (head, segments) = match hubs.history(id).await {
         Ok(x) => x,
         Err(e) => {
             tracing::warn!(
@@ -157,7 +150,6 @@ async fn snapshot(socket: &mut WebSocket, hubs: &Hubs, id: MeetingId) -> Result<
             return Err(Ended);
         }
     };
-    let segments: Vec<LiveSegment> = segments.into_iter().map(LiveSegment::from_stored).collect();
     let msg = json!({"type": "snapshot", "cursor": head.to_string(), "segments": segments});
     send(socket, msg.to_string()).await?;
     Ok(head)

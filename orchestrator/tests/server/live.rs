@@ -348,7 +348,30 @@ async fn share_links_are_unguessable_rotatable_and_revocable(backend: Backend) {
 }
 
 /// Publishes events for `meeting` through the app's Redis stream, numbering them from `seq`.
-async fn publish(
+/// A meeting's opening lines on `stream` (Ana's partial and final, Ben's final); the sink and
+/// the next sequence number, for more.
+pub async fn opening(stream: &str, meeting: MeetingId) -> (RedisSink, u64) {
+    let ana = speaker("ana", "Ana Lima");
+    let ben = speaker("ben", "Ben Carter");
+    let mut sink = RedisSink::connect(&crate::helpers::redis_url(), stream)
+        .await
+        .expect("sink");
+    let mut seq = 0;
+    publish(
+        &mut sink,
+        meeting,
+        &mut seq,
+        vec![
+            segment(meeting, &ana, 0, "hello every", false),
+            segment(meeting, &ana, 0, "Hello everyone.", true),
+            segment(meeting, &ben, 1500, "Hi Ana.", true),
+        ],
+    )
+    .await;
+    (sink, seq)
+}
+
+pub async fn publish(
     sink: &mut RedisSink,
     meeting: MeetingId,
     seq: &mut u64,
@@ -384,21 +407,7 @@ async fn viewers_get_history_then_live_and_resume_without_gap_on_any_replica() {
     let link_b = link.replacen(&a.base, &b.base, 1);
     let ana = speaker("ana", "Ana Lima");
     let ben = speaker("ben", "Ben Carter");
-    let mut sink = RedisSink::connect(&crate::helpers::redis_url(), &stream)
-        .await
-        .expect("sink");
-    let mut seq = 0;
-    publish(
-        &mut sink,
-        meeting,
-        &mut seq,
-        vec![
-            segment(meeting, &ana, 0, "hello every", false),
-            segment(meeting, &ana, 0, "Hello everyone.", true),
-            segment(meeting, &ben, 1500, "Hi Ana.", true),
-        ],
-    )
-    .await;
+    let (mut sink, mut seq) = opening(&stream, meeting).await;
     crate::helpers::eventually(Duration::from_secs(20), "history stored", || async {
         let n = a.store.segments(meeting, true).await.ok()?.len();
         (n == 2).then_some(())

@@ -19,6 +19,7 @@ mod calendar_attacks;
 mod calendars;
 mod demo;
 mod deploy_manifests;
+mod events;
 mod faults;
 mod fleet;
 mod ingest;

@@ -46,6 +46,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api-keys"),
     ("get", "/api-keys"),
     ("delete", "/api-keys/{id}"),
+    ("get", "/meetings/{id}/events"),
     ("get", "/live/assets/live.js"),
     ("get", "/live/assets/live.css"),
 ];
