@@ -72,7 +72,7 @@ struct Gone;
 
 fn segment(cursor: Option<Cursor>, json: &str) -> Event {
     let data = match cursor {
-        Some(c) => format!(r#"{{"type":"segment","cursor":"{c}","segment":{json}}}"#),
+        Some(c) => crate::live::segment_message(c, json),
         None => format!(r#"{{"type":"segment","segment":{json}}}"#),
     };
     let event = Event::default().event("segment").data(data);

@@ -224,8 +224,7 @@ async fn run(
                     failing = false;
                     for (cursor, json) in entries {
                         pos = cursor;
-                        let text =
-                            format!(r#"{{"type":"segment","cursor":"{cursor}","segment":{json}}}"#);
+                        let text = super::segment_message(cursor, &json);
                         // No receivers is fine: the hub retires below.
                         let _ = frames.send(Frame {
                             cursor,

@@ -18,6 +18,11 @@ pub use cursor::Cursor;
 pub use hub::{Hubs, Subscription};
 pub use log::{LiveLog, LiveSegment};
 
+/// A log entry as viewers and event streams send it: the segment with its cursor.
+pub fn segment_message(cursor: Cursor, json: &str) -> String {
+    format!(r#"{{"type":"segment","cursor":"{cursor}","segment":{json}}}"#)
+}
+
 /// The link participants open.
 pub fn share_link(public_url: &str, token: &ShareToken) -> String {
     format!(

@@ -60,8 +60,7 @@ async fn run(
             Ok(Some(entries)) => {
                 let mut last = after;
                 for (cursor, json) in entries {
-                    let text =
-                        format!(r#"{{"type":"segment","cursor":"{cursor}","segment":{json}}}"#);
+                    let text = super::segment_message(cursor, &json);
                     send(socket, text).await?;
                     last = cursor;
                 }
