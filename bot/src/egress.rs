@@ -1,5 +1,5 @@
 //! The egress guard: every outbound fetch whose address a user chooses (calendar feeds, CalDAV,
-//! and in time webhooks and meeting signalling) goes through it, so a user cannot make the
+//! webhooks, and in time meeting signalling) goes through it, so a user cannot make the
 //! server reach what only the server can reach: loopback, private networks, link-local (cloud
 //! metadata), unique-local and shared-address (cluster) ranges are refused unless an operator
 //! allow-lists them.
@@ -114,13 +114,23 @@ impl EgressGuard {
                 Err(e) => attempt.error(e),
             }
         });
+        self.builder(timeout).redirect(redirects).build()
+    }
+
+    /// The same client without redirects: for a POST (a webhook), where a redirect would turn
+    /// it into a GET and is a misconfigured endpoint to report, not to follow.
+    pub fn client_without_redirects(&self, timeout: Duration) -> reqwest::Result<reqwest::Client> {
+        self.builder(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+    }
+
+    fn builder(&self, timeout: Duration) -> reqwest::ClientBuilder {
         reqwest::Client::builder()
             .dns_resolver(self.clone())
-            .redirect(redirects)
             .no_proxy()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(10))
-            .build()
     }
 }
 

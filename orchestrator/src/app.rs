@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::summary::{LlmSummarizer, Summarizer};
 use crate::supervise::{self, Task};
+use crate::webhooks;
 use anyhow::Context;
 use parley_bot::egress::EgressGuard;
 use parley_bot::fleet::AnyQueue;
@@ -152,7 +153,6 @@ pub async fn run(
             }
         },
     };
-    let serves_recordings = recordings.is_some();
     let mailer = match &config.smtp_url {
         Some(url) => Mailer::smtp(url.expose())?,
         None => Mailer::outbox(config.data_dir.join("outbox"))?,
@@ -182,7 +182,7 @@ pub async fn run(
             stop_rx.clone(),
         )),
         public_url: Arc::clone(&public_url),
-        recordings,
+        recordings: recordings.clone(),
         egress: egress.clone(),
         trusted_proxies: config.trusted_proxies.clone().into(),
         hashing: Arc::new(HashingSlots::per_core()),
@@ -197,7 +197,7 @@ pub async fn run(
         http: egress
             .client(calendar::poller::FETCH_TIMEOUT)
             .context("cannot make the calendar client")?,
-        egress,
+        egress: egress.clone(),
         mail_policy: Arc::clone(&mail_policy),
         every: config.calendar_poll,
         horizon: config.calendar_horizon,
@@ -226,7 +226,7 @@ pub async fn run(
         mailer,
         from: mail_from,
         public_url: Arc::clone(&public_url),
-        serves_recordings,
+        recordings,
         mail_policy,
         lease: config.job_lease,
         metrics: Arc::clone(&metrics),
@@ -238,6 +238,30 @@ pub async fn run(
                 Task::Jobs,
                 Box::new(move || {
                     Box::pin(jobs::run(Arc::clone(&context), stopped(rx.clone()))) as Restart
+                }),
+            )
+        })
+        .collect();
+    let deliveries = Arc::new(
+        webhooks::delivery::Context::new(
+            store.clone(),
+            egress.clone(),
+            config.webhook_retries,
+            jobs_context.mailer.clone(),
+            jobs_context.from.clone(),
+        )
+        .context("cannot make the webhook client")?,
+    );
+    let senders: Vec<_> = (0..WEBHOOK_SENDERS)
+        .map(|_| {
+            let (rx, context) = (stop_rx.clone(), Arc::clone(&deliveries));
+            supervised(
+                Task::Webhooks,
+                Box::new(move || {
+                    Box::pin(webhooks::delivery::run(
+                        Arc::clone(&context),
+                        stopped(rx.clone()),
+                    )) as Restart
                 }),
             )
         })
@@ -285,7 +309,7 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = housekeeping.await;
     let _ = calendars.await;
-    for w in workers {
+    for w in workers.into_iter().chain(senders) {
         let _ = w.await;
     }
     // Stopping the fleet's workers lets them publish their last events; the in-process bus
@@ -343,6 +367,9 @@ type StartTask = Box<dyn FnMut() -> Restart + Send>;
 /// Summary and email jobs run this many at a time per replica, so a slow LLM call does not hold
 /// up the emails of other meetings.
 const JOB_WORKERS: usize = 2;
+
+/// Webhook deliveries sent at a time per replica, so one slow endpoint holds up only its own.
+const WEBHOOK_SENDERS: usize = 4;
 
 fn summarizer_name(s: &Summarizer) -> String {
     match s {

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub llm: Option<crate::summary::LlmConfig>,
     /// How long a worker holds a claimed job before another may take it over.
     pub job_lease: Duration,
+    /// How webhook deliveries are retried.
+    pub webhook_retries: crate::webhooks::delivery::Retries,
     /// Key sealing secrets at rest (calendar passwords and addresses, captions links); `None`
     /// uses (and makes) `data_dir/secret.key`.
     pub secret_key: Option<Secret>,
@@ -96,6 +98,7 @@ impl ServerConfig {
             mail_from: "Parley <parley@localhost>".to_owned(),
             llm: None,
             job_lease: Duration::from_secs(300),
+            webhook_retries: Default::default(),
             secret_key: None,
             mail_policy: crate::mail::policy::MailPolicy::default(),
             metrics_listen: None,

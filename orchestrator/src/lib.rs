@@ -18,3 +18,4 @@ pub mod metrics;
 pub mod store;
 pub mod summary;
 pub mod supervise;
+pub mod webhooks;

@@ -442,18 +442,20 @@ pub enum Task {
     Jobs,
     Fleet,
     Housekeeping,
+    Webhooks,
     /// A meeting's live captions hub: not restarted in place, but retired so the next viewer
     /// starts a new one (`live::hub`); counted here all the same.
     LiveHub,
 }
 
 impl Task {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Ingest,
         Self::Calendar,
         Self::Jobs,
         Self::Fleet,
         Self::Housekeeping,
+        Self::Webhooks,
         Self::LiveHub,
     ];
 
@@ -465,6 +467,7 @@ impl Task {
             Self::Jobs => "jobs",
             Self::Fleet => "fleet",
             Self::Housekeeping => "housekeeping",
+            Self::Webhooks => "webhooks",
         }
     }
 }

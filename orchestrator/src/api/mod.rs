@@ -14,6 +14,7 @@ mod passwords;
 pub mod recordings;
 mod session;
 mod verification;
+mod webhooks;
 mod zoom;
 
 pub use error::ApiError;
@@ -120,6 +121,13 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
         .route("/admin/users/{id}/role", put(admin::set_role))
         .route("/admin/users/{id}/disabled", put(admin::set_disabled))
         .route("/admin/fleet", get(admin::fleet).put(admin::set_fleet))
+        .route("/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/webhooks/{id}", axum::routing::delete(webhooks::remove))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/webhooks/{id}/deliveries/{delivery}/redeliver",
+            post(webhooks::redeliver),
+        )
         .route("/webhooks/zoom", post(zoom::webhook))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -11,12 +11,13 @@ use super::{ApiError, AppState};
 use crate::clock::now_ms;
 use crate::fleet::Assigned;
 use crate::store::MeetingStatus;
+use crate::webhooks::{self, Outgoing};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use parley_shared::MeetingLink;
 use parley_shared::link::RtmsLink;
+use parley_shared::{BotState, MeetingLink};
 use serde_json::{Value, json};
 
 /// Why a meeting was not joined when its Zoom number was claimed by several accounts.
@@ -147,6 +148,8 @@ async fn rtms_started(state: &AppState, payload: &Value) -> Result<(), ApiError>
                     now_ms(),
                 )
                 .await?;
+            let failed = Outgoing::status(BotState::Failed, Some(AMBIGUOUS), "zoom");
+            webhooks::emit(&state.store, m.meeting_id, &[failed], now_ms()).await?;
         }
         return Ok(());
     }

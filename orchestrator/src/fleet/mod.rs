@@ -11,10 +11,11 @@ use crate::clock::now_ms;
 use crate::live::share_link;
 use crate::metrics::Metrics;
 use crate::store::{FleetSettings, Leadership, Meeting, MeetingStatus, Store, StoreError};
+use crate::webhooks::Outgoing;
 use launchers::AnyLauncher;
 use parley_bot::egress::EgressGuard;
 use parley_bot::fleet::{AnyQueue, Assignment, BotInfo, QueueDepth, QueueError};
-use parley_shared::{MeetingId, MeetingLink, Platform};
+use parley_shared::{BotState, MeetingId, MeetingLink, Platform};
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -203,6 +204,8 @@ impl Fleet {
                 self.store
                     .set_meeting_status(id, MeetingStatus::Failed, Some(&reason), now)
                     .await?;
+                let failed = Outgoing::status(BotState::Failed, Some(&reason), "dispatch");
+                crate::webhooks::emit(&self.store, id, &[failed], now).await?;
                 return Ok(Assigned::Refused);
             }
         };

@@ -1,6 +1,7 @@
 //! Writing a batch of bus events into the store.
 
 use crate::store::{JobKind, MeetingStatus, SegmentRow, Store, StoreError};
+use crate::webhooks::{self, Outgoing};
 use parley_shared::{BotState, Event, EventBody, MeetingId};
 use std::collections::HashSet;
 
@@ -44,6 +45,31 @@ pub struct Applied {
     pub joins_ms: Vec<u64>,
 }
 
+/// Queues the webhook events of a batch, a meeting at a time, before its status changes are
+/// applied: a batch applied again after a crash queues nothing twice, and `meeting.ended` is
+/// queued after the finals before it.
+async fn queue_webhooks(
+    store: &Store,
+    events: &[&Event],
+    known: &KnownMeetings,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let mut by_meeting: Vec<(MeetingId, Vec<Outgoing>)> = Vec::new();
+    for event in events.iter().filter(|e| known.0.contains(&e.meeting_id)) {
+        let Some(outgoing) = Outgoing::from_bus(event) else {
+            continue;
+        };
+        match by_meeting.iter_mut().find(|(m, _)| *m == event.meeting_id) {
+            Some((_, list)) => list.push(outgoing),
+            None => by_meeting.push((event.meeting_id, vec![outgoing])),
+        }
+    }
+    for (meeting, outgoing) in &by_meeting {
+        webhooks::emit(store, *meeting, outgoing, now_ms).await?;
+    }
+    Ok(())
+}
+
 /// Stores segments first, in one transaction, then applies meeting and participant changes in
 /// order, so a `meeting_ended` never lands before the finals that preceded it. Every step is
 /// idempotent: a batch may be applied again after a crash before its acknowledgement.
@@ -79,6 +105,7 @@ pub async fn apply(
     }
     applied.segments = rows.len();
     store.upsert_segments(&rows).await?;
+    queue_webhooks(store, events, known, now_ms).await?;
     for event in events.iter().filter(|e| known.0.contains(&e.meeting_id)) {
         let id = event.meeting_id;
         match &event.body {

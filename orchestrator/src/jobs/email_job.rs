@@ -86,7 +86,7 @@ async fn compose(ctx: &Context, job: &Job, to: Mailbox) -> anyhow::Result<Option
             .share_token
             .as_ref()
             .filter(|_| {
-                meeting.record && ctx.serves_recordings && meeting.share_scope >= ShareScope::All
+                meeting.record && ctx.recordings.is_some() && meeting.share_scope >= ShareScope::All
             })
             .map(|t| format!("{}#recordings", share_link(&ctx.public_url, t))),
     };

@@ -28,8 +28,9 @@ pub struct Context {
     pub from: Mailbox,
     /// Base of the links in emails.
     pub public_url: Arc<str>,
-    /// Whether this server serves the bots' recordings (so emails may link to them).
-    pub serves_recordings: bool,
+    /// Where the bots' recordings are, if this server serves them (so emails may link to them,
+    /// and `recording.ready` can list them).
+    pub recordings: Option<parley_bot::connector::recorder::RecordingStore>,
     /// Whom summaries may be mailed to, and how many a day.
     pub mail_policy: Arc<crate::mail::policy::MailPolicy>,
     pub lease: Duration,

@@ -3,8 +3,10 @@
 use super::{Context, Outcome};
 use crate::clock::now_ms;
 use crate::mail::policy::QUOTA_WINDOW;
-use crate::store::{JobKind, Meeting, Summary};
+use crate::store::{EventType, JobKind, Meeting, Summary};
 use crate::summary::{Line, SummaryInput};
+use crate::webhooks::{self, Outgoing};
+use serde_json::json;
 use time::OffsetDateTime;
 
 pub(super) async fn run(ctx: &Context, job: &crate::store::Job) -> Outcome {
@@ -59,6 +61,7 @@ async fn summarise(ctx: &Context, job: &crate::store::Job) -> anyhow::Result<()>
             tracing::info!(meeting_id = %id, summarizer = produced.summarizer, action_items = s.action_items.len(), "summary written");
         }
     }
+    tell_webhooks(ctx, &meeting).await?;
     let now = now_ms();
     let policy = &ctx.mail_policy;
     let (allowed, refused): (Vec<_>, Vec<_>) = ctx
@@ -91,5 +94,42 @@ async fn summarise(ctx: &Context, job: &crate::store::Job) -> anyhow::Result<()>
             .enqueue_job(JobKind::Email, id, to.as_str(), now, now)
             .await?;
     }
+    Ok(())
+}
+
+/// `meeting.ended` (a no-op when the bot's was queued: a bot that died on its way out sent
+/// none), `recording.ready` when the meeting has recordings, and `summary.ready`.
+async fn tell_webhooks(ctx: &Context, meeting: &Meeting) -> anyhow::Result<()> {
+    let id = meeting.meeting_id;
+    let Some(summary) = ctx.store.summary(id).await? else {
+        return Ok(());
+    };
+    let mut events = vec![Outgoing::ended(None)];
+    if let Some(recordings) = ctx.recordings.as_ref().filter(|_| meeting.record) {
+        let names: Vec<String> = recordings
+            .list(id)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot list recordings: {e}"))?
+            .iter()
+            .filter_map(|full| full.rsplit('/').next().map(str::to_owned))
+            .collect();
+        if !names.is_empty() {
+            events.push(Outgoing::once(
+                EventType::RecordingReady,
+                json!({ "recordings": names }),
+            ));
+        }
+    }
+    events.push(Outgoing::once(
+        EventType::SummaryReady,
+        json!({ "summary": {
+            "summary": summary.summary_text,
+            "highlights": summary.highlights,
+            "action_items": summary.action_items,
+            "open_questions": summary.open_questions,
+            "model": summary.model,
+        }}),
+    ));
+    webhooks::emit(&ctx.store, id, &events, now_ms()).await?;
     Ok(())
 }

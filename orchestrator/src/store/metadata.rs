@@ -47,6 +47,11 @@ impl Metadata {
         Ok(())
     }
 
+    /// Whether every pair of `filter` is in this map (an empty filter is in every map).
+    pub fn contains(&self, filter: &Self) -> bool {
+        filter.0.iter().all(|(k, v)| self.0.get(k) == Some(v))
+    }
+
     pub fn to_stored(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
     }
@@ -79,5 +84,14 @@ mod tests {
         assert!(Metadata(many).check().is_err());
         assert!(check_key("crm-id_2").is_ok());
         assert!(check_key("x' OR 1=1 --").is_err());
+    }
+
+    #[test]
+    fn a_filter_is_contained_when_every_pair_matches() {
+        let m = metadata(r#"{"crm_id":"42","team":"Sales"}"#).expect("valid");
+        assert!(m.contains(&Metadata::default()));
+        assert!(m.contains(&metadata(r#"{"team":"Sales"}"#).expect("valid")));
+        assert!(!m.contains(&metadata(r#"{"team":"sales"}"#).expect("valid")));
+        assert!(!m.contains(&metadata(r#"{"team":"Sales","x":"1"}"#).expect("valid")));
     }
 }

@@ -74,6 +74,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/shared/0010_meeting_metadata.sql"),
         sqlite: include_str!("../../../migrations/shared/0010_meeting_metadata.sql"),
     },
+    Source {
+        version: 11,
+        description: "webhooks",
+        postgres: include_str!("../../../migrations/shared/0011_webhooks.sql"),
+        sqlite: include_str!("../../../migrations/shared/0011_webhooks.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

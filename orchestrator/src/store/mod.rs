@@ -18,6 +18,7 @@ mod sessions;
 mod summaries;
 mod transcripts;
 mod users;
+mod webhooks;
 
 pub use api_keys::{ApiKey, KeyGrant};
 pub use calendars::{Calendar, CalendarMeeting};
@@ -27,6 +28,7 @@ pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant, ShareScope, 
 pub use summaries::Summary;
 pub use transcripts::{SegmentRow, StoredSegment};
 pub use users::{Role, TokenPurpose, User};
+pub use webhooks::{ClaimedDelivery, Delivery, EventType, NewDelivery, Settled, Target, Webhook};
 
 use crate::auth::Sealer;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};

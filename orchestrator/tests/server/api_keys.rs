@@ -182,13 +182,7 @@ async fn an_api_key_acts_for_its_account_within_its_scopes(backend: Backend) {
         .expect("json");
     assert_eq!(theirs["api_keys"], json!([]));
     let reader_id = reader["id"].as_str().expect("id");
-    let r = app
-        .http
-        .delete(app.url(&format!("/api-keys/{reader_id}")))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .expect("delete");
+    let r = app.delete(&format!("/api-keys/{reader_id}"), &bob).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = app.get(&format!("/meetings/{id}"), Some(&reader_key)).await;
     assert_eq!(
@@ -215,13 +209,7 @@ async fn an_api_key_acts_for_its_account_within_its_scopes(backend: Backend) {
             .is_none(),
         "an expired key grants nothing"
     );
-    let r = app
-        .http
-        .delete(app.url(&format!("/api-keys/{reader_id}")))
-        .bearer_auth(&ana)
-        .send()
-        .await
-        .expect("delete");
+    let r = app.delete(&format!("/api-keys/{reader_id}"), &ana).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let r = app.get(&format!("/meetings/{id}"), Some(&reader_key)).await;
     assert_eq!(

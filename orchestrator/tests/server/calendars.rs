@@ -246,13 +246,7 @@ async fn calendar_events_become_meetings_and_follow_their_changes(backend: Backe
 
     // Removing a calendar cancels what only it scheduled.
     let cal_id = cal["calendar_id"].as_str().expect("id");
-    let r = app
-        .http
-        .delete(app.url(&format!("/calendars/{cal_id}")))
-        .bearer_auth(&ana)
-        .send()
-        .await
-        .expect("delete");
+    let r = app.delete(&format!("/calendars/{cal_id}"), &ana).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(
         meetings(&app, &ana)
@@ -260,13 +254,7 @@ async fn calendar_events_become_meetings_and_follow_their_changes(backend: Backe
             .iter()
             .all(|m| m["title"] != "Daily")
     );
-    let r = app
-        .http
-        .delete(app.url(&format!("/calendars/{cal_id}")))
-        .bearer_auth(&ben)
-        .send()
-        .await
-        .expect("delete");
+    let r = app.delete(&format!("/calendars/{cal_id}"), &ben).await;
     assert_eq!(
         r.status(),
         StatusCode::NOT_FOUND,

@@ -201,6 +201,8 @@ pub struct Options {
     pub mail_policy: Option<parley_orchestrator::mail::policy::MailPolicy>,
     /// Serve `/metrics` on this address instead of the API's.
     pub metrics_listen: Option<SocketAddr>,
+    /// How webhook deliveries are retried; default the server's.
+    pub webhook_retries: Option<parley_orchestrator::webhooks::delivery::Retries>,
     /// The key sealing secrets at rest; replicas of one database share it. Default: the data
     /// dir's own key file.
     pub secret_key: Option<String>,
@@ -310,6 +312,9 @@ impl TestApp {
             )
         });
         config.metrics_listen = options.metrics_listen;
+        if let Some(retries) = options.webhook_retries {
+            config.webhook_retries = retries;
+        }
         let config_key = options.secret_key.clone();
         config.secret_key = options.secret_key.map(Secret::new);
         config.egress_allow = options
@@ -402,6 +407,15 @@ impl TestApp {
             req = req.bearer_auth(t);
         }
         req.send().await.expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE request")
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {

@@ -321,13 +321,7 @@ async fn share_links_are_unguessable_rotatable_and_revocable(backend: Backend) {
         Some(new_link.as_str())
     );
 
-    let r = app
-        .http
-        .delete(app.url(&format!("/meetings/{id}/live")))
-        .bearer_auth(&owner)
-        .send()
-        .await
-        .expect("revoke");
+    let r = app.delete(&format!("/meetings/{id}/live"), &owner).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(
         app.http
@@ -520,13 +514,7 @@ async fn viewers_get_history_then_live_and_resume_without_gap_on_any_replica() {
 
     // Revoking closes open sockets on every replica within a second.
     let revoked_at = Instant::now();
-    let r = a
-        .http
-        .delete(a.url(&format!("/meetings/{id}/live")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("revoke");
+    let r = a.delete(&format!("/meetings/{id}/live"), &token).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     for viewer in [&mut resumed, &mut stranger] {
         let mut saw_revoked = false;

@@ -38,4 +38,5 @@ mod store;
 mod summaries;
 mod summary_quality;
 mod tenant_limits;
+mod webhooks;
 mod zoom;
