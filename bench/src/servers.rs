@@ -138,6 +138,7 @@ pub async fn bench_meeting(
                 invitees,
                 record: false,
                 metadata: parley_orchestrator::store::metadata::Metadata::default(),
+                retention_days: None,
             },
             now_ms(),
         )

@@ -7,6 +7,7 @@ use crate::auth::password::HashingSlots;
 use crate::calendar;
 use crate::clock::now_ms;
 use crate::config::ServerConfig;
+use crate::deletion::{Deleter, EventStream};
 use crate::fleet::launchers::{
     AnyLauncher, LauncherKind, in_process::InProcessLauncher, kubernetes::KubernetesLauncher,
     process::ProcessLauncher,
@@ -157,6 +158,16 @@ pub async fn run(
         Some(url) => Mailer::smtp(url.expose())?,
         None => Mailer::outbox(config.data_dir.join("outbox"))?,
     };
+    let deleter = Arc::new(Deleter {
+        store: store.clone(),
+        live: live.clone(),
+        recordings: recordings.clone(),
+        events: redis.clone().map(|conn| EventStream {
+            conn,
+            stream: config.events_stream.clone(),
+        }),
+        retention_days: config.retention_days,
+    });
     let mail_from: lettre::message::Mailbox = config
         .mail_from
         .parse()
@@ -183,6 +194,7 @@ pub async fn run(
         )),
         public_url: Arc::clone(&public_url),
         recordings: recordings.clone(),
+        deleter: Arc::clone(&deleter),
         egress: egress.clone(),
         trusted_proxies: config.trusted_proxies.clone().into(),
         hashing: Arc::new(HashingSlots::per_core()),
@@ -266,6 +278,11 @@ pub async fn run(
             )
         })
         .collect();
+    let (rx, every) = (stop_rx.clone(), config.retention_sweep);
+    let sweeper = supervised(
+        Task::Housekeeping,
+        Box::new(move || Box::pin(Arc::clone(&deleter).run(every, stopped(rx.clone()))) as Restart),
+    );
     let (rx, sessions) = (stop_rx.clone(), store.clone());
     let housekeeping = supervised(
         Task::Housekeeping,
@@ -308,6 +325,7 @@ pub async fn run(
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
     let _ = housekeeping.await;
+    let _ = sweeper.await;
     let _ = calendars.await;
     for w in workers.into_iter().chain(senders) {
         let _ = w.await;

@@ -36,6 +36,11 @@ pub struct ServerConfig {
     pub llm: Option<crate::summary::LlmConfig>,
     /// How long a worker holds a claimed job before another may take it over.
     pub job_lease: Duration,
+    /// Days after they are over that meetings without their own retention are deleted; `None`
+    /// keeps them until deleted.
+    pub retention_days: Option<u32>,
+    /// How often expired meetings are deleted and deleted ones purged.
+    pub retention_sweep: Duration,
     /// How webhook deliveries are retried.
     pub webhook_retries: crate::webhooks::delivery::Retries,
     /// Key sealing secrets at rest (calendar passwords and addresses, captions links); `None`
@@ -99,6 +104,8 @@ impl ServerConfig {
             llm: None,
             job_lease: Duration::from_secs(300),
             webhook_retries: Default::default(),
+            retention_days: None,
+            retention_sweep: Duration::from_secs(60),
             secret_key: None,
             mail_policy: crate::mail::policy::MailPolicy::default(),
             metrics_listen: None,

@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod deletion;
 pub mod fleet;
 pub mod ingest;
 pub mod jobs;

@@ -47,6 +47,8 @@ pub struct MeetingView {
     live_url: Option<String>,
     /// What the link shows besides captions and the transcript.
     share_scope: ShareScope,
+    /// Days after it is over that the meeting is deleted; `null`: the server's retention.
+    retention_days: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     participants: Option<Vec<Participant>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +77,7 @@ impl MeetingView {
             created_at: rfc3339(m.created_at_ms),
             record: m.record,
             share_scope: m.share_scope,
+            retention_days: m.retention_days,
             participants: None,
             invitees: None,
             metadata: None,
@@ -132,7 +135,12 @@ pub struct CreateMeeting {
     record: Option<bool>,
     /// The integrator's own strings, shown to the owner and usable as a filter.
     metadata: Option<Metadata>,
+    /// Delete the meeting this many days after it is over (1 to 3650).
+    retention_days: Option<u32>,
 }
+
+/// The longest retention a meeting may ask for: ten years.
+const MAX_RETENTION_DAYS: u32 = 3650;
 
 fn new_meeting(
     state: &AppState,
@@ -178,6 +186,14 @@ fn new_meeting(
         .collect::<Result<_, _>>()?;
     let metadata = body.metadata.unwrap_or_default();
     metadata.check().map_err(ApiError::BadRequest)?;
+    if body
+        .retention_days
+        .is_some_and(|d| !(1..=MAX_RETENTION_DAYS).contains(&d))
+    {
+        return Err(ApiError::BadRequest(format!(
+            "retention_days must be from 1 to {MAX_RETENTION_DAYS}"
+        )));
+    }
     Ok(NewMeeting {
         owner_id: user.0.user_id,
         title,
@@ -186,6 +202,7 @@ fn new_meeting(
         invitees,
         record: body.record.unwrap_or(true),
         metadata,
+        retention_days: body.retention_days,
     })
 }
 
@@ -506,6 +523,7 @@ pub async fn started(
                     participants: body.participants,
                     record: None,
                     metadata: None,
+                    retention_days: None,
                 },
             )?;
             (

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api_keys;
 mod calendars;
 pub mod client_addr;
+mod deletion;
 pub mod error;
 mod events;
 mod live;
@@ -45,6 +46,8 @@ pub struct AppState {
     /// Zoom accounts whose meetings' streams are served; empty serves any.
     pub zoom_accounts: Arc<[String]>,
     pub redis: Option<redis::aio::ConnectionManager>,
+    /// Deletes meetings and what derives from them.
+    pub deleter: Arc<crate::deletion::Deleter>,
     pub token_ttl: Duration,
     /// Live captions: the viewers' hubs on this replica.
     pub live: Arc<crate::live::Hubs>,
@@ -91,7 +94,7 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
         .route("/me/password", post(passwords::change))
         .route("/password/reset", post(passwords::request_reset))
         .route("/password/reset/confirm", post(passwords::confirm_reset))
-        .route("/me", get(accounts::me))
+        .route("/me", get(accounts::me).delete(deletion::delete_me))
         .route("/me/verification", post(verification::resend))
         .route("/verify", get(verification::verify))
         .route("/api-keys", post(api_keys::create).get(api_keys::list))
@@ -99,7 +102,10 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
         .route("/meetings", post(meetings::create).get(meetings::list))
         .route("/calendars", post(calendars::add).get(calendars::list))
         .route("/calendars/{id}", axum::routing::delete(calendars::remove))
-        .route("/meetings/{id}", get(meetings::get))
+        .route(
+            "/meetings/{id}",
+            get(meetings::get).delete(deletion::delete_meeting),
+        )
         .route("/meetings/{id}/end", post(meetings::end))
         .route("/meetings/{id}/transcript", get(meetings::transcript))
         .route("/meetings/{id}/events", get(events::stream))

@@ -38,23 +38,8 @@ pub async fn change(
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> Result<StatusCode, ApiError> {
     password::check_policy(&body.new_password).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let account = user.0.email.as_str().to_owned();
-    // A stolen session must not be a way to guess the password: the same limits as logins.
-    if let Some(wait) = state.limiter.check(&account, client, Instant::now()) {
-        return Err(ApiError::TooManyRequests(wait));
-    }
-    let credentials = state.store.user_credentials(&user.0.email).await?;
-    let current = body.current_password;
-    let matches = state
-        .hashing
-        .run(move || credentials.is_some_and(|(_, hash)| password::verify(&current, &hash)))
-        .await?;
-    if !matches {
-        state
-            .limiter
-            .record_failure(&account, client, Instant::now());
-        return Err(ApiError::Forbidden("the current password is not right"));
-    }
+    let wrong = "the current password is not right";
+    confirm(&state, client, &user, body.current_password, wrong).await?;
     let hash = hash_password(&state, body.new_password).await?;
     state
         .store
@@ -62,6 +47,34 @@ pub async fn change(
         .await?;
     tracing::info!(user_id = %user.0.user_id, "password changed; other sessions ended");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks that the signed-in person knows the account's password, before a change a stolen
+/// session must not make alone. A stolen session must not be a way to guess the password
+/// either: the same limits as logins.
+pub(super) async fn confirm(
+    state: &AppState,
+    client: std::net::IpAddr,
+    user: &AuthUser,
+    given: String,
+    wrong: &'static str,
+) -> Result<(), ApiError> {
+    let account = user.0.email.as_str().to_owned();
+    if let Some(wait) = state.limiter.check(&account, client, Instant::now()) {
+        return Err(ApiError::TooManyRequests(wait));
+    }
+    let credentials = state.store.user_credentials(&user.0.email).await?;
+    let matches = state
+        .hashing
+        .run(move || credentials.is_some_and(|(_, hash)| password::verify(&given, &hash)))
+        .await?;
+    if !matches {
+        state
+            .limiter
+            .record_failure(&account, client, Instant::now());
+        return Err(ApiError::Forbidden(wrong));
+    }
+    Ok(())
 }
 
 pub async fn logout_all(

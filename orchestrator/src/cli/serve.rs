@@ -72,6 +72,11 @@ pub struct ServeArgs {
     /// Seconds between two reads of a calendar.
     #[arg(long, env = "PARLEY_CALENDAR_POLL_SECS", default_value_t = 60)]
     pub calendar_poll_secs: u64,
+    /// Delete meetings (transcript, summary, recordings, everything derived) this many days
+    /// after they are over, unless a meeting sets its own `retention_days` [default: kept until
+    /// deleted].
+    #[arg(long, env = "PARLEY_RETENTION_DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub retention_days: Option<u32>,
     /// Internal networks that calendar feeds and CalDAV servers users add may be on, as
     /// comma-separated networks or addresses (`10.20.0.0/16,192.168.5.7`). Loopback, private,
     /// link-local and cluster ranges are refused otherwise, so users cannot make the server
@@ -264,6 +269,7 @@ impl ServeArgs {
             .filter(|a| !a.is_empty())
             .collect();
         config.calendar_poll = Duration::from_secs(self.calendar_poll_secs.max(1));
+        config.retention_days = self.retention_days;
         config.egress_allow = parley_bot::egress::parse_allow_list(&self.egress_allow)
             .map_err(|e| anyhow::anyhow!("--egress-allow: {e}"))?;
         config.trusted_proxies = parley_bot::egress::parse_allow_list(&self.trusted_proxies)

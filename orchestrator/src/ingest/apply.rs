@@ -12,22 +12,30 @@ pub struct KnownMeetings(HashSet<MeetingId>);
 impl KnownMeetings {
     const MAX: usize = 100_000;
 
-    async fn refresh(&mut self, store: &Store, events: &[&Event]) -> Result<(), StoreError> {
-        let mut unknown: Vec<MeetingId> = events
-            .iter()
-            .map(|e| e.meeting_id)
-            .filter(|id| !self.0.contains(id))
+    /// Learns which of the batch's meetings exist, and forgets those deleted since (returned):
+    /// a deletion on any replica shows here by its tombstone.
+    async fn refresh(
+        &mut self,
+        store: &Store,
+        events: &[&Event],
+    ) -> Result<HashSet<MeetingId>, StoreError> {
+        let mut ids: Vec<MeetingId> = events.iter().map(|e| e.meeting_id).collect();
+        ids.sort();
+        ids.dedup();
+        let deleted = store.deleted_among(&ids).await?;
+        self.0.retain(|id| !deleted.contains(id));
+        let unknown: Vec<MeetingId> = ids
+            .into_iter()
+            .filter(|id| !self.0.contains(id) && !deleted.contains(id))
             .collect();
         if unknown.is_empty() {
-            return Ok(());
+            return Ok(deleted);
         }
-        unknown.sort();
-        unknown.dedup();
         if self.0.len() + unknown.len() > Self::MAX {
             self.0.clear();
         }
         self.0.extend(store.existing_meetings(&unknown).await?);
-        Ok(())
+        Ok(deleted)
     }
 }
 
@@ -37,6 +45,8 @@ pub struct Applied {
     pub segments: usize,
     pub finals: usize,
     pub unknown: Vec<usize>,
+    /// The indexes of events whose meeting was deleted: dropped, and erased from the bus.
+    pub deleted: Vec<usize>,
     /// Bots that replaced one that stopped mid-meeting.
     pub rejoins: usize,
     /// Bots that reported no audio arriving.
@@ -79,10 +89,14 @@ pub async fn apply(
     known: &mut KnownMeetings,
     now_ms: u64,
 ) -> Result<Applied, StoreError> {
-    known.refresh(store, events).await?;
+    let deleted = known.refresh(store, events).await?;
     let mut applied = Applied::default();
     let mut rows = Vec::new();
     for (i, event) in events.iter().enumerate() {
+        if deleted.contains(&event.meeting_id) {
+            applied.deleted.push(i);
+            continue;
+        }
         if !known.0.contains(&event.meeting_id) {
             applied.unknown.push(i);
             continue;

@@ -39,7 +39,8 @@ impl Source for ChannelSource {
         ))
     }
 
-    async fn settle(&mut self, dead: &[(usize, String)]) -> anyhow::Result<()> {
+    /// Nothing of an in-process batch outlives it, so there is nothing to erase.
+    async fn settle(&mut self, dead: &[(usize, String)], _erase: &[usize]) -> anyhow::Result<()> {
         for (_, reason) in dead {
             tracing::warn!(reason, "in-process event dropped");
         }

@@ -31,9 +31,11 @@ pub trait Source: Send {
     fn next_batch(&mut self) -> impl Future<Output = anyhow::Result<Option<Vec<Entry>>>> + Send;
     /// Acknowledges the last batch now that it is committed. `dead` lists entries that will never
     /// apply (malformed, unknown meeting): the source keeps them aside rather than dropping them.
+    /// `erase` lists entries of deleted meetings: the source keeps nothing of them.
     fn settle(
         &mut self,
         dead: &[(usize, String)],
+        erase: &[usize],
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
@@ -136,6 +138,7 @@ pub async fn run<S: Source>(
             metrics.ingest_unknown_meeting.fetch_add(1, Relaxed);
             dead.push((valid_index[i], "unknown meeting".to_owned()));
         }
+        let erase: Vec<usize> = applied.deleted.iter().map(|&i| valid_index[i]).collect();
         if !dead.is_empty() {
             tracing::warn!(
                 entries = dead.len(),
@@ -145,7 +148,7 @@ pub async fn run<S: Source>(
         loop {
             let settled = tokio::select! {
                 () = &mut shutdown => return,
-                r = source.settle(&dead) => r,
+                r = source.settle(&dead, &erase) => r,
             };
             match settled {
                 Ok(()) => break,
@@ -193,7 +196,7 @@ async fn apply_and_publish(
     let segments: Vec<_> = events
         .iter()
         .enumerate()
-        .filter(|(i, _)| !applied.unknown.contains(i))
+        .filter(|(i, _)| !applied.unknown.contains(i) && !applied.deleted.contains(i))
         .filter_map(|(_, e)| Some((e.meeting_id, LiveSegment::from_event(e)?)))
         .collect();
     live.append(&segments).await?;

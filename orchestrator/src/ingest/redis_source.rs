@@ -8,7 +8,7 @@
 use super::{Entry, Source};
 use anyhow::{Context, Result};
 use parley_bot::sink::redis::EVENT_FIELD;
-use parley_shared::Event;
+use parley_shared::{Event, MeetingId};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{
     StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
@@ -209,7 +209,7 @@ impl Source for RedisSource {
         Ok(Some(entries))
     }
 
-    async fn settle(&mut self, dead: &[(usize, String)]) -> Result<()> {
+    async fn settle(&mut self, dead: &[(usize, String)], erase: &[usize]) -> Result<()> {
         if self.in_flight.is_empty() {
             return Ok(());
         }
@@ -232,12 +232,64 @@ impl Source for RedisSource {
         let ids: Vec<&str> = self.in_flight.iter().map(|(id, _)| id.as_str()).collect();
         pipe.xack(&self.config.stream, &self.config.group, &ids)
             .ignore();
+        let erased: Vec<&str> = erase
+            .iter()
+            .map(|&i| self.in_flight[i].0.as_str())
+            .collect();
+        if !erased.is_empty() {
+            pipe.xdel(&self.config.stream, &erased).ignore();
+        }
         pipe.query_async::<()>(&mut self.conn)
             .await
             .context("cannot acknowledge events")?;
         self.in_flight.clear();
         Ok(())
     }
+}
+
+/// Entries read per page when erasing.
+const ERASE_PAGE: usize = 500;
+
+/// Deletes every entry of `stream` and of its dead letters whose event names `meeting`: what a
+/// deleted meeting left in Redis. Pages through the stream; the number deleted.
+pub async fn erase_meeting(
+    conn: &mut ConnectionManager,
+    stream: &str,
+    meeting: MeetingId,
+) -> Result<usize> {
+    let needle = meeting.to_string();
+    let mut erased = 0;
+    for stream in [stream.to_owned(), format!("{stream}:dead")] {
+        let mut start = "-".to_owned();
+        loop {
+            let page: redis::streams::StreamRangeReply = conn
+                .xrange_count(&stream, &start, "+", ERASE_PAGE)
+                .await
+                .context("cannot read the event stream")?;
+            let Some(last) = page.ids.last() else { break };
+            start = format!("({}", last.id);
+            let doomed: Vec<&str> = page
+                .ids
+                .iter()
+                .filter(|e| {
+                    e.get::<String>(EVENT_FIELD)
+                        .is_some_and(|raw| raw.contains(&needle))
+                })
+                .map(|e| e.id.as_str())
+                .collect();
+            if !doomed.is_empty() {
+                let n: usize = conn
+                    .xdel(&stream, &doomed)
+                    .await
+                    .context("cannot delete from the event stream")?;
+                erased += n;
+            }
+            if page.ids.len() < ERASE_PAGE {
+                break;
+            }
+        }
+    }
+    Ok(erased)
 }
 
 #[cfg(test)]

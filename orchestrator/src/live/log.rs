@@ -111,6 +111,17 @@ impl LiveLog {
         }
     }
 
+    /// Drops a meeting's log (its meeting was deleted).
+    pub async fn forget(&self, meeting: MeetingId) -> anyhow::Result<()> {
+        match self {
+            Self::Memory(log) => {
+                log.forget(meeting);
+                Ok(())
+            }
+            Self::Redis(log) => log.forget(meeting).await,
+        }
+    }
+
     /// The newest entry's cursor ([`Cursor::ZERO`] for an empty log).
     pub async fn head(&self, meeting: MeetingId) -> anyhow::Result<Cursor> {
         match self {

@@ -93,6 +93,14 @@ impl MemoryLog {
         }
     }
 
+    /// Drops a meeting's log, waking its readers (who then find nothing after their cursor).
+    pub fn forget(&self, meeting: MeetingId) {
+        let ring = self.lock().logs.remove(&meeting);
+        if let Some(ring) = ring {
+            ring.notify.notify_waiters();
+        }
+    }
+
     pub fn head(&self, meeting: MeetingId) -> Cursor {
         self.lock()
             .logs

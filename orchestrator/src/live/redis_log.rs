@@ -77,6 +77,13 @@ impl RedisLog {
             .context("cannot append to the live log")
     }
 
+    pub async fn forget(&self, meeting: MeetingId) -> anyhow::Result<()> {
+        let mut conn = self.conn.clone();
+        conn.del::<_, ()>(key(meeting))
+            .await
+            .context("cannot delete a live log")
+    }
+
     pub async fn head(&self, meeting: MeetingId) -> anyhow::Result<Cursor> {
         let mut conn = self.conn.clone();
         let reply: StreamRangeReply = conn.xrevrange_count(key(meeting), "+", "-", 1).await?;

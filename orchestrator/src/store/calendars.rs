@@ -288,6 +288,10 @@ impl Store {
                 self.update_calendar_meeting(id, m, now_ms).await?;
                 return Ok((id, key));
             }
+            // Its owner deleted it: the calendar does not bring it back.
+            if let Some(id) = self.deleted_calendar_meeting(&key).await? {
+                return Ok((id, key));
+            }
             if let Some(id) = self.create_calendar_meeting(&key, m, now_ms).await? {
                 return Ok((id, key));
             }
@@ -388,6 +392,7 @@ impl Store {
                     invitees: m.invitees.clone(),
                     record: true,
                     metadata: super::metadata::Metadata::default(),
+                    retention_days: None,
                 },
                 now_ms,
             )

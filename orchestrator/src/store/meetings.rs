@@ -66,6 +66,8 @@ pub struct Meeting {
     /// What the link shows besides captions and the transcript.
     pub share_scope: ShareScope,
     pub metadata: Metadata,
+    /// Days after it is over that the meeting is deleted; `None`: the server's default.
+    pub retention_days: Option<u32>,
 }
 
 /// What a meeting's live captions link shows besides live captions and the transcript, as its
@@ -105,6 +107,8 @@ pub struct NewMeeting {
     pub invitees: Vec<EmailAddress>,
     pub record: bool,
     pub metadata: Metadata,
+    /// Days after it is over that the meeting is deleted; `None`: the server's default.
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -120,7 +124,7 @@ macro_rules! meeting_columns {
     () => {
         "m.meeting_id, m.title, m.url, m.platform, m.status, m.status_reason, m.owner_id, \
          m.start_time, m.end_time, m.created_at, CASE WHEN m.record THEN 1 ELSE 0 END AS record_flag, \
-         m.share_sealed, m.share_scope, m.metadata"
+         m.share_sealed, m.share_scope, m.metadata, m.retention_days"
     };
 }
 
@@ -162,6 +166,9 @@ impl Store {
                 .ok_or_else(|| corrupt("share scope"))?,
             metadata: Metadata::from_stored(&row.try_get::<String, _>("metadata")?)
                 .ok_or_else(|| corrupt("meeting metadata"))?,
+            retention_days: row
+                .try_get::<Option<i64>, _>("retention_days")?
+                .and_then(|d| u32::try_from(d).ok()),
         })
     }
 
@@ -210,8 +217,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO meetings (meeting_id, title, url, platform, status, owner_id, start_time, \
-             created_at, record, share_hash, share_sealed, metadata) \
-             VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, $8, $9, $10, $11)",
+             created_at, record, share_hash, share_sealed, metadata, retention_days) \
+             VALUES ($1, $2, $3, $4, 'scheduled', $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(id.to_string())
         .bind(&new.title)
@@ -224,6 +231,7 @@ impl Store {
         .bind(share_hash)
         .bind(share_sealed)
         .bind(new.metadata.to_stored())
+        .bind(new.retention_days.map(i64::from))
         .execute(&mut *tx)
         .await?;
         for email in &new.invitees {

@@ -80,6 +80,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/shared/0011_webhooks.sql"),
         sqlite: include_str!("../../../migrations/shared/0011_webhooks.sql"),
     },
+    Source {
+        version: 12,
+        description: "deletion",
+        postgres: include_str!("../../../migrations/shared/0012_deletion.sql"),
+        sqlite: include_str!("../../../migrations/shared/0012_deletion.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -8,6 +8,7 @@
 
 mod api_keys;
 mod calendars;
+mod deletion;
 mod fleet;
 mod jobs;
 mod meetings;

@@ -161,9 +161,18 @@ impl Store {
 
     /// Which of `ids` are meetings this database knows.
     pub async fn existing_meetings(&self, ids: &[MeetingId]) -> Result<Vec<MeetingId>> {
+        self.meeting_ids_in("meetings", ids).await
+    }
+
+    /// Those of `ids` that have a row in `table` (a table keyed by `meeting_id`).
+    pub(super) async fn meeting_ids_in(
+        &self,
+        table: &'static str,
+        ids: &[MeetingId],
+    ) -> Result<Vec<MeetingId>> {
         let mut found = Vec::new();
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let mut sql = String::from("SELECT meeting_id FROM meetings WHERE meeting_id IN (");
+            let mut sql = format!("SELECT meeting_id FROM {table} WHERE meeting_id IN (");
             for i in 1..=chunk.len() {
                 let sep = if i == chunk.len() { ")" } else { ", " };
                 let _ = write!(sql, "${i}{sep}");

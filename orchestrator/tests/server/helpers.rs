@@ -357,6 +357,22 @@ impl TestApp {
         }
     }
 
+    /// A server running elsewhere (a `parley serve` child process) on `database_url`, whose data
+    /// dir is `dir/data`, driven through the same helpers; `stop` leaves it running.
+    pub async fn attach(base: String, database_url: &str, dir: tempfile::TempDir) -> Self {
+        let http = reqwest::Client::new();
+        wait_ready(&http, &base).await;
+        let store = open_store(database_url, &dir.path().join("data")).await;
+        Self {
+            base,
+            store,
+            http,
+            stop: None,
+            task: None,
+            _dir: dir,
+        }
+    }
+
     /// The newest mail in the outbox to `to` whose subject starts with `subject`, with
     /// quoted-printable soft breaks and `=` escapes undone.
     pub fn outbox_mail(&self, to: &str, subject: &str) -> Option<String> {
@@ -603,6 +619,7 @@ pub async fn stored_meeting(store: &Store, invitees: &[&str]) -> MeetingId {
                     .collect(),
                 record: false,
                 metadata: parley_orchestrator::store::metadata::Metadata::default(),
+                retention_days: None,
             },
             0,
         )

@@ -10,6 +10,8 @@ mod helpers;
 mod child_servers;
 #[path = "../support/mail.rs"]
 mod mail;
+#[path = "../support/s3.rs"]
+mod s3;
 
 mod account_attacks;
 mod accounts;
@@ -17,6 +19,7 @@ mod api_keys;
 mod bots;
 mod calendar_attacks;
 mod calendars;
+mod deletion;
 mod demo;
 mod deploy_manifests;
 mod events;

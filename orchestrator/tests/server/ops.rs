@@ -19,6 +19,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/meetings"),
     ("get", "/meetings"),
     ("get", "/meetings/{id}"),
+    ("delete", "/meetings/{id}"),
+    ("delete", "/me"),
     ("post", "/meetings/{id}/end"),
     ("get", "/meetings/{id}/transcript"),
     ("get", "/meetings/{id}/summary"),

@@ -46,6 +46,7 @@ async fn meeting(store: &Store, owner: Uuid, invitees: &[&str]) -> MeetingId {
                     .collect(),
                 record: true,
                 metadata: parley_orchestrator::store::metadata::Metadata::default(),
+                retention_days: None,
             },
             2,
         )
@@ -145,6 +146,7 @@ async fn metacharacters_are_stored_verbatim(backend: Backend) {
                 invitees: vec![email.clone()],
                 record: true,
                 metadata: parley_orchestrator::store::metadata::Metadata::default(),
+                retention_days: None,
             },
             2,
         )

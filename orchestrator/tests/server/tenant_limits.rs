@@ -349,6 +349,7 @@ async fn a_janus_link_into_the_internal_network_sends_no_bot() {
                 invitees: Vec::new(),
                 record: false,
                 metadata: parley_orchestrator::store::metadata::Metadata::default(),
+                retention_days: None,
             },
             parley_shared::now_ms(),
         )

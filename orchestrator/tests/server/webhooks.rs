@@ -29,7 +29,7 @@ struct Received {
 }
 
 #[derive(Default)]
-struct Receiver {
+pub struct Receiver {
     got: Mutex<Vec<Received>>,
     /// Requests answered 500 before the receiver starts accepting.
     refuse_first: Mutex<usize>,
@@ -64,7 +64,7 @@ async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Strin
 }
 
 /// A real HTTP endpoint on loopback that refuses its first `refuse_first` requests.
-async fn start_receiver(refuse_first: usize) -> (String, Arc<Receiver>) {
+pub async fn start_receiver(refuse_first: usize) -> (String, Arc<Receiver>) {
     let receiver = Arc::new(Receiver {
         refuse_first: Mutex::new(refuse_first),
         ..Receiver::default()

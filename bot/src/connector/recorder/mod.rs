@@ -111,6 +111,18 @@ impl RecordingStore {
         names.sort();
         Ok(names)
     }
+
+    /// Deletes every recording of a meeting; the number deleted.
+    pub async fn delete_meeting(&self, meeting: MeetingId) -> Result<usize, String> {
+        let names = self.list(meeting).await?;
+        for name in &names {
+            self.store
+                .delete(&self.path(name))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(names.len())
+    }
 }
 
 struct Track {
