@@ -1,6 +1,6 @@
-//! The integrators' event stream, `GET /meetings/{id}/events` (Server-Sent Events): a client
-//! that disconnects mid-meeting and resumes with its cursor on another replica ends with exactly
-//! the stored finals, each event once.
+//! The integrators' event stream, `GET /meetings/{id}/events` (Server-Sent Events, or a
+//! WebSocket): a client that disconnects mid-meeting and resumes with its cursor on another
+//! replica ends with exactly the stored finals, each event once.
 
 use crate::helpers::{Backend, Options, TestApp, eventually, fresh_database, unique_stream};
 use crate::ingest::{segment, speaker};
@@ -77,8 +77,86 @@ impl SseClient {
     }
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[derive(Debug, Clone, Copy)]
+enum Transport {
+    Sse,
+    WebSocket,
+}
+
+/// A client of either form, reading events as one shape: for a WebSocket, the name is the
+/// frame's `type` and the id its `cursor`.
+enum Client {
+    Sse(SseClient),
+    Ws(Box<Socket>),
+}
+
+impl Client {
+    async fn open(
+        transport: Transport,
+        app: &TestApp,
+        path: &str,
+        key: &str,
+        last_id: Option<&str>,
+    ) -> Self {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        match transport {
+            Transport::Sse => Self::Sse(SseClient::open(app, path, key, last_id).await),
+            Transport::WebSocket => {
+                let mut url = app.url(path).replacen("http://", "ws://", 1);
+                if let Some(id) = last_id {
+                    url.push_str(&format!("?after={id}"));
+                }
+                let mut request = url.into_client_request().expect("request");
+                request.headers_mut().insert(
+                    "authorization",
+                    format!("Bearer {key}").parse().expect("header"),
+                );
+                let (socket, _) = tokio_tungstenite::connect_async(request)
+                    .await
+                    .expect("websocket");
+                Self::Ws(Box::new(socket))
+            }
+        }
+    }
+
+    async fn next(&mut self) -> Sse {
+        let socket = match self {
+            Self::Sse(client) => return client.next().await,
+            Self::Ws(socket) => socket,
+        };
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(20), socket.next())
+                .await
+                .expect("an event in time")
+                .expect("the socket stays open")
+                .expect("frame");
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = frame {
+                let data: Value = serde_json::from_str(&text).expect("frame is JSON");
+                return Sse {
+                    event: data["type"].as_str().expect("type").to_owned(),
+                    id: data["cursor"].as_str().map(str::to_owned),
+                    data,
+                };
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_integrator_resumes_the_event_stream_on_another_replica_without_gap_or_duplicate() {
+async fn an_integrator_resumes_the_server_sent_events_on_another_replica_without_gap_or_duplicate()
+{
+    resumes_on_another_replica_without_gap_or_duplicate(Transport::Sse).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_integrator_resumes_the_websocket_on_another_replica_without_gap_or_duplicate() {
+    resumes_on_another_replica_without_gap_or_duplicate(Transport::WebSocket).await;
+}
+
+async fn resumes_on_another_replica_without_gap_or_duplicate(transport: Transport) {
     let stream = unique_stream();
     let options = Options {
         redis_stream: Some(stream.clone()),
@@ -159,11 +237,16 @@ async fn an_integrator_resumes_the_event_stream_on_another_replica_without_gap_o
             }
         }
     };
-    let mut first = SseClient::open(&b, &path, &key, None).await;
+    let mut first = Client::open(transport, &b, &path, &key, None).await;
     let hello = first.next().await;
     assert_eq!(
         (hello.event.as_str(), &hello.data["status"]),
         ("status", &json!("scheduled"))
+    );
+    let opened = first.next().await;
+    assert_eq!(
+        (opened.event.as_str(), &opened.data["participants"]),
+        ("participants", &json!([]))
     );
     let mut last_id = None;
     while finals.len() < 2 || last_id.is_none() {
@@ -174,6 +257,29 @@ async fn an_integrator_resumes_the_event_stream_on_another_replica_without_gap_o
             last_id = e.id.clone();
         }
     }
+    // Someone joins while it listens.
+    publish(
+        &mut sink,
+        meeting,
+        &mut seq,
+        vec![EventBody::ParticipantJoined {
+            speaker: ana.clone(),
+            at_ms: 2000,
+        }],
+    )
+    .await;
+    let joined = loop {
+        let e = first.next().await;
+        if e.event == "participant" {
+            break e;
+        }
+        record(&e, &mut seen_ids, &mut finals);
+        if e.id.is_some() {
+            last_id = e.id.clone();
+        }
+    };
+    assert_eq!(joined.data["action"], "joined");
+    assert_eq!(joined.data["participant"]["display_name"], "Ana Lima");
     drop(first);
 
     // While it is away: more speech, then the end.
@@ -191,19 +297,31 @@ async fn an_integrator_resumes_the_event_stream_on_another_replica_without_gap_o
     .await;
 
     // Second connection, to replica A, resuming after the last id it saw.
-    let mut second = SseClient::open(&a, &path, &key, last_id.as_deref()).await;
+    let mut second = Client::open(transport, &a, &path, &key, last_id.as_deref()).await;
     let mut statuses = Vec::new();
+    let mut present = Vec::new();
     let end = loop {
         let e = second.next().await;
         match e.event.as_str() {
             "segment" => record(&e, &mut seen_ids, &mut finals),
             "status" => statuses.push(e.data["status"].clone()),
-            "caught_up" => {}
+            "participants" => {
+                present = e.data["participants"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            }
+            "caught_up" | "participant" => {}
             "end" => break e,
             other => panic!("unexpected event {other}: {e:?}"),
         }
     };
     assert_eq!(end.data["status"], "ended");
+    assert_eq!(
+        present.len(),
+        1,
+        "the participants on reconnecting: {present:?}"
+    );
     assert_eq!(statuses.last(), Some(&json!("ended")), "{statuses:?}");
     assert!(
         seen_ids.len() >= 2,
