@@ -193,6 +193,7 @@ pub async fn run(
             stop_rx.clone(),
         )),
         public_url: Arc::clone(&public_url),
+        self_url: Arc::from(ServerConfig::self_url(addr)),
         recordings: recordings.clone(),
         deleter: Arc::clone(&deleter),
         egress: egress.clone(),

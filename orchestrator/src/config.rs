@@ -133,9 +133,15 @@ impl ServerConfig {
     /// The base of links for a server listening on `addr`: the configured public URL, or
     /// `http://` and the address (loopback when it listens on every interface).
     pub fn public_url(&self, addr: std::net::SocketAddr) -> String {
-        if let Some(url) = &self.public_url {
-            return url.clone();
+        match &self.public_url {
+            Some(url) => url.clone(),
+            None => Self::self_url(addr),
         }
+    }
+
+    /// Where a server listening on `addr` reaches its own API: `http://` and the address
+    /// (loopback when it listens on every interface).
+    pub fn self_url(addr: std::net::SocketAddr) -> String {
         let ip = match addr.ip() {
             ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
             ip => ip,

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod live;
 pub mod mail;
+pub mod mcp;
 pub mod metrics;
 pub mod store;
 pub mod summary;

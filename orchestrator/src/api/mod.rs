@@ -13,6 +13,7 @@ mod meetings;
 mod ops;
 mod passwords;
 pub mod recordings;
+mod search;
 mod session;
 mod verification;
 mod webhooks;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Hubs>,
     /// Where users reach this server (`http://host:port`), for links the API hands out.
     pub public_url: Arc<str>,
+    /// Where this server's own API answers from inside it (loopback), for the MCP tools.
+    pub self_url: Arc<str>,
     /// Checks the addresses users give for the server to fetch.
     pub egress: parley_bot::egress::EgressGuard,
     /// Proxies whose forwarding headers name the client.
@@ -100,6 +103,7 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
         .route("/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .route("/meetings", post(meetings::create).get(meetings::list))
+        .route("/meetings/search", get(search::search))
         .route("/calendars", post(calendars::add).get(calendars::list))
         .route("/calendars/{id}", axum::routing::delete(calendars::remove))
         .route(
@@ -135,6 +139,7 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
             post(webhooks::redeliver),
         )
         .route("/webhooks/zoom", post(zoom::webhook))
+        .merge(mcp_route(&state))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))
@@ -149,6 +154,35 @@ pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(ops::metrics))
         .with_state(state)
+}
+
+/// `/mcp`: the MCP tools over streamable HTTP, for callers with a valid session or API key (the
+/// tools' own API calls then check what that credential may do).
+fn mcp_route(state: &AppState) -> Router<AppState> {
+    let host = url::Url::parse(&state.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    match crate::mcp::http_service(&state.self_url, host.into_iter().collect()) {
+        Ok(service) => Router::new().route(
+            "/mcp",
+            axum::routing::any_service(service)
+                .layer(middleware::from_fn_with_state(state.clone(), mcp_caller)),
+        ),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "the MCP endpoint is off");
+            Router::new()
+        }
+    }
+}
+
+async fn mcp_caller(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    let (mut parts, body) = req.into_parts();
+    match AuthUser::from_request_parts(&mut parts, &state).await {
+        Ok(_) => next.run(Request::from_parts(parts, body)).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Logs each request by its route template, never the raw path or query (they can hold share

@@ -39,6 +39,8 @@ fn scope_for(method: &Method, route: &str) -> Option<Scope> {
     match route {
         "/meeting/started" | "/meetings/{id}/end" => Some(Scope::BotsWrite),
         "/meeting/summary" => Some(Scope::MeetingsRead),
+        // Each tool's own API call needs that call's scope.
+        "/mcp" => Some(Scope::MeetingsRead),
         "/webhooks" => Some(Scope::WebhooksWrite),
         r if r.starts_with("/webhooks/") && r != "/webhooks/zoom" => Some(Scope::WebhooksWrite),
         r if r == "/meetings" || r.starts_with("/meetings/") => Some(if reads {

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod demo;
+mod mcp;
 pub mod models;
 pub mod serve;
 mod transcribe;
@@ -43,6 +44,10 @@ enum Command {
     /// `parley-bench` program installed beside this one; `parley bench --help` lists them.
     #[command(disable_help_flag = true)]
     Bench(bench::BenchArgs),
+    /// The MCP server on stdio (Model Context Protocol): tools to list meetings, read transcripts
+    /// and summaries, search, send a bot and end a meeting, through a Parley server's API with an
+    /// API key. Servers also serve it over HTTP at POST /mcp.
+    Mcp(mcp::McpArgs),
 }
 
 impl Cli {
@@ -63,5 +68,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Models(cmd) => models::run(cmd).await,
         Command::Transcribe(args) => transcribe::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Mcp(args) => mcp::run(args).await,
     }
 }

@@ -7,6 +7,7 @@ use parley_shared::{EmailAddress, MeetingId, MeetingUrl, Platform};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
+use std::fmt::Write;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -109,6 +110,17 @@ pub struct NewMeeting {
     pub metadata: Metadata,
     /// Days after it is over that the meeting is deleted; `None`: the server's default.
     pub retention_days: Option<u32>,
+}
+
+/// A final segment that matched a search, with its meeting.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub meeting_id: MeetingId,
+    pub title: String,
+    pub segment_id: Uuid,
+    pub speaker_name: String,
+    pub start_ms: u64,
+    pub text: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -342,7 +354,61 @@ impl Store {
         row.as_ref().map(|r| self.meeting_from_row(r)).transpose()
     }
 
-    /// Meetings `user_id` may see, newest first.
+    /// Final segments of the meetings `user_id` may see that hold every one of `words`
+    /// (case-insensitive substrings), newest meeting first, in spoken order within it.
+    pub async fn search_finals(
+        &self,
+        user_id: Uuid,
+        words: &[String],
+        limit: u32,
+    ) -> Result<Vec<SearchHit>> {
+        let mut sql = concat!(
+            "SELECT m.meeting_id, m.title, t.segment_id, t.speaker_name, t.start_ms, \
+             t.transcribed_text FROM transcriptions t JOIN meetings m \
+             ON m.meeting_id = t.meeting_id WHERE t.is_final AND ",
+            visible_to_user!()
+        )
+        .to_owned();
+        for i in 0..words.len() {
+            let _ = write!(
+                sql,
+                " AND LOWER(t.transcribed_text) LIKE ${} ESCAPE '\\'",
+                i + 3
+            );
+        }
+        sql.push_str(" ORDER BY m.created_at DESC, m.meeting_id, t.start_ms LIMIT $2");
+        // Only placeholders are added to the text; the words are bound, their LIKE wildcards
+        // escaped.
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(user_id.to_string())
+            .bind(i64::from(limit));
+        for word in words {
+            let escaped = word
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            query = query.bind(format!("%{escaped}%"));
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let id: String = r.try_get("meeting_id")?;
+                let segment: String = r.try_get("segment_id")?;
+                Ok(SearchHit {
+                    meeting_id: MeetingId::parse(&id).map_err(|_| corrupt("meeting id"))?,
+                    title: r.try_get("title")?,
+                    segment_id: Uuid::parse_str(&segment).map_err(|_| corrupt("segment id"))?,
+                    speaker_name: r.try_get("speaker_name")?,
+                    start_ms: from_db_ms(r.try_get("start_ms")?),
+                    text: r.try_get("transcribed_text")?,
+                })
+            })
+            .collect()
+    }
+
     /// The meetings the user sees, newest first; with `metadata` filters, only those they own
     /// whose metadata has each key with that value (an invitee cannot probe the owner's).
     pub async fn visible_meetings(

@@ -25,7 +25,9 @@ pub use api_keys::{ApiKey, KeyGrant};
 pub use calendars::{Calendar, CalendarMeeting};
 pub use fleet::{FleetSettings, Leadership};
 pub use jobs::{Job, JobKind, JobState};
-pub use meetings::{Meeting, MeetingStatus, NewMeeting, Participant, ShareScope, zoom_number};
+pub use meetings::{
+    Meeting, MeetingStatus, NewMeeting, Participant, SearchHit, ShareScope, zoom_number,
+};
 pub use summaries::Summary;
 pub use transcripts::{SegmentRow, StoredSegment};
 pub use users::{Role, TokenPurpose, User};

@@ -31,6 +31,7 @@ mod live;
 mod livekit;
 mod logs;
 mod mail_servers;
+mod mcp;
 mod meet;
 mod meetings;
 mod ops;

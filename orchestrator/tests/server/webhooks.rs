@@ -111,7 +111,7 @@ fn fast_retries() -> Retries {
     }
 }
 
-async fn key_for(app: &TestApp, token: &str, scopes: &[&str]) -> String {
+pub async fn key_for(app: &TestApp, token: &str, scopes: &[&str]) -> String {
     let r = app
         .post(
             "/api-keys",
