@@ -113,6 +113,28 @@ pub async fn create_pg_database(admin_url: &str) -> String {
     format!("{base}/{name}")
 }
 
+/// The Python of the API tests' virtualenv (scripts/test makes it, with the MCP client SDK and
+/// schemathesis), after checking that it imports `module`.
+pub fn api_venv_python(module: &str) -> String {
+    let venv = std::env::var("PARLEY_API_VENV").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/parley/api-venv",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let python = format!("{venv}/bin/python");
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{python} cannot import {module}: run scripts/test, or python3 -m venv {venv} && \
+         {venv}/bin/pip install mcp==2.3.0 schemathesis==4.32.5"
+    );
+    python
+}
+
 pub fn unique_stream() -> String {
     format!("parley:test:{}", uuid::Uuid::new_v4().simple())
 }

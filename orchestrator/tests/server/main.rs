@@ -34,6 +34,7 @@ mod mail_servers;
 mod mcp;
 mod meet;
 mod meetings;
+mod openapi_fuzzing;
 mod ops;
 mod sample_media;
 mod schema;

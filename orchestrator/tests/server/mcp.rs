@@ -20,30 +20,10 @@ const TOOLS: [&str; 6] = [
     "send_bot",
 ];
 
-/// The virtualenv's Python with the `mcp` package (scripts/test makes it).
-fn python() -> String {
-    let venv = std::env::var("PARLEY_API_VENV").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/parley/api-venv",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    let python = format!("{venv}/bin/python");
-    let ok = Command::new(&python)
-        .args(["-c", "import mcp"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{python} cannot import mcp: run scripts/test, or python3 -m venv {venv} && {venv}/bin/pip install mcp==2.3.0"
-    );
-    python
-}
-
 /// Runs the client with `args` on `calls` (`[tool, arguments]` pairs) and returns its report.
 fn client(args: &[&str], calls: &Value) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/mcp_client.py");
-    let mut child = Command::new(python())
+    let mut child = Command::new(crate::helpers::api_venv_python("mcp"))
         .arg(script)
         .args(args)
         .stdin(Stdio::piped())
