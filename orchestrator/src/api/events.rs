@@ -39,6 +39,11 @@ const BUFFER: usize = 256;
 /// with its cursor).
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The schema of the events' JSON, named on every response: a change that breaks clients gets a
+/// new version.
+const VERSION_HEADER: &str = "parley-events-version";
+const VERSION: &str = "1";
+
 /// How often the participants are read again for `participant` events.
 const PARTICIPANTS_EVERY: Duration = Duration::from_secs(1);
 
@@ -95,22 +100,28 @@ pub async fn stream(
     let sub = hubs.subscribe(&meeting).await.map_err(ApiError::Internal)?;
     let (tx, rx) = mpsc::channel(BUFFER);
     tokio::spawn(feed(tx, hubs, meeting.meeting_id, after, sub));
-    match upgrade {
+    let mut response = match upgrade {
         // Clients send nothing but close frames: small buffers keep a client's cost low.
-        Ok(upgrade) => Ok(upgrade
+        Ok(upgrade) => upgrade
             .read_buffer_size(4096)
             .max_message_size(4096)
-            .on_upgrade(move |socket| pump(socket, rx))),
-        Err(rejection) if headers.contains_key(header::UPGRADE) => Ok(rejection.into_response()),
+            .on_upgrade(move |socket| pump(socket, rx)),
+        Err(rejection) if headers.contains_key(header::UPGRADE) => {
+            return Ok(rejection.into_response());
+        }
         Err(_) => {
             let events = futures_util::stream::unfold(rx, |mut rx| async move {
                 rx.recv().await.map(|e| (Ok::<_, Infallible>(e.sse()), rx))
             });
-            Ok(Sse::new(events)
+            Sse::new(events)
                 .keep_alive(KeepAlive::default())
-                .into_response())
+                .into_response()
         }
-    }
+    };
+    response
+        .headers_mut()
+        .insert(VERSION_HEADER, header::HeaderValue::from_static(VERSION));
+    Ok(response)
 }
 
 /// Writes the feed's events to a WebSocket until the feed ends (after `end`: a normal close;

@@ -39,6 +39,12 @@ impl SseClient {
                 .and_then(|v| v.to_str().ok()),
             Some("text/event-stream")
         );
+        assert_eq!(
+            r.headers()
+                .get("parley-events-version")
+                .map(|v| v.as_bytes()),
+            Some(&b"1"[..])
+        );
         Self {
             body: r.bytes_stream().boxed(),
             buf: String::new(),
@@ -114,9 +120,16 @@ impl Client {
                     "authorization",
                     format!("Bearer {key}").parse().expect("header"),
                 );
-                let (socket, _) = tokio_tungstenite::connect_async(request)
+                let (socket, response) = tokio_tungstenite::connect_async(request)
                     .await
                     .expect("websocket");
+                assert_eq!(
+                    response
+                        .headers()
+                        .get("parley-events-version")
+                        .map(|v| v.as_bytes()),
+                    Some(&b"1"[..])
+                );
                 Self::Ws(Box::new(socket))
             }
         }
