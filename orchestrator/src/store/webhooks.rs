@@ -399,7 +399,9 @@ impl Store {
         }))
     }
 
-    /// Records an attempt: delivered, to be tried again at `retry_at_ms`, or given up.
+    /// Records an attempt: delivered, to be tried again at `retry_at_ms`, or given up. Only a
+    /// delivery still running is changed: one its endpoint's disabling failed meanwhile stays
+    /// failed rather than queued again behind a disabled endpoint.
     pub async fn settle_delivery(
         &self,
         id: &str,
@@ -416,7 +418,7 @@ impl Store {
             "UPDATE webhook_deliveries SET state = $1, locked_until = NULL, \
              next_attempt_at = COALESCE($2, next_attempt_at), last_status = $3, last_error = $4, \
              delivered_at = CASE WHEN $1 = 'delivered' THEN $5 ELSE delivered_at END \
-             WHERE delivery_id = $6",
+             WHERE delivery_id = $6 AND state = 'running'",
         )
         .bind(state)
         .bind(next.map(to_db_ms))
