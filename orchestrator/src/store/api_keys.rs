@@ -1,7 +1,7 @@
 //! API keys: only a SHA-256 of each key is stored, like session tokens; a key is revoked by
 //! deleting it.
 
-use super::{Result, Store, corrupt, from_db_ms, to_db_ms};
+use super::{Result, Store, corrupt, from_db_ms, optional_ms, to_db_ms, uuid_column};
 use crate::auth::Scopes;
 use serde::Serialize;
 use sqlx::Row;
@@ -31,18 +31,9 @@ pub struct KeyGrant {
     pub last_used_at: Option<u64>,
 }
 
-fn uuid(row: &AnyRow, column: &str) -> Result<Uuid> {
-    let text: String = row.try_get(column)?;
-    Uuid::parse_str(&text).map_err(|_| corrupt(format!("api key {column}")))
-}
-
 fn scopes(row: &AnyRow) -> Result<Scopes> {
     let text: String = row.try_get("scopes")?;
     Scopes::from_stored(&text).ok_or_else(|| corrupt("api key scopes"))
-}
-
-fn optional_ms(row: &AnyRow, column: &str) -> Result<Option<u64>> {
-    Ok(row.try_get::<Option<i64>, _>(column)?.map(from_db_ms))
 }
 
 impl Store {
@@ -91,7 +82,7 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(ApiKey {
-                    id: uuid(row, "key_id")?,
+                    id: uuid_column(row, "api key", "key_id")?,
                     name: row.try_get("name")?,
                     scopes: scopes(row)?,
                     created_at: from_db_ms(row.try_get("created_at")?),
@@ -136,8 +127,8 @@ impl Store {
         .await?;
         row.map(|row| {
             Ok(KeyGrant {
-                key_id: uuid(&row, "key_id")?,
-                user_id: uuid(&row, "user_id")?,
+                key_id: uuid_column(&row, "api key", "key_id")?,
+                user_id: uuid_column(&row, "api key", "user_id")?,
                 scopes: scopes(&row)?,
                 last_used_at: optional_ms(&row, "last_used_at")?,
             })

@@ -148,3 +148,16 @@ pub fn to_db_ms(ms: u64) -> i64 {
 pub fn from_db_ms(ms: i64) -> u64 {
     u64::try_from(ms).unwrap_or(0)
 }
+
+/// A UUID column; `what` names the row in the error ("api key", "webhook").
+fn uuid_column(row: &sqlx::any::AnyRow, what: &str, column: &str) -> Result<uuid::Uuid> {
+    use sqlx::Row;
+    let text: String = row.try_get(column)?;
+    uuid::Uuid::parse_str(&text).map_err(|_| corrupt(format!("{what} {column}")))
+}
+
+/// A nullable time column.
+fn optional_ms(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<u64>> {
+    use sqlx::Row;
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(from_db_ms))
+}

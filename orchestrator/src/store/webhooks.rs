@@ -5,7 +5,7 @@
 
 use super::metadata::Metadata;
 use super::sealed::redacted_url;
-use super::{Backend, Result, Store, corrupt, from_db_ms, to_db_ms};
+use super::{Backend, Result, Store, corrupt, from_db_ms, optional_ms, to_db_ms, uuid_column};
 use parley_shared::MeetingId;
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -144,11 +144,6 @@ fn next_seq(now_ms: u64) -> i64 {
     }
 }
 
-fn uuid(row: &AnyRow, column: &str) -> Result<Uuid> {
-    let text: String = row.try_get(column)?;
-    Uuid::parse_str(&text).map_err(|_| corrupt(format!("webhook {column}")))
-}
-
 fn events(row: &AnyRow) -> Result<Vec<EventType>> {
     let text: String = row.try_get("events")?;
     serde_json::from_str(&text).map_err(|_| corrupt("webhook events"))
@@ -159,14 +154,10 @@ fn filter(row: &AnyRow) -> Result<Metadata> {
     Metadata::from_stored(&text).ok_or_else(|| corrupt("webhook metadata"))
 }
 
-fn optional_ms(row: &AnyRow, column: &str) -> Result<Option<u64>> {
-    Ok(row.try_get::<Option<i64>, _>(column)?.map(from_db_ms))
-}
-
 fn webhook(row: &AnyRow) -> Result<Webhook> {
     Ok(Webhook {
-        id: uuid(row, "webhook_id")?,
-        user_id: uuid(row, "user_id")?,
+        id: uuid_column(row, "webhook", "webhook_id")?,
+        user_id: uuid_column(row, "webhook", "user_id")?,
         url: row.try_get("url")?,
         events: events(row)?,
         metadata: filter(row)?,
@@ -307,7 +298,7 @@ impl Store {
         .iter()
         .map(|r| {
             Ok(Target {
-                webhook_id: uuid(r, "webhook_id")?,
+                webhook_id: uuid_column(r, "webhook", "webhook_id")?,
                 events: events(r)?,
                 filter: filter(r)?,
             })
@@ -378,7 +369,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let webhook_id = uuid(&row, "webhook_id")?;
+        let webhook_id = uuid_column(&row, "webhook", "webhook_id")?;
         let meeting: String = row.try_get("meeting_id")?;
         let endpoint = sqlx::query(
             "SELECT user_id, url_sealed, secret_sealed FROM webhooks WHERE webhook_id = $1",
@@ -389,7 +380,7 @@ impl Store {
         Ok(Some(ClaimedDelivery {
             delivery_id: row.try_get("delivery_id")?,
             webhook_id,
-            user_id: uuid(&endpoint, "user_id")?,
+            user_id: uuid_column(&endpoint, "webhook", "user_id")?,
             meeting_id: MeetingId::parse(&meeting).map_err(|_| corrupt("delivery meeting"))?,
             url: self.open_sealed(&endpoint.try_get::<String, _>("url_sealed")?)?,
             secret: self.open_sealed(&endpoint.try_get::<String, _>("secret_sealed")?)?,
