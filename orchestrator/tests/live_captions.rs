@@ -3,10 +3,19 @@
 //! its speaker's name, turn partials into the finals the database stores, show the whole history
 //! after a reload, resume after a dropped socket without gaps or duplicates, and stop when the
 //! link is revoked. Needs chromium (scripts/janus-lab deps) and the tiny.en-q8_0 model (scripts/test).
-//! Leaves a screenshot at `$CARGO_TARGET_TMPDIR/live-captions.png`.
+//! Leaves a screenshot at `$CARGO_TARGET_TMPDIR/live-captions.png`. The web app's browser test
+//! (`browser/web_app.rs`) shares this binary.
 
 #[path = "browser/cdp.rs"]
 mod cdp;
+#[path = "support/child_servers.rs"]
+mod child_servers;
+#[path = "support/mail.rs"]
+mod mail;
+#[path = "browser/web_app.rs"]
+mod web_app;
+
+use mail::verification_link;
 
 use parley_orchestrator::config::ServerConfig;
 use parley_orchestrator::store::Store;
@@ -95,19 +104,22 @@ async fn api(
     r.json().await.unwrap_or(Value::Null)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn captions_page_follows_a_replayed_meeting() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = ServerConfig::embedded(dir.path().join("data"));
-    // Real time, so the page sees partials and the reload lands mid-meeting.
-    config.bot.connector.replay_speed = 1.0;
+/// One browser test at a time: each replays a meeting in real time on a machine of two cores.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A server on a free loopback port: its address, what stops it, and its task.
+type Running = (
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+);
+
+async fn start(config: ServerConfig) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let database_url = config.database_url();
     let server = tokio::spawn(parley_orchestrator::app::run(
         config,
         listener,
@@ -115,7 +127,11 @@ async fn captions_page_follows_a_replayed_meeting() {
             let _ = stopped.await;
         },
     ));
-    let http = reqwest::Client::new();
+    wait_healthy(&reqwest::Client::new(), &base).await;
+    (base, stop, server)
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
     for _ in 0..200 {
         if http
             .get(format!("{base}/healthz"))
@@ -123,24 +139,20 @@ async fn captions_page_follows_a_replayed_meeting() {
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            break;
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let browser = cdp::Browser::launch().await.expect("chromium starts");
-    let post = reqwest::Method::POST;
-    // Replay meetings need an admin, and admins are made by the operator, not by signing up.
+    panic!("{base} is not healthy after 10 s");
+}
+
+/// Replay meetings need an admin, and admins are made by the operator, not by signing up.
+fn create_admin(data_dir: &Path, email: &str, password: &str) {
     let made = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args([
-            "admin",
-            "create-user",
-            "--email",
-            "admin@example.com",
-            "--admin",
-        ])
+        .args(["admin", "create-user", "--email", email, "--admin"])
         .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("PARLEY_NEW_PASSWORD", "a long enough password")
+        .arg(data_dir)
+        .env("PARLEY_NEW_PASSWORD", password)
         .env_remove("DATABASE_URL")
         .output()
         .expect("run parley admin create-user");
@@ -148,6 +160,26 @@ async fn captions_page_follows_a_replayed_meeting() {
         made.status.success(),
         "parley admin create-user: {}",
         String::from_utf8_lossy(&made.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captions_page_follows_a_replayed_meeting() {
+    let _one_browser = BROWSER.lock().await;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = ServerConfig::embedded(dir.path().join("data"));
+    // Real time, so the page sees partials and the reload lands mid-meeting.
+    config.bot.connector.replay_speed = 1.0;
+    let database_url = config.database_url();
+    let (base, stop, server) = start(config).await;
+    let http = reqwest::Client::new();
+    let browser = cdp::Browser::launch().await.expect("chromium starts");
+    let post = reqwest::Method::POST;
+    create_admin(
+        &dir.path().join("data"),
+        "admin@example.com",
+        "a long enough password",
     );
     let login = api(
         &http,

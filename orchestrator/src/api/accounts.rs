@@ -11,7 +11,7 @@ use super::{ApiError, AppState, AuthUser};
 use crate::auth::BearerToken;
 use crate::auth::password::{self, SlotError};
 use crate::clock::now_ms;
-use crate::store::Role;
+use crate::store::{Role, User};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -114,6 +114,28 @@ pub async fn login(
     ClientAddr(ip): ClientAddr,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Json<LoginReply>, ApiError> {
+    let session = sign_in(&state, ip, body).await?;
+    Ok(Json(LoginReply {
+        token: session.token.expose().to_owned(),
+        expires_at: rfc3339(session.expires_ms),
+        user_id: session.user.user_id,
+        role: session.user.role.as_str(),
+    }))
+}
+
+/// A new session, for the API's bearer token or the web app's cookie.
+pub struct NewSession {
+    pub token: BearerToken,
+    pub expires_ms: u64,
+    pub user: User,
+}
+
+/// Checks a password within the login limits and opens a session.
+pub async fn sign_in(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    body: Login,
+) -> Result<NewSession, ApiError> {
     let account = body.email.trim().to_lowercase();
     if let Some(wait) = state.limiter.check(&account, ip, Instant::now()) {
         state.metrics.logins_throttled.fetch_add(1, Relaxed);
@@ -145,18 +167,17 @@ pub async fn login(
     state.limiter.record_success(&account);
     let token = BearerToken::generate().map_err(|e| ApiError::Internal(e.into()))?;
     let now = now_ms();
-    let expires = now + state.token_ttl.as_millis() as u64;
+    let expires_ms = now + state.token_ttl.as_millis() as u64;
     state
         .store
-        .create_session(token.hash().as_str(), user.user_id, now, expires)
+        .create_session(token.hash().as_str(), user.user_id, now, expires_ms)
         .await?;
     tracing::info!(user_id = %user.user_id, "login");
-    Ok(Json(LoginReply {
-        token: token.expose().to_owned(),
-        expires_at: rfc3339(expires),
-        user_id: user.user_id,
-        role: user.role.as_str(),
-    }))
+    Ok(NewSession {
+        token,
+        expires_ms,
+        user,
+    })
 }
 
 pub async fn logout(
@@ -169,8 +190,12 @@ pub async fn logout(
 }
 
 pub async fn me(user: AuthUser) -> Json<Value> {
-    let u = user.0;
-    Json(json!({
+    Json(user_view(&user.0))
+}
+
+/// An account as its owner sees it.
+pub fn user_view(u: &User) -> Value {
+    json!({
         "user_id": u.user_id,
         "email": u.email,
         "name": u.name,
@@ -178,7 +203,7 @@ pub async fn me(user: AuthUser) -> Json<Value> {
         "email_verified": u.email_verified,
         "disabled": u.disabled,
         "created_at": rfc3339(u.created_at_ms),
-    }))
+    })
 }
 
 /// Milliseconds since the epoch as RFC 3339 (UTC).

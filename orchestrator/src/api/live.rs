@@ -20,6 +20,8 @@ use std::sync::Arc;
 const PAGE: &str = include_str!("../../assets/live/index.html");
 const SCRIPT: &str = include_str!("../../assets/live/live.js");
 const STYLE: &str = include_str!("../../assets/live/live.css");
+/// The caption list, shared with the web app's meeting page.
+const CAPTIONS: &str = include_str!("../../assets/live/captions.js");
 
 /// The page loads nothing but its own assets and talks only to its own origin; the token in its
 /// address must not leak through a Referer.
@@ -30,6 +32,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/live/assets/live.js", get(script))
         .route("/live/assets/live.css", get(style))
+        .route("/live/assets/captions.js", get(captions))
         .route("/live/{token}", get(page))
         .route("/live/{token}/ws", get(socket))
         .route("/live/{token}/summary", get(summary))
@@ -63,7 +66,7 @@ fn shared(meeting: &Meeting, needs: ShareScope) -> Result<(), ApiError> {
     }
 }
 
-fn secured(mut response: Response, cache: &'static str) -> Response {
+pub(super) fn secured(mut response: Response, cache: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -165,22 +168,27 @@ async fn recording(
     recordings::download(&state, &meeting, &name).await
 }
 
-async fn script() -> Response {
+/// One of the pages' own files.
+pub(super) fn asset(kind: &'static str, body: &'static str, cache: &'static str) -> Response {
     secured(
-        (
-            [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-            SCRIPT,
-        )
-            .into_response(),
-        "public, max-age=300",
+        ([(header::CONTENT_TYPE, kind)], body).into_response(),
+        cache,
     )
 }
 
+pub(super) const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+pub(super) const CSS: &str = "text/css; charset=utf-8";
+
+async fn script() -> Response {
+    asset(JAVASCRIPT, SCRIPT, "public, max-age=300")
+}
+
 async fn style() -> Response {
-    secured(
-        ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response(),
-        "public, max-age=300",
-    )
+    asset(CSS, STYLE, "public, max-age=300")
+}
+
+async fn captions() -> Response {
+    asset(JAVASCRIPT, CAPTIONS, "public, max-age=300")
 }
 
 fn escape_html(s: &str) -> String {

@@ -16,6 +16,7 @@ pub mod recordings;
 mod search;
 mod session;
 mod verification;
+mod web;
 mod webhooks;
 mod zoom;
 
@@ -144,6 +145,7 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
         .route("/readyz", get(ops::readyz))
         .route("/openapi.json", get(ops::openapi))
         .merge(live::router())
+        .merge(web::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)

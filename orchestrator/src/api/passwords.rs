@@ -115,11 +115,13 @@ pub async fn request_reset(
             format!(
                 "Hello {},\n\nSomeone asked to reset the password of your Parley account. If it \
                  was you, set a new one with this token within an hour (it works once):\n\n{}\n\n\
-                 POST {}/password/reset/confirm {{\"token\": \"…\", \"new_password\": \"…\"}}\n\n\
+                 Paste it at {}/#/forgot, or POST {}/password/reset/confirm \
+                 {{\"token\": \"…\", \"new_password\": \"…\"}}\n\n\
                  Every session of the account ends when the password changes. If it was not you, \
                  ignore this mail: your password stays as it is.\n",
                 user.name,
                 token.expose(),
+                state.public_url,
                 state.public_url
             ),
         )?;

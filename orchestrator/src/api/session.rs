@@ -1,23 +1,85 @@
 //! The authenticated caller: a bearer token resolved to a live session, or to an API key and the
-//! scopes it was given, and its user.
+//! scopes it was given, and its user. A browser of the web app holds its session token in an
+//! HttpOnly cookie instead; its writes must carry the session's CSRF token and its requests may
+//! not come from another origin.
 
 use super::{ApiError, AppState};
 use crate::auth::{BearerToken, Scope, Scopes, TokenKind};
 use crate::clock::now_ms;
 use crate::store::{Role, User};
 use axum::extract::{FromRequestParts, MatchedPath};
-use axum::http::Method;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 
-/// The request's well-formed bearer token.
+/// The cookie the web app's session token travels in.
+pub const SESSION_COOKIE: &str = "parley_session";
+/// The header carrying a cookie session's CSRF token on writes.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The request's well-formed bearer token: from `Authorization`, else from the session cookie
+/// (then checked as a browser's request: [`browser_checks`]).
 fn bearer(parts: &Parts) -> Result<BearerToken, ApiError> {
-    parts
+    if let Some(header) = parts.headers.get(AUTHORIZATION) {
+        return header
+            .to_str()
+            .ok()
+            .and_then(BearerToken::from_header)
+            .ok_or(ApiError::Unauthorized);
+    }
+    let token = session_cookie(&parts.headers).ok_or(ApiError::Unauthorized)?;
+    browser_checks(parts, &token)?;
+    Ok(token)
+}
+
+/// The session token in the request's cookies, if it holds a well-formed one.
+pub fn session_cookie(headers: &HeaderMap) -> Option<BearerToken> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .and_then(|(_, value)| BearerToken::parse(value))
+}
+
+/// A cookie goes with every request the browser makes to this server, whichever page asked for
+/// it: a request from another origin is refused, and a write must show the CSRF token that only
+/// this origin's pages can read (`GET /session`).
+fn browser_checks(parts: &Parts, token: &BearerToken) -> Result<(), ApiError> {
+    if let Some(origin) = parts.headers.get(ORIGIN) {
+        let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok());
+        let same = origin
+            .to_str()
+            .ok()
+            .and_then(|o| url::Url::parse(o).ok())
+            .zip(host)
+            .is_some_and(|(o, host)| {
+                let authority = match o.port() {
+                    Some(port) => format!("{}:{port}", o.host_str().unwrap_or_default()),
+                    None => o.host_str().unwrap_or_default().to_owned(),
+                };
+                authority.eq_ignore_ascii_case(host)
+            });
+        if !same {
+            return Err(ApiError::Forbidden(
+                "a signed-in browser's requests must come from this server's own pages",
+            ));
+        }
+    }
+    let reads = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let shown = parts
         .headers
-        .get(AUTHORIZATION)
+        .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
-        .and_then(BearerToken::from_header)
-        .ok_or(ApiError::Unauthorized)
+        .unwrap_or_default();
+    if !reads && !crate::auth::constant_time_eq(shown, &token.csrf_token()) {
+        return Err(ApiError::Forbidden(
+            "a write with the session cookie needs the session's X-CSRF-Token header",
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +196,21 @@ impl FromRequestParts<AppState> for AuthUser {
             .await?
             .ok_or(ApiError::Unauthorized)?;
         Ok(Self(user, access))
+    }
+}
+
+/// The browser's cookie session alone (`/session`): a bearer token in `Authorization` is not a
+/// browser's session, and ends only through `/logout`.
+#[derive(Debug)]
+pub struct CookieSession(pub BearerToken);
+
+impl FromRequestParts<AppState> for CookieSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        let token = session_cookie(&parts.headers).ok_or(ApiError::Unauthorized)?;
+        browser_checks(parts, &token)?;
+        Ok(Self(token))
     }
 }
 

@@ -11,7 +11,8 @@ use crate::clock::now_ms;
 use crate::store::{TokenPurpose, User};
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use lettre::message::Message;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -88,8 +89,32 @@ pub struct VerifyQuery {
 
 pub async fn verify(
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiQuery(q): ApiQuery<VerifyQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Response {
+    // The link is opened in a browser more often than by a program: a page for the one, JSON for
+    // the other.
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    match verified(&state, &q).await {
+        Ok(()) if browser => super::web::notice_page(
+            StatusCode::OK,
+            "Address verified",
+            "Thank you: your address is verified. Your bots, calendars and invitations work now.",
+        ),
+        Ok(()) => Json(json!({ "verified": true })).into_response(),
+        Err(ApiError::BadRequest(reason)) if browser => super::web::notice_page(
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            &format!("{reason}. Sign in and ask for a new link on your meetings page."),
+        ),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn verified(state: &AppState, q: &VerifyQuery) -> Result<(), ApiError> {
     let invalid = || ApiError::BadRequest("this link is invalid or has expired".to_owned());
     let token = BearerToken::parse(&q.token).ok_or_else(invalid)?;
     let user_id = state
@@ -98,7 +123,7 @@ pub async fn verify(
         .await?
         .ok_or_else(invalid)?;
     tracing::info!(%user_id, "address verified");
-    Ok(Json(json!({ "verified": true })))
+    Ok(())
 }
 
 pub async fn resend(

@@ -77,6 +77,23 @@ impl BearerToken {
     pub fn hash(&self) -> TokenHash {
         TokenHash::of(&self.0)
     }
+
+    /// The token a browser's page sends with each write of its cookie session. It derives from
+    /// the session's token, which only that browser holds (in an HttpOnly cookie), so another
+    /// site can neither read nor compute it, and nothing needs storing.
+    pub fn csrf_token(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(b"parley csrf\n");
+        h.update(self.0.as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+/// Compares a secret a client showed with the expected one without the time telling how much
+/// of it matched.
+pub fn constant_time_eq(shown: &str, expected: &str) -> bool {
+    let (a, b) = (shown.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// What the sessions table stores.

@@ -86,6 +86,7 @@ impl Poller {
                     .calendar_polled(
                         id,
                         Ok((etag.as_deref(), modified.as_deref())),
+                        now,
                         now + self.every.as_millis() as u64,
                     )
                     .await
@@ -95,7 +96,7 @@ impl Poller {
                 let wait = (30_000u64 << calendar.failures.min(7)).min(3_600_000);
                 tracing::warn!(calendar_id = %id, error = %e.detail(), retry_in_s = wait / 1000, "cannot read a calendar");
                 self.store
-                    .calendar_polled(id, Err(&e.to_string()), now + wait)
+                    .calendar_polled(id, Err(&e.to_string()), now, now + wait)
                     .await
             }
         };

@@ -221,9 +221,14 @@ async fn drive(base: &str, email: &EmailAddress, pw: &str, dir: &Path) -> anyhow
     );
     // On stdout with the transcript: the link is the demo's result as much as the text is.
     println!("Live captions: {live_url}");
+    println!("Web app: {base}/ (sign in as {email}, password {pw})");
     eprintln!(
         "            (open it in a browser to watch the captions as they are spoken; after the \
          meeting it shows the summary and recordings, which this demo's owner shares on the link)"
+    );
+    eprintln!(
+        "            (the web app shows the meeting live too, then its summary, recordings and \
+         downloads; the demo account is an admin, so it also sees the fleet)"
     );
     eprintln!("transcript: {base}/meetings/{id}/transcript?format=txt");
     eprintln!(

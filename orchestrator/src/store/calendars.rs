@@ -27,6 +27,8 @@ pub struct Calendar {
     pub last_modified: Option<String>,
     pub failures: u32,
     pub last_error: Option<String>,
+    /// When it was last read without error (ms since the epoch).
+    pub last_read_at: Option<u64>,
 }
 
 /// One calendar instance as the meeting it becomes.
@@ -41,7 +43,7 @@ pub struct CalendarMeeting {
 }
 
 const COLUMNS: &str = "calendar_id, user_id, url, url_sealed, username, password_sealed, etag, \
-    last_modified, failures, last_error";
+    last_modified, failures, last_error, last_read_at";
 
 impl Store {
     fn calendar_from_row(&self, r: &sqlx::any::AnyRow) -> Result<Calendar> {
@@ -63,6 +65,7 @@ impl Store {
             last_modified: r.try_get("last_modified")?,
             failures: u32::try_from(r.try_get::<i64, _>("failures")?).unwrap_or(u32::MAX),
             last_error: r.try_get("last_error")?,
+            last_read_at: super::optional_ms(r, "last_read_at")?,
         })
     }
 
@@ -144,12 +147,13 @@ impl Store {
         row.as_ref().map(|r| self.calendar_from_row(r)).transpose()
     }
 
-    /// Records a poll's outcome: the validators on success, the error and one more failure
-    /// otherwise; either way when to poll next.
+    /// Records a poll's outcome at `now_ms`: the validators and the time on success, the error
+    /// and one more failure otherwise; either way when to poll next.
     pub async fn calendar_polled(
         &self,
         id: Uuid,
         outcome: std::result::Result<(Option<&str>, Option<&str>), &str>,
+        now_ms: u64,
         next_poll_ms: u64,
     ) -> Result<()> {
         match outcome {
@@ -157,12 +161,14 @@ impl Store {
                 sqlx::query(
                     "UPDATE calendars SET etag = COALESCE($1, etag), \
                      last_modified = COALESCE($2, last_modified), failures = 0, last_error = NULL, \
-                     next_poll_at = $3, locked_until = NULL WHERE calendar_id = $4",
+                     last_read_at = $5, next_poll_at = $3, locked_until = NULL \
+                     WHERE calendar_id = $4",
                 )
                 .bind(etag)
                 .bind(last_modified)
                 .bind(to_db_ms(next_poll_ms))
                 .bind(id.to_string())
+                .bind(to_db_ms(now_ms))
                 .execute(&self.pool)
                 .await?;
             }

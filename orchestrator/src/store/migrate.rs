@@ -86,6 +86,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/shared/0012_deletion.sql"),
         sqlite: include_str!("../../../migrations/shared/0012_deletion.sql"),
     },
+    Source {
+        version: 13,
+        description: "calendar last read",
+        postgres: include_str!("../../../migrations/shared/0013_calendar_last_read.sql"),
+        sqlite: include_str!("../../../migrations/shared/0013_calendar_last_read.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -451,6 +451,21 @@ impl Page {
             .unwrap_or(Value::Null))
     }
 
+    /// Lays the page out as a screen this wide and high (CSS pixels); `mobile` as a phone does.
+    pub async fn set_viewport(&self, width: u32, height: u32, mobile: bool) -> Result<()> {
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            json!({
+                "width": width,
+                "height": height,
+                "deviceScaleFactor": 1,
+                "mobile": mobile,
+            }),
+        )
+        .await
+        .map(drop)
+    }
+
     pub async fn reload(&self) -> Result<()> {
         let events = self.connection.events.subscribe();
         self.call("Page.reload", json!({})).await?;

@@ -7,6 +7,7 @@ use crate::both_backends;
 use crate::child_servers::Radicale;
 use crate::helpers::{Backend, TestApp, eventually};
 use chrono::{Duration as Span, Utc};
+use parley_orchestrator::clock::now_ms;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -109,6 +110,7 @@ async fn calendar_events_become_meetings_and_follow_their_changes(backend: Backe
         cal.get("password").is_none() && cal.get("password_sealed").is_none(),
         "{cal}"
     );
+    assert!(cal["last_read_at"].is_null(), "not read yet: {cal}");
     for bad in [
         json!({"url": "ftp://x"}),
         json!({"url": "https://x", "password": "p"}),
@@ -127,6 +129,19 @@ async fn calendar_events_become_meetings_and_follow_their_changes(backend: Backe
         || async { (meetings(&app, &ana).await.len() == 4).then_some(()) },
     )
     .await;
+    let listed: Value = app
+        .get("/calendars", Some(&ana))
+        .await
+        .json()
+        .await
+        .expect("calendars");
+    let read_at = listed["calendars"][0]["last_read_at"]
+        .as_u64()
+        .expect("the good read's time");
+    assert!(
+        read_at <= now_ms() && read_at + 60_000 > now_ms(),
+        "{listed}"
+    );
     let all = meetings(&app, &ana).await;
     let review = all
         .iter()

@@ -1,6 +1,6 @@
 //! The main job as a new user runs it: `parley demo` into a data dir that does not exist yet.
-//! It must print the live captions link, the transcript and the summary, and leave the summary
-//! emails in the outbox. Needs the tiny.en-q8_0 model (scripts/test installs it).
+//! It must print the live captions link, the web app's address with a login, the transcript and
+//! the summary, and leave the summary emails in the outbox. Needs the tiny.en-q8_0 model (scripts/test installs it).
 
 use std::process::Command;
 
@@ -24,6 +24,18 @@ fn the_demo_transcribes_summarises_and_mails_the_sample_meeting() {
         live.starts_with("http://127.0.0.1:") && live.contains("/live/"),
         "{live}"
     );
+    let app = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Web app: "))
+        .unwrap_or_else(|| panic!("no web app line in\n{stdout}"));
+    let (address, login) = app.split_once(" (sign in as ").expect("a login");
+    assert!(
+        address.starts_with("http://127.0.0.1:") && address.ends_with('/'),
+        "{app}"
+    );
+    let (email, password) = login.split_once(", password ").expect("a password");
+    assert!(email.ends_with("@parley.invalid"), "{app}");
+    assert!(password.trim_end_matches(')').len() >= 16, "{app}");
     for part in [
         "Ana Lima:",
         "Ben Carter:",

@@ -228,6 +228,9 @@ pub struct Options {
     /// The key sealing secrets at rest; replicas of one database share it. Default: the data
     /// dir's own key file.
     pub secret_key: Option<String>,
+    /// Where users reach the server, when not the test's own address (an https address behind a
+    /// proxy, say).
+    pub public_url: Option<String>,
 }
 
 /// Google Meet: where the (simulated) Meet API and token endpoint are, and the OAuth client.
@@ -337,6 +340,7 @@ impl TestApp {
         if let Some(retries) = options.webhook_retries {
             config.webhook_retries = retries;
         }
+        config.public_url = options.public_url;
         let config_key = options.secret_key.clone();
         config.secret_key = options.secret_key.map(Secret::new);
         config.egress_allow = options

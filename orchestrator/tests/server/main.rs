@@ -43,5 +43,6 @@ mod store;
 mod summaries;
 mod summary_quality;
 mod tenant_limits;
+mod web_sessions;
 mod webhooks;
 mod zoom;

@@ -4,13 +4,13 @@ use crate::helpers::{Backend, TestApp};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-/// Every route the router serves, read from its source (`api/mod.rs`, `api/live.rs`): each
-/// `.route("PATH", get(…).post(…)…)` and the method functions chained in it (`any_service`, the MCP
-/// endpoint, counts as POST). Read from the source rather than listed here, so a route added
+/// Every route the router serves, read from its source (`api/mod.rs`, `api/live.rs`,
+/// `api/web.rs`): each `.route("PATH", get(…).post(…)…)` and the method functions chained in it
+/// (`any_service`, the MCP endpoint, counts as POST). Read from the source rather than listed here, so a route added
 /// without its document fails the test.
 fn served_routes() -> Vec<(String, String)> {
     let mut routes = Vec::new();
-    for file in ["src/api/mod.rs", "src/api/live.rs"] {
+    for file in ["src/api/mod.rs", "src/api/live.rs", "src/api/web.rs"] {
         let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
         let source = std::fs::read_to_string(&path).expect("router source");
         let mut rest = source.as_str();
