@@ -99,6 +99,9 @@
   };
 
   function statusBadge(m) {
+    if (m.status === 'in_progress' && m.capture_stalled_since) {
+      return h('span', { class: 'badge status-failed' }, 'In the meeting, no audio since ', timeNode(m.capture_stalled_since));
+    }
     return h('span', { class: `badge status-${m.status}` }, STATUS_WORDS[m.status] || m.status);
   }
 
@@ -369,6 +372,19 @@
       } catch (_) { /* recordings are optional */ }
       after.replaceChildren(...parts);
     }
+    // The event stream tells status changes; a stalled capture is read with the meeting.
+    const poll = setInterval(async () => {
+      if (ended) return;
+      try {
+        const fresh = await api('GET', `/meetings/${m.meeting_id}`);
+        if (Boolean(fresh.capture_stalled_since) !== Boolean(m.capture_stalled_since)) {
+          m.capture_stalled_since = fresh.capture_stalled_since;
+          status.replaceChildren(statusBadge(m));
+          announce(m.capture_stalled_since ? 'The bot hears no audio' : 'Audio is back');
+        }
+      } catch (_) { /* the stream reports what matters */ }
+    }, 5000);
+    leave.push(() => clearInterval(poll));
     show(
       h('p', {}, h('a', { href: '#/meetings' }, '← Meetings')),
       h('h1', {}, m.title || 'Meeting'),
@@ -423,13 +439,19 @@
   // ---- settings ----------------------------------------------------------------
 
   async function settingsPage() {
+    const sessions = h('ul', { class: 'sessions' });
     const keys = h('ul', { class: 'keys' });
     const hooks = h('ul', { class: 'hooks' });
     const shownKey = h('p', { role: 'status', class: 'secret' });
     const refresh = async () => {
-      const [{ api_keys: ks }, { webhooks: ws }] = await Promise.all([
-        api('GET', '/api-keys'), api('GET', '/webhooks'),
+      const [{ sessions: ss }, { api_keys: ks }, { webhooks: ws }] = await Promise.all([
+        api('GET', '/me/sessions'), api('GET', '/api-keys'), api('GET', '/webhooks'),
       ]);
+      sessions.replaceChildren(...ss.map((x) => h('li', {},
+        h('span', {}, 'Signed in ', timeNode(x.created_at), ', until ', timeNode(x.expires_at)), ' ',
+        x.current ? h('strong', {}, 'this browser') : h('button', { type: 'button', class: 'danger', onclick: async () => {
+          try { await api('DELETE', `/me/sessions/${x.id}`); announce('Session ended'); await refresh(); } catch (e) { announce(e.message); }
+        } }, 'Sign it out'))));
       keys.replaceChildren(...(ks.length ? ks.map((k) => h('li', {}, h('strong', {}, k.name), ` ${(k.scopes || []).join(', ')} `,
         h('button', { type: 'button', class: 'danger', onclick: async () => {
           try { await api('DELETE', `/api-keys/${k.id}`); announce('Key revoked'); await refresh(); } catch (e) { announce(e.message); }
@@ -457,7 +479,7 @@
           f.reset();
           announce('Password changed; your other sessions ended');
         })),
-      h('section', { class: 'card' }, h('h2', {}, 'Sessions'),
+      h('section', { class: 'card' }, h('h2', {}, 'Sessions'), sessions,
         h('button', { type: 'button', onclick: async () => {
           try { await api('POST', '/logout/all'); } catch (_) { /* this session ends too */ }
           csrf = null; me = null; go('#/signin');

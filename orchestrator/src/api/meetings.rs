@@ -49,6 +49,9 @@ pub struct MeetingView {
     share_scope: ShareScope,
     /// Days after it is over that the meeting is deleted; `null`: the server's retention.
     retention_days: Option<u32>,
+    /// While the meeting runs: since when its bot hears no audio.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    capture_stalled_since: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     participants: Option<Vec<Participant>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,6 +81,10 @@ impl MeetingView {
             record: m.record,
             share_scope: m.share_scope,
             retention_days: m.retention_days,
+            capture_stalled_since: m
+                .capture_stalled_ms
+                .filter(|_| m.status == MeetingStatus::InProgress)
+                .map(rfc3339),
             participants: None,
             invitees: None,
             metadata: None,

@@ -95,6 +95,11 @@ pub fn router(state: AppState, body_limit: usize, with_metrics: bool) -> Router 
         .route("/register/login", post(accounts::login))
         .route("/logout", post(accounts::logout))
         .route("/logout/all", post(passwords::logout_all))
+        .route("/me/sessions", get(passwords::sessions))
+        .route(
+            "/me/sessions/{id}",
+            axum::routing::delete(passwords::end_session),
+        )
         .route("/me/password", post(passwords::change))
         .route("/password/reset", post(passwords::request_reset))
         .route("/password/reset/confirm", post(passwords::confirm_reset))

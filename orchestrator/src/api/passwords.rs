@@ -1,9 +1,10 @@
 //! Passwords and sessions an account controls: `POST /me/password` (change it; every other
-//! session ends), `POST /logout/all` (end every session), `POST /password/reset` (mail a reset
+//! session ends), `POST /logout/all` (end every session), `GET /me/sessions` and
+//! `DELETE /me/sessions/{id}` (list them, end one), `POST /password/reset` (mail a reset
 //! link; answers the same whether the address has an account) and `POST /password/reset/confirm`
 //! (set a new password with the link's token; every session ends).
 
-use super::accounts::hash_password;
+use super::accounts::{hash_password, rfc3339};
 use super::client_addr::ClientAddr;
 use super::error::ApiJson;
 use super::session::RawToken;
@@ -11,9 +12,9 @@ use super::verification::{new_token, send};
 use super::{ApiError, AppState, AuthUser};
 use crate::auth::{BearerToken, password};
 use crate::clock::now_ms;
-use crate::store::TokenPurpose;
+use crate::store::{SESSION_ID_LEN, TokenPurpose};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use parley_shared::EmailAddress;
 use serde::Deserialize;
@@ -84,6 +85,48 @@ pub async fn logout_all(
     let ended = state.store.delete_sessions_of(user.0.user_id).await?;
     tracing::info!(user_id = %user.0.user_id, ended, "logged out everywhere");
     Ok(Json(json!({ "sessions_ended": ended })))
+}
+
+/// The account's live sessions, the caller's own marked `current`.
+pub async fn sessions(
+    State(state): State<AppState>,
+    user: AuthUser,
+    RawToken(token): RawToken,
+) -> Result<Json<Value>, ApiError> {
+    let own = token.hash();
+    let sessions: Vec<Value> = state
+        .store
+        .sessions_of(user.0.user_id, now_ms())
+        .await?
+        .into_iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "created_at": rfc3339(s.created_at_ms),
+                "expires_at": rfc3339(s.expires_at_ms),
+                "current": own.as_str().starts_with(&s.id),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+/// Ends one of the account's sessions (a browser left signed in elsewhere).
+pub async fn end_session(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    const NONE: ApiError = ApiError::NotFound("no such session");
+    let well_formed = id.len() == SESSION_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !well_formed || !state.store.delete_session_of(user.0.user_id, &id).await? {
+        return Err(NONE);
+    }
+    tracing::info!(user_id = %user.0.user_id, "session ended by its owner");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]

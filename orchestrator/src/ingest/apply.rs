@@ -142,8 +142,12 @@ pub async fn apply(
                 match state {
                     // A bot's clock starts at its meeting's: only a replacement joins later.
                     BotState::Joining if *at_ms > 0 => applied.rejoins += 1,
-                    BotState::CaptureStalled => applied.stalls += 1,
+                    BotState::CaptureStalled => {
+                        applied.stalls += 1;
+                        store.set_capture_stalled(id, Some(now_ms)).await?;
+                    }
                     BotState::InMeeting => {
+                        store.set_capture_stalled(id, None).await?;
                         if let Some(at) = store.take_dispatched_at(id).await? {
                             applied.joins_ms.push(now_ms.saturating_sub(at));
                         }

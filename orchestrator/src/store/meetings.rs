@@ -69,6 +69,8 @@ pub struct Meeting {
     pub metadata: Metadata,
     /// Days after it is over that the meeting is deleted; `None`: the server's default.
     pub retention_days: Option<u32>,
+    /// Since when its bot hears no audio from a platform that should be sending some.
+    pub capture_stalled_ms: Option<u64>,
 }
 
 /// What a meeting's live captions link shows besides live captions and the transcript, as its
@@ -136,7 +138,7 @@ macro_rules! meeting_columns {
     () => {
         "m.meeting_id, m.title, m.url, m.platform, m.status, m.status_reason, m.owner_id, \
          m.start_time, m.end_time, m.created_at, CASE WHEN m.record THEN 1 ELSE 0 END AS record_flag, \
-         m.share_sealed, m.share_scope, m.metadata, m.retention_days"
+         m.share_sealed, m.share_scope, m.metadata, m.retention_days, m.capture_stalled_at"
     };
 }
 
@@ -181,6 +183,7 @@ impl Store {
             retention_days: row
                 .try_get::<Option<i64>, _>("retention_days")?
                 .and_then(|d| u32::try_from(d).ok()),
+            capture_stalled_ms: super::optional_ms(row, "capture_stalled_at")?,
         })
     }
 
@@ -473,6 +476,17 @@ impl Store {
         .await?
         .rows_affected();
         Ok(n > 0)
+    }
+
+    /// Records that the meeting's bot stopped hearing audio at `since_ms`, or (`None`) that it
+    /// hears it again.
+    pub async fn set_capture_stalled(&self, id: MeetingId, since_ms: Option<u64>) -> Result<()> {
+        sqlx::query("UPDATE meetings SET capture_stalled_at = $1 WHERE meeting_id = $2")
+            .bind(since_ms.map(to_db_ms))
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Scheduled meetings that start at or before `until_ms` (or have no start time).

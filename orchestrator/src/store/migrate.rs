@@ -92,6 +92,12 @@ const MIGRATIONS: &[Source] = &[
         postgres: include_str!("../../../migrations/shared/0013_calendar_last_read.sql"),
         sqlite: include_str!("../../../migrations/shared/0013_calendar_last_read.sql"),
     },
+    Source {
+        version: 14,
+        description: "capture stalled",
+        postgres: include_str!("../../../migrations/shared/0014_capture_stalled.sql"),
+        sqlite: include_str!("../../../migrations/shared/0014_capture_stalled.sql"),
+    },
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

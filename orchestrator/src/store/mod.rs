@@ -28,6 +28,7 @@ pub use jobs::{Job, JobKind, JobState};
 pub use meetings::{
     Meeting, MeetingStatus, NewMeeting, Participant, SearchHit, ShareScope, zoom_number,
 };
+pub use sessions::{SESSION_ID_LEN, SessionInfo};
 pub use summaries::Summary;
 pub use transcripts::{SegmentRow, StoredSegment};
 pub use users::{Role, TokenPurpose, User};

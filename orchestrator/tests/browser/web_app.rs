@@ -267,6 +267,7 @@ async fn a_new_user_goes_through_the_web_app() {
     submit(&page, "Make an API key", json!({"name": "reports"})).await;
     wait_text(&page, ".secret", "pk_").await;
     wait_text(&page, ".keys li", "reports").await;
+    wait_text(&page, ".sessions li", "this browser").await;
     screenshots(&page, "settings").await;
 
     // Another user cannot open Ana's meeting by its address.

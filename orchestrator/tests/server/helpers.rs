@@ -139,6 +139,29 @@ pub fn unique_stream() -> String {
     format!("parley:test:{}", uuid::Uuid::new_v4().simple())
 }
 
+/// A Postgres server that reads a Redis stream of its own, with the stream, its owner's token and
+/// one scheduled meeting (id and parsed): where the tests that publish a bot's events by hand start.
+pub async fn bus_meeting(title: &str) -> (TestApp, String, String, String, MeetingId) {
+    let stream = unique_stream();
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        Options {
+            redis_stream: Some(stream.clone()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let token = app.user("owner@example.com").await;
+    let id = app
+        .meeting(
+            &token,
+            json!({"title": title, "url": "https://zoom.us/j/1", "start_time": "2099-01-01T00:00:00Z"}),
+        )
+        .await;
+    let meeting = MeetingId::parse(&id).expect("id");
+    (app, stream, token, id, meeting)
+}
+
 /// Log lines of every app in this test binary, for the test that no secret is logged.
 pub fn captured_logs() -> String {
     String::from_utf8_lossy(&LOGS.lock().unwrap_or_else(|p| p.into_inner())).into_owned()

@@ -1,10 +1,13 @@
 //! Redis Streams ingest: events published by bots land in Postgres exactly once; entries that
-//! can never apply are set aside in the dead-letter stream; everything is acknowledged.
+//! can never apply are set aside in the dead-letter stream; everything is acknowledged. A bot's
+//! status shows on its meeting, a stalled capture included.
 
-use crate::helpers::{Backend, Options, TestApp, eventually, redis_url, unique_stream};
+use crate::helpers::{TestApp, bus_meeting, eventually, redis_url};
 use parley_bot::sink::EventSink;
 use parley_bot::sink::redis::RedisSink;
-use parley_shared::{Event, EventBody, MeetingId, Segment, SegmentId, Speaker, SpeakerKey};
+use parley_shared::{
+    BotState, Event, EventBody, MeetingId, Segment, SegmentId, Speaker, SpeakerKey,
+};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -35,20 +38,7 @@ pub fn segment(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_events_are_stored_once_and_acknowledged() {
-    let stream = unique_stream();
-    let app = TestApp::spawn_with(
-        Backend::Postgres,
-        Options {
-            redis_stream: Some(stream.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
-    let token = app.user("owner@example.com").await;
-    let id = app
-        .meeting(&token, json!({"title": "Bus", "url": "https://zoom.us/j/1", "start_time": "2099-01-01T00:00:00Z"}))
-        .await;
-    let meeting = MeetingId::parse(&id).expect("id");
+    let (app, stream, token, id, meeting) = bus_meeting("Bus").await;
     let ana = speaker("ana", "Ana Lima");
     let ben = speaker("ben", "Ben Carter");
     let mut events = vec![
@@ -159,4 +149,75 @@ async fn redis_events_are_stored_once_and_acknowledged() {
     assert_eq!(pending, json!(0));
     let _: () = conn.del(&stream).await.expect("cleanup");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_capture_shows_on_the_meeting_until_audio_returns() {
+    let (app, stream, token, id, meeting) = bus_meeting("Quiet").await;
+    let mut sink = RedisSink::connect(&redis_url(), &stream)
+        .await
+        .expect("sink");
+    let status = |seq: u64, state: BotState, reason: Option<&str>| {
+        Event::new(
+            meeting,
+            seq,
+            EventBody::BotStatus {
+                state,
+                reason: reason.map(str::to_owned),
+                at_ms: seq * 1000,
+            },
+        )
+    };
+    let steps = [
+        (
+            status(1, BotState::InMeeting, None),
+            "in_progress",
+            false,
+            "in the meeting",
+        ),
+        (
+            status(2, BotState::CaptureStalled, Some("no audio for 30 s")),
+            "in_progress",
+            true,
+            "the stall shown",
+        ),
+        (
+            status(3, BotState::InMeeting, None),
+            "in_progress",
+            false,
+            "the stall cleared",
+        ),
+        (
+            status(4, BotState::CaptureStalled, None),
+            "in_progress",
+            true,
+            "stalled again",
+        ),
+        // A meeting that ends while stalled is not shown as stalled.
+        (
+            Event::new(meeting, 5, EventBody::MeetingEnded { at_ms: 5_000 }),
+            "ended",
+            false,
+            "ended, no stall shown",
+        ),
+    ];
+    for (event, want_status, want_stalled, what) in steps {
+        sink.publish(event).await.expect("publish");
+        eventually(Duration::from_secs(20), what, || async {
+            let (status, stalled) = stall_state(&app, &token, &id).await?;
+            (status == want_status && stalled.is_some_and(|s| s.is_string()) == want_stalled)
+                .then_some(())
+        })
+        .await;
+    }
+    app.stop().await;
+}
+
+/// The meeting's status and its `capture_stalled_since`, as its owner reads them.
+async fn stall_state(app: &TestApp, token: &str, id: &str) -> Option<(String, Option<Value>)> {
+    let m = app.meeting_json(token, id).await?;
+    Some((
+        m["status"].as_str()?.to_owned(),
+        m.get("capture_stalled_since").cloned(),
+    ))
 }

@@ -2,7 +2,7 @@
 //! live segments, resuming from a cursor, fan-out from any replica, and revocation.
 
 use crate::both_backends;
-use crate::helpers::{Backend, Options, TestApp, fresh_database, unique_stream};
+use crate::helpers::{Backend, Options, TestApp, bus_meeting, fresh_database, unique_stream};
 use crate::ingest::{segment, speaker};
 use futures_util::StreamExt;
 use parley_bot::sink::EventSink;
@@ -540,20 +540,7 @@ async fn viewers_get_history_then_live_and_resume_without_gap_on_any_replica() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_viewer_is_resynchronised_and_never_slows_the_others() {
-    let stream = unique_stream();
-    let app = TestApp::spawn_with(
-        Backend::Postgres,
-        Options {
-            redis_stream: Some(stream.clone()),
-            ..Options::default()
-        },
-    )
-    .await;
-    let token = app.user("owner@example.com").await;
-    let id = app
-        .meeting(&token, json!({"title": "Busy", "url": "https://zoom.us/j/3", "start_time": "2099-01-01T00:00:00Z"}))
-        .await;
-    let meeting = MeetingId::parse(&id).expect("id");
+    let (app, stream, token, id, meeting) = bus_meeting("Busy").await;
     let link = app.live_url(&token, &id).await.expect("link");
     let mut fast = Viewer::connect(&link, None).await;
     let mut slow = Viewer::connect(&link, None).await;

@@ -1,8 +1,10 @@
 //! The web app's cookie sessions: signing in sets an HttpOnly, SameSite=Lax cookie (Secure behind
 //! https) that authenticates like a bearer token; a write with it needs the session's CSRF token,
 //! and another origin's request is refused. Signing out ends the session. Bearer tokens work as
-//! before, and an API key is never taken from a cookie.
+//! before, and an API key is never taken from a cookie. An account lists its sessions and ends
+//! one.
 
+use crate::both_backends;
 use crate::helpers::{Backend, Options, TestApp};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
@@ -254,4 +256,90 @@ async fn behind_https_the_cookie_is_secure_and_mail_links_open_pages() {
         );
     }
     app.stop().await;
+}
+
+both_backends!(an_account_lists_its_sessions_and_ends_one);
+
+async fn an_account_lists_its_sessions_and_ends_one(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let laptop = app.user("ana@example.com").await;
+    let phone: Value = app
+        .login("ana@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .expect("login");
+    let phone = phone["token"].as_str().expect("token").to_owned();
+    let ben = app.user("ben@example.com").await;
+
+    let listed = sessions(&app, &laptop).await;
+    let all = listed["sessions"].as_array().expect("list");
+    assert_eq!(all.len(), 2, "{listed}");
+    let current: Vec<&Value> = all.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{listed}");
+    let other = all
+        .iter()
+        .find(|s| s["current"] == false)
+        .expect("the phone's session");
+    let id = other["id"].as_str().expect("id");
+    assert_eq!(id.len(), 16, "{id}");
+    assert!(
+        !phone.contains(id) && !laptop.contains(id),
+        "an id is not part of a token"
+    );
+
+    // Not someone else's, not by an API key, not a made-up one.
+    assert_eq!(end_session(&app, &ben, id).await, StatusCode::NOT_FOUND);
+    let key: Value = app
+        .post(
+            "/api-keys",
+            Some(&laptop),
+            &json!({"name": "k", "scopes": ["meetings:read", "meetings:write"]}),
+        )
+        .await
+        .json()
+        .await
+        .expect("key");
+    let key = key["key"].as_str().expect("key");
+    assert_eq!(
+        app.get("/me/sessions", Some(key)).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    for bad in ["0123", "..%2F..%2Fme", "ZZZZZZZZZZZZZZZZ"] {
+        assert_eq!(
+            end_session(&app, &laptop, bad).await,
+            StatusCode::NOT_FOUND,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        app.get("/me", Some(&phone)).await.status(),
+        StatusCode::OK,
+        "the phone is still signed in"
+    );
+
+    assert_eq!(end_session(&app, &laptop, id).await, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/me", Some(&phone)).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "the ended session's token is dead"
+    );
+    assert_eq!(app.get("/me", Some(&laptop)).await.status(), StatusCode::OK);
+    let listed = sessions(&app, &laptop).await;
+    assert_eq!(listed["sessions"].as_array().map(Vec::len), Some(1));
+    app.stop().await;
+}
+
+async fn end_session(app: &TestApp, token: &str, id: &str) -> StatusCode {
+    app.delete(&format!("/me/sessions/{id}"), token)
+        .await
+        .status()
+}
+
+async fn sessions(app: &TestApp, token: &str) -> Value {
+    app.get("/me/sessions", Some(token))
+        .await
+        .json()
+        .await
+        .expect("sessions")
 }
