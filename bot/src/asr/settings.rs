@@ -31,7 +31,8 @@ pub struct AsrConfig {
     pub final_ctx: CtxMode,
     /// Silence that ends an utterance.
     pub end_silence_ms: u64,
-    /// Live: a partial after every this many ms of new speech (0 = none).
+    /// Live: a partial after every this many ms of new speech, further apart in long
+    /// utterances (0 = none).
     pub partial_every_ms: u64,
     /// Live: decode as final after this much silence, in case the pause ends it (0 = never).
     pub speculate_after_ms: u64,

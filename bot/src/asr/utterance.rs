@@ -15,7 +15,8 @@ pub struct SegmenterConfig {
     pub end_silence_ms: u64,
     /// Utterances with less voiced audio than this are clicks and coughs: dropped.
     pub min_voiced_ms: u64,
-    /// New audio between partial decodes; 0 disables partials (offline transcription).
+    /// New audio between partial decodes (more in a long utterance: `partial_gap`); 0 disables
+    /// partials (offline transcription).
     pub partial_every_ms: u64,
     /// Past this length a shorter pause is enough to close the utterance.
     pub soft_max_ms: u64,
@@ -268,7 +269,7 @@ impl Segmenter {
                 }));
         } else if cfg.partial_every_ms > 0
             && cur.silence_run == 0
-            && cur.samples.len() - cur.partial_at >= ms_to_samples(cfg.partial_every_ms) as usize
+            && cur.samples.len() - cur.partial_at >= partial_gap(cur.partial_at, &cfg)
             && cur.voiced_samples >= ms_to_samples(cfg.min_voiced_ms)
         {
             cur.partial_at = cur.samples.len();
@@ -339,6 +340,17 @@ impl Segmenter {
         self.current = carry;
     }
 }
+
+/// New samples before the next partial, `partial_at` samples into the utterance. Each partial
+/// decodes the whole utterance so far, so at a fixed interval a long turn's partials would cost
+/// more per second of speech the longer it runs; spaced by a share of the length already shown
+/// ([`PARTIAL_GROWTH_DIVISOR`]), they cost a bounded multiple of the speech.
+fn partial_gap(partial_at: usize, cfg: &SegmenterConfig) -> usize {
+    (ms_to_samples(cfg.partial_every_ms) as usize).max(partial_at / PARTIAL_GROWTH_DIVISOR)
+}
+
+/// Partials are at least half the utterance shown so far apart: 2, 4, 6, 9, 13.5 s into a turn.
+const PARTIAL_GROWTH_DIVISOR: usize = 2;
 
 /// How many of the utterance's samples its final decodes: up to the tail after the voice.
 fn final_len(cur: &Current, tail_ms: u64) -> usize {

@@ -45,7 +45,8 @@ pub struct AsrFlags {
     /// longer: fewer sentence splits, more context per decode.
     #[arg(long)]
     pub end_silence_ms: Option<u64>,
-    /// Live: a partial hypothesis after every this many ms of new speech (0 = none)
+    /// Live: a partial hypothesis after every this many ms of new speech, and in a long
+    /// utterance after at least half its length so far (0 = none)
     /// [default: 2000].
     #[arg(long)]
     pub partial_every_ms: Option<u64>,

@@ -125,6 +125,65 @@ fn a_long_turn_is_split_at_a_pause_and_never_exceeds_the_limit() {
     );
 }
 
+/// Each partial decodes the whole utterance so far: in a long turn they are spaced by half the
+/// length already shown rather than every 2 s, so their decoding per second of speech stays
+/// bounded however long the speaker goes on.
+#[test]
+fn the_partials_of_a_long_turn_thin_out_as_it_grows() {
+    let dir = testdata("meeting-dev");
+    let samples = read_16k(&dir.join("tom.opus"), 10 * 60 * 1000).expect("decode");
+    let config = SegmenterConfig {
+        // One utterance for Tom's whole 19.9 s turn, and no speculation resetting the spacing.
+        end_silence_ms: 2_000,
+        soft_max_ms: 30_000,
+        max_ms: 30_000,
+        speculate_after_ms: 0,
+        ..SegmenterConfig::default()
+    };
+    let mut seg = Segmenter::new(config, VadConfig::default());
+    let mut partials: Vec<(u64, usize)> = Vec::new();
+    let mut finals: Vec<(u64, usize)> = Vec::new();
+    for c in chunked(&samples) {
+        seg.push(&c);
+        while let Some(o) = seg.poll() {
+            match o {
+                SegmenterOutput::Partial(u) => partials.push((u.start, u.samples.len())),
+                SegmenterOutput::Final(u) => finals.push((u.start, u.samples.len())),
+                SegmenterOutput::Speculative(_) => {}
+            }
+        }
+    }
+    let turn_start = partials
+        .iter()
+        .find(|(start, _)| (22_500 * 16..24_000 * 16).contains(start))
+        .map(|(start, _)| *start)
+        .expect("partials of the long turn");
+    let lengths: Vec<usize> = partials
+        .iter()
+        .filter(|(start, _)| *start == turn_start)
+        .map(|(_, len)| *len)
+        .collect();
+    let seconds: Vec<f64> = lengths.iter().map(|l| *l as f64 / 16_000.0).collect();
+    let turn = finals
+        .iter()
+        .find(|(start, _)| *start == turn_start)
+        .map(|(_, len)| *len)
+        .expect("the turn's final");
+    assert!(
+        turn >= 18 * 16_000,
+        "the turn is one long utterance: {} s",
+        turn / 16_000
+    );
+    for pair in lengths.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= (2 * 16_000).max(pair[0] / 2),
+            "partials closer than half the length shown: {seconds:?}"
+        );
+    }
+    // Every 2 s would have been 9 over this turn.
+    assert!(lengths.len() <= 5, "{seconds:?}");
+}
+
 #[test]
 fn packet_loss_and_reordering_on_rtp_still_find_every_utterance() {
     let dir = testdata("meeting-dev");
