@@ -12,9 +12,11 @@ pub struct BenchArgs {
     args: Vec<OsString>,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+/// Runs `parley-bench` with the arguments, `verbose` times `-v` in front (`parley -v bench …`).
+pub async fn run(args: BenchArgs, verbose: u8) -> anyhow::Result<()> {
     let program = sibling_program("parley-bench");
     let status = tokio::process::Command::new(&program)
+        .args((0..verbose).map(|_| "-v"))
         .args(&args.args)
         .status()
         .await

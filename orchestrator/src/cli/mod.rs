@@ -67,7 +67,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => admin::run(cmd).await,
         Command::Models(cmd) => models::run(cmd).await,
         Command::Transcribe(args) => transcribe::run(args).await,
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => bench::run(args, cli.verbose).await,
         Command::Mcp(args) => mcp::run(args).await,
     }
 }
