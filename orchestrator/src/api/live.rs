@@ -191,7 +191,7 @@ async fn captions() -> Response {
     asset(JAVASCRIPT, CAPTIONS, "public, max-age=300")
 }
 
-fn escape_html(s: &str) -> String {
+pub(super) fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -10,7 +10,7 @@ use super::error::ApiJson;
 use super::session::RawToken;
 use super::verification::{new_token, send};
 use super::{ApiError, AppState, AuthUser};
-use crate::auth::{BearerToken, password};
+use crate::auth::{BearerToken, is_lower_hex, password};
 use crate::clock::now_ms;
 use crate::store::{SESSION_ID_LEN, TokenPurpose};
 use axum::Json;
@@ -118,11 +118,9 @@ pub async fn end_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     const NONE: ApiError = ApiError::NotFound("no such session");
-    let well_formed = id.len() == SESSION_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !well_formed || !state.store.delete_session_of(user.0.user_id, &id).await? {
+    if !is_lower_hex(&id, SESSION_ID_LEN)
+        || !state.store.delete_session_of(user.0.user_id, &id).await?
+    {
         return Err(NONE);
     }
     tracing::info!(user_id = %user.0.user_id, "session ended by its owner");

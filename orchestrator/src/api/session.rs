@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, Method};
 /// The cookie the web app's session token travels in.
 pub const SESSION_COOKIE: &str = "parley_session";
 /// The header carrying a cookie session's CSRF token on writes.
-pub const CSRF_HEADER: &str = "x-csrf-token";
+const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The request's well-formed bearer token: from `Authorization`, else from the session cookie
 /// (then checked as a browser's request: [`browser_checks`]).
@@ -27,13 +27,19 @@ fn bearer(parts: &Parts) -> Result<BearerToken, ApiError> {
             .and_then(BearerToken::from_header)
             .ok_or(ApiError::Unauthorized);
     }
+    cookie_session(parts)
+}
+
+/// The session token of the request's cookie, once the request passes as its browser's own
+/// ([`browser_checks`]).
+fn cookie_session(parts: &Parts) -> Result<BearerToken, ApiError> {
     let token = session_cookie(&parts.headers).ok_or(ApiError::Unauthorized)?;
     browser_checks(parts, &token)?;
     Ok(token)
 }
 
 /// The session token in the request's cookies, if it holds a well-formed one.
-pub fn session_cookie(headers: &HeaderMap) -> Option<BearerToken> {
+fn session_cookie(headers: &HeaderMap) -> Option<BearerToken> {
     headers
         .get_all(COOKIE)
         .iter()
@@ -208,9 +214,7 @@ impl FromRequestParts<AppState> for CookieSession {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        let token = session_cookie(&parts.headers).ok_or(ApiError::Unauthorized)?;
-        browser_checks(parts, &token)?;
-        Ok(Self(token))
+        cookie_session(parts).map(Self)
     }
 }
 

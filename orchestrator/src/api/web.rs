@@ -7,7 +7,7 @@
 use super::accounts::{Login, sign_in, user_view};
 use super::client_addr::ClientAddr;
 use super::error::ApiJson;
-use super::live::{CSS, JAVASCRIPT, asset, secured};
+use super::live::{CSS, JAVASCRIPT, asset, escape_html, secured};
 use super::session::{CookieSession, SESSION_COOKIE};
 use super::{ApiError, AppState, AuthUser};
 use axum::Json;
@@ -104,6 +104,7 @@ async fn end(
 /// A short page for a browser that followed a link from a mail (`GET /verify`), in the app's
 /// style, with a way into the app.
 pub fn notice_page(status: StatusCode, heading: &str, text: &str) -> Response {
+    let (heading, text) = (escape_html(heading), escape_html(text));
     let html = format!(
         "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -10,4 +10,4 @@ pub mod token;
 pub use rate_limit::LoginLimiter;
 pub use scope::{Scope, Scopes};
 pub use sealing::Sealer;
-pub use token::{BearerToken, ShareToken, TokenHash, TokenKind, constant_time_eq};
+pub use token::{BearerToken, ShareToken, TokenHash, TokenKind, constant_time_eq, is_lower_hex};

@@ -89,6 +89,11 @@ impl BearerToken {
     }
 }
 
+/// Whether `raw` is `len` lowercase hex digits, the shape of every token and hash we issue.
+pub fn is_lower_hex(raw: &str, len: usize) -> bool {
+    raw.len() == len && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Compares a secret a client showed with the expected one without the time telling how much
 /// of it matched.
 pub fn constant_time_eq(shown: &str, expected: &str) -> bool {
@@ -133,8 +138,7 @@ impl ShareToken {
     /// Accepts 64 lowercase hex digits, the only shape ever issued (the migration's backfill
     /// included), so junk never reaches the database.
     pub fn parse(raw: &str) -> Option<Self> {
-        (raw.len() == 64 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-            .then(|| Self(raw.to_owned()))
+        is_lower_hex(raw, 64).then(|| Self(raw.to_owned()))
     }
 
     pub fn expose(&self) -> &str {
