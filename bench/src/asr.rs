@@ -11,7 +11,7 @@ use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
 use parley_bot::local_run::{LocalRun, Progress, run_replay};
 use parley_bot::pipeline::PipelineConfig;
 use parley_shared::EventBody;
-use parley_testkit::eval::{HypSegment, Reference, Score, percentile, score};
+use parley_testkit::eval::{HypSegment, Reference, Score, partial_revisions, percentile, score};
 use parley_testkit::procstat;
 use std::path::PathBuf;
 
@@ -77,6 +77,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
 
     eprintln!("pipeline, unpaced, finals only...");
     let (run, unpaced) = unpaced_pass(&asr, &tracks, &pool).await?;
+    let unpaced_decodes = pool.stats();
     rows.push(Row {
         name: "vad-offline",
         score: score(&reference, &HypSegment::finals(run.finals())),
@@ -118,7 +119,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
         streaming = Some(run);
     }
 
-    let stats = pool.stats();
+    let streaming_decodes = pool.stats().since(&unpaced_decodes);
     println!();
     println!(
         "parley bench asr: {} ({} tracks, {:.1} s)",
@@ -182,9 +183,24 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
             partial.len()
         );
         println!("  (audio time at end of the segment's speech -> event published)");
+        let revised = partial_revisions(run.events.iter().filter_map(|e| match &e.event.body {
+            EventBody::Segment(s) => Some(s),
+            _ => None,
+        }));
+        println!(
+            "  partial words the final changed  {:.1}% of {}  (each partial's words but its last)",
+            revised.rate() * 100.0,
+            revised.words
+        );
     }
     println!();
-    print_decodes(&stats);
+    println!("decodes of the unpaced pass");
+    print_decodes(&unpaced_decodes);
+    if streaming.is_some() {
+        println!();
+        println!("decodes of the streaming run");
+        print_decodes(&streaming_decodes);
+    }
     if let Some(rss) = procstat::peak_rss_bytes() {
         println!("peak RSS {:.0} MB", rss as f64 / 1e6);
     }
@@ -237,8 +253,8 @@ async fn whole_tracks(
 /// were for, and the time spent encoding and searching.
 pub fn print_decodes(stats: &PoolStats) {
     println!(
-        "{:<12}{:>8}{:>8}{:>10}{:>10}{:>11}{:>11}{:>9}{:>9}{:>10}",
-        "decodes",
+        "{:<12}{:>8}{:>8}{:>10}{:>10}{:>11}{:>11}{:>9}{:>9}{:>10}{:>9}{:>9}",
+        "kind",
         "quality",
         "count",
         "window s",
@@ -247,12 +263,17 @@ pub fn print_decodes(stats: &PoolStats) {
         "search ms",
         "evals",
         "tokens",
-        "wait ms"
+        "wait ms",
+        "CPU ms",
+        "CPU s"
     );
+    let mut cpu_total = 0.0;
     for ((purpose, quality), k) in &stats.by_kind {
         let n = k.decodes.max(1) as f64;
+        let cpu_s = k.cpu.as_secs_f64();
+        cpu_total += cpu_s;
         println!(
-            "{:<12}{:>8}{:>8}{:>10.1}{:>10.1}{:>11.0}{:>11.0}{:>9.1}{:>9.1}{:>10.0}",
+            "{:<12}{:>8}{:>8}{:>10.1}{:>10.1}{:>11.0}{:>11.0}{:>9.1}{:>9.1}{:>10.0}{:>9.0}{:>9.1}",
             purpose,
             quality,
             k.decodes,
@@ -263,10 +284,16 @@ pub fn print_decodes(stats: &PoolStats) {
             k.evals as f64 / n,
             k.tokens as f64 / n,
             k.waited.as_secs_f64() * 1000.0 / n,
+            cpu_s * 1000.0 / n,
+            cpu_s,
         );
     }
+    println!("{:<12}{:>104.1}", "all", cpu_total);
     println!(
-        "(means per decode; window s: seconds of audio the encoder ran over, own s: the utterance's own)"
+        "(means per decode but CPU s, the kind's total; window s: seconds of audio the encoder ran over,"
+    );
+    println!(
+        " own s: the utterance's own; encode and search ms are wall time, CPU ms the decoding thread's)"
     );
     let d = stats.degraded;
     println!(

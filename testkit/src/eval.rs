@@ -89,7 +89,13 @@ impl WordErrors {
 /// Levenshtein distance over normalised words.
 pub fn word_errors(reference: &str, hypothesis: &str) -> WordErrors {
     let r = normalized_words(reference);
-    let h = normalized_words(hypothesis);
+    WordErrors {
+        errors: edit_distance(&r, &normalized_words(hypothesis)),
+        words: r.len(),
+    }
+}
+
+fn edit_distance(r: &[String], h: &[String]) -> usize {
     let mut prev: Vec<usize> = (0..=h.len()).collect();
     let mut cur = vec![0; h.len() + 1];
     for (i, rw) in r.iter().enumerate() {
@@ -100,10 +106,35 @@ pub fn word_errors(reference: &str, hypothesis: &str) -> WordErrors {
         }
         std::mem::swap(&mut prev, &mut cur);
     }
-    WordErrors {
-        errors: prev[h.len()],
-        words: r.len(),
+    prev[h.len()]
+}
+
+/// How much of what the partials showed their final changed: each partial's words but its last
+/// (which may be cut off mid-word) against as many first words of its segment's final. `words`
+/// counts the partials' words compared; a partial whose segment has no final is left out.
+pub fn partial_revisions<'a>(segments: impl IntoIterator<Item = &'a Segment>) -> WordErrors {
+    let segments: Vec<&Segment> = segments.into_iter().collect();
+    let finals: BTreeMap<_, Vec<String>> = segments
+        .iter()
+        .filter(|s| s.is_final)
+        .map(|s| (s.segment_id, normalized_words(&s.text)))
+        .collect();
+    let mut total = WordErrors::default();
+    for partial in segments.iter().filter(|s| !s.is_final) {
+        let Some(fin) = finals.get(&partial.segment_id) else {
+            continue;
+        };
+        let shown = normalized_words(&partial.text);
+        let n = shown.len().saturating_sub(1);
+        if n == 0 {
+            continue;
+        }
+        total.add(WordErrors {
+            errors: edit_distance(&fin[..n.min(fin.len())], &shown[..n]),
+            words: n,
+        });
     }
+    total
 }
 
 #[derive(Debug, Clone, Default)]
@@ -276,6 +307,39 @@ mod tests {
         );
         assert_eq!(wrong.overall.errors, 4);
         assert_eq!(wrong.attribution(), 0.5);
+    }
+
+    #[test]
+    fn a_partial_is_judged_by_its_words_before_the_last_against_its_final() {
+        let meeting = parley_shared::MeetingId::new_random();
+        let speaker = parley_shared::Speaker {
+            key: parley_shared::SpeakerKey::parse("a").expect("key"),
+            name: "A".into(),
+        };
+        let seg = |start_ms: u64, text: &str, is_final| Segment {
+            segment_id: parley_shared::SegmentId::derive(meeting, &speaker.key, start_ms),
+            speaker: speaker.clone(),
+            start_ms,
+            end_ms: start_ms + 1000,
+            text: text.into(),
+            is_final,
+        };
+        let segments = [
+            // "mor" is the last word, cut off: not counted; "good" is kept by the final.
+            seg(0, "Good mor", false),
+            // "nice" became "night": one of three words changed.
+            seg(0, "Good morning nice wo", false),
+            seg(0, "Good morning night word, all.", true),
+            // No final yet: left out.
+            seg(5000, "Still talking here", false),
+        ];
+        assert_eq!(
+            partial_revisions(&segments),
+            WordErrors {
+                errors: 1,
+                words: 4
+            }
+        );
     }
 
     #[test]

@@ -23,8 +23,10 @@ pub struct PoolConfig {
     pub final_beam: usize,
     /// Window of final-quality decodes (context and utterance).
     pub final_window: Window,
-    /// Window of partials and of finals decoded cheaply (the utterance alone).
+    /// Window of partials.
     pub partial_window: Window,
+    /// Window of finals decoded cheaply, the utterance alone.
+    pub alone_window: Window,
     /// CPU threads of a partial's decode. One: a small window keeps a second thread waiting at
     /// every step (2 threads cost about a quarter more CPU for the same partial, measured), and
     /// partials are not what latency is counted on.
@@ -39,13 +41,23 @@ impl Default for PoolConfig {
             final_beam: 5,
             final_window: Window::Full,
             partial_window: PARTIAL_WINDOW,
+            alone_window: ALONE_WINDOW,
             partial_threads: 1,
         }
     }
 }
 
-/// 2.5 s of silence after the audio: less and Whisper starts guessing at the edge.
-pub const PARTIAL_WINDOW: Window = Window::Cut { margin_frames: 128 };
+/// A partial's window: its audio and 1.28 s of the silence after it. The margin costs encoder
+/// frames on every partial: with margins of 0, 16, 32 and 128 frames the dev meeting's partials
+/// were the same word for word (0 and 128 on the eval meeting too), but below about 64 frames the
+/// greedy search more often fails to find the end of the text and runs to its token limit (its
+/// repeats are cut off afterwards), which costs in search what the shorter window saved
+/// (`docs/benchmarks.md`).
+pub const PARTIAL_WINDOW: Window = Window::Cut { margin_frames: 64 };
+
+/// A final decoded alone gets 2.56 s of silence after its audio: it is the text that stays, and
+/// the fallback when the pool is behind, so it keeps the margin the finals were measured with.
+pub const ALONE_WINDOW: Window = Window::Cut { margin_frames: 128 };
 
 /// A decode for the pool: a transcriber's request, where its result goes, and when it is due.
 #[derive(Debug)]
@@ -104,6 +116,9 @@ pub struct KindStats {
     pub evals: u64,
     pub encode: Duration,
     pub search: Duration,
+    /// CPU time of the decoding thread: unlike the wall times above, not stretched by other
+    /// threads taking the core.
+    pub cpu: Duration,
     pub waited: Duration,
 }
 
@@ -116,6 +131,7 @@ impl std::ops::AddAssign for KindStats {
         self.evals += o.evals;
         self.encode += o.encode;
         self.search += o.search;
+        self.cpu += o.cpu;
         self.waited += o.waited;
     }
 }
@@ -129,6 +145,7 @@ impl std::ops::SubAssign for KindStats {
         self.evals -= o.evals;
         self.encode -= o.encode;
         self.search -= o.search;
+        self.cpu -= o.cpu;
         self.waited -= o.waited;
     }
 }
@@ -267,7 +284,12 @@ impl AsrPool {
         let r = &job.request;
         let size = JobSize {
             frames: config.final_window.frames(r.samples.len()),
-            own_frames: config.partial_window.frames(r.own_samples),
+            own_frames: if r.purpose == Purpose::Partial {
+                config.partial_window
+            } else {
+                config.alone_window
+            }
+            .frames(r.own_samples),
             own_ms: r.own_samples as u64 / 16,
         };
         let entry = Entry {
@@ -334,8 +356,10 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
                 Quality::Full => config.final_beam,
                 Quality::Greedy | Quality::Alone => 1,
             },
-            window: if alone || next.purpose == Purpose::Partial {
+            window: if next.purpose == Purpose::Partial {
                 config.partial_window
+            } else if alone {
+                config.alone_window
             } else {
                 config.final_window
             },
@@ -345,7 +369,9 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
                 config.engine.threads
             },
         };
+        let cpu_before = thread_cpu();
         let decoded = decoder.decode(&spec);
+        let cpu = thread_cpu().saturating_sub(cpu_before);
         {
             let mut q = shared.lock();
             if let Ok(d) = &decoded {
@@ -369,6 +395,7 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
                     evals: d.cost.evals as u64,
                     encode: d.cost.encode,
                     search: d.cost.search,
+                    cpu,
                     waited: next.waited,
                 };
             }
@@ -387,4 +414,10 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
             result: Some(decoded.map(|d| d.hypothesis).map_err(|e| e.to_string())),
         });
     }
+}
+
+/// CPU time this thread has used (zero where the clock cannot be read).
+fn thread_cpu() -> Duration {
+    use nix::time::{ClockId, clock_gettime};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
 }

@@ -1,7 +1,7 @@
 //! Whisper settings shared by every way of running a bot, and turning them into a loaded model
 //! and worker pool (installing the model first when it is missing).
 
-use crate::asr::pool::{AsrPool, PARTIAL_WINDOW, PoolConfig};
+use crate::asr::pool::{ALONE_WINDOW, AsrPool, PARTIAL_WINDOW, PoolConfig};
 use crate::asr::transcriber::TranscriberConfig;
 use crate::asr::utterance::SegmenterConfig;
 use crate::asr::whisper::{EngineConfig, LoadOptions, WhisperModel, Window};
@@ -74,9 +74,10 @@ pub enum CtxMode {
 }
 
 impl CtxMode {
-    fn window(self) -> Window {
+    /// The window, with `cut` as the cut one.
+    fn window(self, cut: Window) -> Window {
         match self {
-            Self::Cut => PARTIAL_WINDOW,
+            Self::Cut => cut,
             Self::Full => Window::Full,
         }
     }
@@ -131,8 +132,9 @@ impl AsrConfig {
                 language: self.language.clone(),
             },
             final_beam: self.beam,
-            final_window: self.final_ctx.window(),
-            partial_window: self.partial_ctx.window(),
+            final_window: self.final_ctx.window(ALONE_WINDOW),
+            partial_window: self.partial_ctx.window(PARTIAL_WINDOW),
+            alone_window: ALONE_WINDOW,
             ..PoolConfig::default()
         }
     }
