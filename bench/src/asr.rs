@@ -183,10 +183,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
             partial.len()
         );
         println!("  (audio time at end of the segment's speech -> event published)");
-        let revised = partial_revisions(run.events.iter().filter_map(|e| match &e.event.body {
-            EventBody::Segment(s) => Some(s),
-            _ => None,
-        }));
+        let revised = partial_revisions(run.segments());
         println!(
             "  partial words the final changed  {:.1}% of {}  (each partial's words but its last)",
             revised.rate() * 100.0,

@@ -29,12 +29,17 @@ pub struct LocalRun {
 }
 
 impl LocalRun {
-    /// The final segments, in the order they were published.
-    pub fn finals(&self) -> impl Iterator<Item = &Segment> {
+    /// The segments, partial and final, in the order they were published.
+    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.events.iter().filter_map(|e| match &e.event.body {
-            EventBody::Segment(s) if s.is_final => Some(s),
+            EventBody::Segment(s) => Some(s),
             _ => None,
         })
+    }
+
+    /// The final segments, in the order they were published.
+    pub fn finals(&self) -> impl Iterator<Item = &Segment> {
+        self.segments().filter(|s| s.is_final)
     }
 
     /// The final segments with words in them as a transcript, with display names.

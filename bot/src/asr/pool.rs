@@ -47,6 +47,17 @@ impl Default for PoolConfig {
     }
 }
 
+impl PoolConfig {
+    /// The window of a decode of the utterance alone: a partial's, or a final's decoded cheaply.
+    fn own_window(&self, purpose: Purpose) -> Window {
+        if purpose == Purpose::Partial {
+            self.partial_window
+        } else {
+            self.alone_window
+        }
+    }
+}
+
 /// A partial's window: its audio and 1.28 s of the silence after it. The margin costs encoder
 /// frames on every partial: with margins of 0, 16, 32 and 128 frames the dev meeting's partials
 /// were the same word for word (0 and 128 on the eval meeting too), but below about 64 frames the
@@ -284,12 +295,7 @@ impl AsrPool {
         let r = &job.request;
         let size = JobSize {
             frames: config.final_window.frames(r.samples.len()),
-            own_frames: if r.purpose == Purpose::Partial {
-                config.partial_window
-            } else {
-                config.alone_window
-            }
-            .frames(r.own_samples),
+            own_frames: config.own_window(r.purpose).frames(r.own_samples),
             own_ms: r.own_samples as u64 / 16,
         };
         let entry = Entry {
@@ -356,10 +362,8 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
                 Quality::Full => config.final_beam,
                 Quality::Greedy | Quality::Alone => 1,
             },
-            window: if next.purpose == Purpose::Partial {
-                config.partial_window
-            } else if alone {
-                config.alone_window
+            window: if alone || next.purpose == Purpose::Partial {
+                config.own_window(next.purpose)
             } else {
                 config.final_window
             },

@@ -134,7 +134,6 @@ impl AsrConfig {
             final_beam: self.beam,
             final_window: self.final_ctx.window(ALONE_WINDOW),
             partial_window: self.partial_ctx.window(PARTIAL_WINDOW),
-            alone_window: ALONE_WINDOW,
             ..PoolConfig::default()
         }
     }
