@@ -93,10 +93,14 @@ struct JoinArgs {
     bot: BotFlags,
 }
 
-/// The shutdown signal, announced: leaving takes a moment while utterances finish.
-async fn shutdown_signal() {
-    crate::telemetry::shutdown_signal().await;
-    eprintln!("parley-bot: leaving (finishing the utterances in progress)");
+/// The shutdown signal (its handlers installed now), announced: leaving takes a moment while
+/// utterances finish.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    let signal = crate::telemetry::shutdown_signal();
+    async move {
+        signal.await;
+        eprintln!("parley-bot: leaving (finishing the utterances in progress)");
+    }
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -107,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let signal = shutdown_signal();
     let queue = RedisQueue::connect(&args.redis_url, &args.assignments_stream)
         .await
         .context("cannot connect to Redis")?;
@@ -136,7 +141,7 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let (_retire_tx, retire) = watch::channel(false);
     let (shutdown_tx, shutdown) = watch::channel(false);
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signal.await;
         let _ = shutdown_tx.send(true);
     });
     Worker::new(AnyQueue::Redis(queue), asr, bus, config)
@@ -146,6 +151,7 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
 }
 
 async fn join(args: JoinArgs) -> anyhow::Result<()> {
+    let signal = shutdown_signal();
     let meeting = match &args.meeting_id {
         Some(id) => MeetingId::parse(id).context("--meeting-id must be a UUID")?,
         None => MeetingId::new_random(),
@@ -178,7 +184,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<()> {
         transcriber: bot.asr.transcriber(true),
         ..PipelineConfig::default()
     };
-    let report = run_meeting(meeting, connector, &pool, config, sink, shutdown_signal()).await?;
+    let report = run_meeting(meeting, connector, &pool, config, sink, signal).await?;
     eprintln!(
         "parley-bot: left; {} speakers, {} finals, {} s of audio, {} lost and {} corrupt packets",
         report.speakers,

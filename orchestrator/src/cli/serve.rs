@@ -322,6 +322,8 @@ pub async fn bind(listen: &str) -> anyhow::Result<tokio::net::TcpListener> {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    // Before anything starts, so a SIGTERM during start-up stops the bots it started too.
+    let shutdown = parley_bot::telemetry::shutdown_signal();
     let config = args.config()?;
     if config.fleet.launcher != LauncherKind::Kubernetes {
         // Bots on this machine only verify and load the model: it is installed here, before
@@ -335,5 +337,5 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         listener.local_addr()?,
         config.data_dir.display()
     );
-    crate::app::run(config, listener, parley_bot::telemetry::shutdown_signal()).await
+    crate::app::run(config, listener, shutdown).await
 }
