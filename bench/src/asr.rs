@@ -4,7 +4,7 @@
 //! pipeline unpaced with finals only, and the live pipeline replayed in real time.
 
 use clap::Args;
-use parley_bot::asr::pool::{AsrPool, PoolStats};
+use parley_bot::asr::pool::{AsrPool, PoolStats, WENT_ON};
 use parley_bot::asr::settings::AsrConfig;
 use parley_bot::cli::flags::AsrFlags;
 use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
@@ -290,7 +290,11 @@ pub fn print_decodes(stats: &PoolStats) {
         "(means per decode but CPU s, the kind's total; window s: seconds of audio the encoder ran over,"
     );
     println!(
-        " own s: the utterance's own; encode and search ms are wall time, CPU ms the decoding thread's)"
+        " own s: the utterance's own; encode and search ms are wall time, CPU ms the decoding thread's;"
+    );
+    println!(
+        " quality \"{}\": speculative decodes whose speaker went on, finished as partials)",
+        WENT_ON
     );
     let d = stats.degraded;
     println!(

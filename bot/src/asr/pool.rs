@@ -3,7 +3,7 @@
 //! quality [`Schedule`] decides.
 
 use super::schedule::{Degradations, Entry, JobSize, Observed, Quality, Schedule};
-use super::transcriber::{DecodeRequest, Purpose};
+use super::transcriber::{DecodeRequest, Purpose, WentOn};
 use super::whisper::{
     DecodeSpec, Decoder, EngineConfig, EngineError, Hypothesis, WhisperModel, Window,
 };
@@ -58,17 +58,21 @@ impl PoolConfig {
     }
 }
 
-/// A partial's window: its audio and 1.28 s of the silence after it. The margin costs encoder
+/// A partial's window: its audio and 0.64 s of the silence after it. The margin costs encoder
 /// frames on every partial: with margins of 0, 16, 32 and 128 frames the dev meeting's partials
-/// were the same word for word (0 and 128 on the eval meeting too), but below about 64 frames the
-/// greedy search more often fails to find the end of the text and runs to its token limit (its
-/// repeats are cut off afterwards), which costs in search what the shorter window saved
-/// (`docs/benchmarks.md`).
-pub const PARTIAL_WINDOW: Window = Window::Cut { margin_frames: 64 };
+/// were the same word for word (0 and 128 on the eval meeting too). With less margin the greedy
+/// search more often fails to find the end of the text; since a greedy search stops as soon as
+/// it loops, that costs less than the shorter window saves down to 32 frames; at 16 the
+/// partials' words changed more often in their finals (`docs/benchmarks.md`).
+pub const PARTIAL_WINDOW: Window = Window::Cut { margin_frames: 32 };
 
 /// A final decoded alone gets 2.56 s of silence after its audio: it is the text that stays, and
 /// the fallback when the pool is behind, so it keeps the margin the finals were measured with.
 pub const ALONE_WINDOW: Window = Window::Cut { margin_frames: 128 };
+
+/// How the pool's stats name the speculative decodes whose speaker went on before they were done:
+/// searched greedily, or decoded as a partial when the speaker went on before they started.
+pub const WENT_ON: &str = "went on";
 
 /// A decode for the pool: a transcriber's request, where its result goes, and when it is due.
 #[derive(Debug)]
@@ -352,26 +356,33 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
             continue;
         };
         let r = &next.job.request;
-        let alone = next.quality == Quality::Alone;
+        let went_on = r.went_on.as_ref();
+        // A speculative decode whose speaker went on before it started can only be shown as a
+        // partial: it is decoded as one.
+        let as_partial = next.purpose == Purpose::Partial || went_on.is_some_and(WentOn::is_set);
+        let alone = next.quality == Quality::Alone || as_partial;
         let spec = DecodeSpec {
             audio: if alone { r.own_audio() } else { &r.samples },
             prefix: if alone { &[] } else { &r.prefix },
             settled: &r.settled,
             own_samples: r.own_samples,
             beam: match next.quality {
-                Quality::Full => config.final_beam,
-                Quality::Greedy | Quality::Alone => 1,
+                Quality::Full if !as_partial => config.final_beam,
+                _ => 1,
             },
-            window: if alone || next.purpose == Purpose::Partial {
-                config.own_window(next.purpose)
+            window: if as_partial {
+                config.partial_window
+            } else if alone {
+                config.alone_window
             } else {
                 config.final_window
             },
-            threads: if next.purpose == Purpose::Partial {
+            threads: if as_partial {
                 config.partial_threads
             } else {
                 config.engine.threads
             },
+            demote: went_on.map(WentOn::flag),
         };
         let cpu_before = thread_cpu();
         let decoded = decoder.decode(&spec);
@@ -380,7 +391,7 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
             let mut q = shared.lock();
             if let Ok(d) = &decoded {
                 let observed = Observed {
-                    beam: spec.beam,
+                    beam: d.cost.beam,
                     window_frames: d.cost.window_frames,
                     tokens: d.hypothesis.tokens.len(),
                     evals: d.cost.evals,
@@ -388,9 +399,16 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
                     search: d.cost.search,
                 };
                 q.schedule.record(&observed);
+                let quality = if next.purpose == Purpose::Speculative
+                    && (as_partial || d.cost.beam < spec.beam)
+                {
+                    WENT_ON
+                } else {
+                    next.quality.name()
+                };
                 *q.stats
                     .by_kind
-                    .entry((next.purpose.name(), next.quality.name()))
+                    .entry((next.purpose.name(), quality))
                     .or_default() += KindStats {
                     decodes: 1,
                     window_frames: d.cost.window_frames as u64,
@@ -404,7 +422,7 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
                 };
             }
         }
-        let purpose = if alone && next.purpose.is_final() {
+        let purpose = if alone && !as_partial && next.purpose.is_final() {
             Purpose::Alone
         } else {
             next.purpose

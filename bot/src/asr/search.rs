@@ -126,6 +126,11 @@ pub fn search<S: Scorer>(
         if live.is_empty() || finished.len() >= width {
             break;
         }
+        // A greedy decoder that has repeated itself this much does not find its way out: what
+        // it would write until the token limit is cut off below anyway.
+        if width == 1 && looping(&live[0].tokens) {
+            break;
+        }
     }
     // A search cut short by the token limit ends with the beams it had.
     let cut_short = finished.is_empty();
@@ -159,21 +164,38 @@ pub fn search<S: Scorer>(
 /// rest only repeats the block before it (at least one full repeat); the whole length when the
 /// tail does not repeat.
 fn loop_start(tokens: &[i32]) -> usize {
+    (1..=tokens.len() / 2)
+        .filter_map(|period| {
+            let tail = periodic_tail(tokens, period);
+            (tail >= 2 * period).then(|| tokens.len() - tail + period)
+        })
+        .min()
+        .unwrap_or(tokens.len())
+}
+
+/// A sequence whose tail is one block of tokens three times over, and at least
+/// [`LOOP_TOKENS`] long: a word or phrase said twice in a row is speech, a third time in a
+/// greedy decode is nearly always a loop (one that costs a decoder pass per token until the
+/// limit).
+fn looping(tokens: &[i32]) -> bool {
+    (1..=tokens.len() / 3).any(|period| {
+        let tail = periodic_tail(tokens, period);
+        tail >= (3 * period).max(LOOP_TOKENS)
+    })
+}
+
+const LOOP_TOKENS: usize = 8;
+
+/// How many tokens at the end of the sequence repeat with this period: the block
+/// `tokens[n - tail..n - tail + period]` and what follows it, each token equal to the one a
+/// period before.
+fn periodic_tail(tokens: &[i32], period: usize) -> usize {
     let n = tokens.len();
-    let mut keep = n;
-    for period in 1..=n / 2 {
-        // The earliest index from which every token equals the one a period before it.
-        let mut from = n;
-        while from > period && tokens[from - 1] == tokens[from - 1 - period] {
-            from -= 1;
-        }
-        // Periodic from `from`: tokens[from - period..from] is the block, repeated to the end.
-        let start = from - period;
-        if n - start >= 2 * period {
-            keep = keep.min(from);
-        }
+    let mut from = n;
+    while from > period && tokens[from - 1] == tokens[from - 1 - period] {
+        from -= 1;
     }
-    keep
+    n - (from - period)
 }
 
 /// Whisper's ranking of finished beams: mean log probability per token.
@@ -373,7 +395,18 @@ mod tests {
     }
 
     #[test]
-    fn a_decoder_caught_in_a_loop_stops_at_the_token_limit() {
+    fn a_loop_is_a_block_three_times_over_and_long_enough() {
+        assert!(!looping(&[1, 2, 1, 2]));
+        assert!(!looping(&[1, 2, 1, 2, 1, 2]), "shorter than LOOP_TOKENS");
+        assert!(looping(&[9, 1, 2, 1, 2, 1, 2, 1, 2]));
+        assert!(looping(&[9, 7, 7, 7, 7, 7, 7, 7, 7]));
+        assert!(!looping(&[9, 7, 7, 7, 7, 7, 7, 7, 8]));
+        assert!(looping(&[1, 2, 3, 1, 2, 3, 1, 2, 3]));
+        assert!(!looping(&[1, 2, 3, 4, 1, 2, 3, 4]), "twice is not a loop");
+    }
+
+    /// A search over a decoder that always says token 4 and never ends.
+    fn search_a_loop(config: &SearchConfig) -> Found {
         struct Loop(Vec<f32>);
         impl Scorer for Loop {
             type Error = std::convert::Infallible;
@@ -383,15 +416,28 @@ mod tests {
         }
         let mut logits = vec![-30.0; VOCAB];
         logits[4] = 0.0;
-        let found = search(
-            &mut Loop(logits),
-            &rules(),
-            &SearchConfig {
-                max_tokens: 6,
-                ..config(2)
-            },
-        )
-        .expect("search");
+        search(&mut Loop(logits), &rules(), config).expect("search")
+    }
+
+    #[test]
+    fn a_greedy_search_stops_when_it_loops() {
+        let found = search_a_loop(&SearchConfig {
+            max_tokens: 100,
+            ..config(1)
+        });
+        assert_eq!(found.tokens, vec![4]);
+        assert_eq!(
+            found.evals, LOOP_TOKENS,
+            "stopped as soon as the loop showed"
+        );
+    }
+
+    #[test]
+    fn a_decoder_caught_in_a_loop_stops_at_the_token_limit() {
+        let found = search_a_loop(&SearchConfig {
+            max_tokens: 6,
+            ..config(2)
+        });
         // Six of the same token and no end: the loop is cut to its first copy.
         assert_eq!(found.tokens, vec![4]);
     }

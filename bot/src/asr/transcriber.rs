@@ -13,6 +13,8 @@ use crate::audio::vad::VadConfig;
 use parley_shared::words::normalized_words;
 use parley_shared::{MeetingId, Segment, SegmentId, Speaker, SpeakerKey};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Context plus utterance must fit the finals' 25.6 s encoder window with room to spare.
 const WINDOW_MAX_SAMPLES: usize = 24 * 16_000;
@@ -104,6 +106,37 @@ pub struct DecodeRequest {
     pub settled: Vec<i32>,
     /// Samples at the end of `samples` that are the utterance's own.
     pub own_samples: usize,
+    /// A speculative decode's sign that the speaker went on.
+    pub went_on: Option<WentOn>,
+}
+
+/// Set when the pause a speculative decode was made in turns out not to end the utterance: its
+/// result can then only be shown as a partial, so whoever decodes it need not spend a final's
+/// search on it. A decode whose pause ended before its encoder started is not worth a final's
+/// window either.
+#[derive(Debug, Clone, Default)]
+pub struct WentOn(Arc<AtomicBool>);
+
+impl WentOn {
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The flag itself, for a decoder that looks at it between its steps.
+    pub fn flag(&self) -> &AtomicBool {
+        &self.0
+    }
+
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Requests compare by what is decoded; whether the speaker has gone on since is not part of it.
+impl PartialEq for WentOn {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl DecodeRequest {
@@ -128,6 +161,8 @@ struct Utterance {
     final_audio: Vec<f32>,
     /// The latest final-quality request had context in front.
     with_context: bool,
+    /// Set when the speaker goes on after the pause of the running speculative decode.
+    speculation: Option<WentOn>,
     /// Tokens of the latest hypothesis shown as a partial.
     shown_tokens: Vec<i32>,
     /// The tokens the last two partial hypotheses agree on: forced in front of the next
@@ -307,7 +342,16 @@ impl Transcriber {
         }
         for pause in pauses {
             match pause {
-                Pause::WentOn(ms) => self.pauses.went_on(ms),
+                Pause::WentOn(ms) => {
+                    self.pauses.went_on(ms);
+                    // The utterance still growing is the one whose pause this was.
+                    let growing = self.streams[stream].open.values_mut();
+                    for utt in growing.filter(|u| !u.final_requested) {
+                        if let Some(went_on) = utt.speculation.take() {
+                            went_on.set();
+                        }
+                    }
+                }
                 Pause::Ended => self.pauses.ended(),
             }
         }
@@ -318,7 +362,6 @@ impl Transcriber {
     }
 
     fn collect(&mut self, stream: usize) {
-        self.learn_pauses(stream);
         let with_context = self.config.acoustic_context > 0;
         while let Some(out) = self.streams[stream].segmenter.poll() {
             let (purpose, audio) = match out {
@@ -350,6 +393,8 @@ impl Transcriber {
             }
             self.request(stream, purpose, audio.start, audio.end, audio.samples);
         }
+        // After the requests: a speculative decode asked for in this audio may already be stale.
+        self.learn_pauses(stream);
         while let Some((stream, start, end, result)) = self.ready.pop_front() {
             self.on_result(stream, start, end, Purpose::Final, result);
         }
@@ -380,11 +425,13 @@ impl Transcriber {
             }
             None => (own, Vec::new()),
         };
+        let went_on = (purpose == Purpose::Speculative).then(WentOn::default);
         if purpose.is_final() {
             utt.decoding_end = Some(end);
             utt.early = None;
             utt.with_context = own_samples < samples.len();
             utt.final_audio = samples[samples.len() - own_samples..].to_vec();
+            utt.speculation.clone_from(&went_on);
         }
         self.requests.push_back(DecodeRequest {
             stream,
@@ -395,6 +442,7 @@ impl Transcriber {
             prefix,
             settled,
             own_samples,
+            went_on,
         });
     }
 

@@ -3,7 +3,7 @@
 //! shorter pause once it is long, or at its quietest moment when it reaches the hard limit.
 
 use crate::audio::track::AudioChunk;
-use crate::audio::vad::{FRAME, VadConfig, VoiceGate};
+use crate::audio::vad::{FRAME, Frame, VadConfig, VoiceGate};
 use crate::audio::{ms_to_samples, samples_to_ms};
 use std::collections::VecDeque;
 
@@ -150,7 +150,7 @@ impl Segmenter {
                 let frame = std::mem::take(&mut self.pending);
                 let decision = self.gate.classify(&frame);
                 let pos = self.pending_start;
-                self.frame(pos, &frame, decision.voiced, decision.rms);
+                self.frame(pos, &frame, decision);
                 self.pending = frame;
                 self.pending.clear();
                 self.pending_start = pos + FRAME as u64;
@@ -190,7 +190,8 @@ impl Segmenter {
         self.out.pop_front()
     }
 
-    fn frame(&mut self, pos: u64, samples: &[f32], voiced: bool, rms: f32) {
+    fn frame(&mut self, pos: u64, samples: &[f32], decision: Frame) {
+        let Frame { voiced, rms, .. } = decision;
         let cfg = self.config;
         match (&mut self.current, voiced) {
             (None, false) => {
@@ -253,6 +254,9 @@ impl Segmenter {
             self.close(true);
         } else if let Some(after) = self.speculate_after
             && cur.silence_run >= ms_to_samples(after)
+            // The gate opens only on the next voiced frame: a pause whose voice is coming back
+            // would be decoded for nothing.
+            && !decision.opening
             && cur.speculated_end != Some(cur.voiced_end)
             && cur.voiced_samples >= ms_to_samples(cfg.min_voiced_ms)
         {

@@ -9,6 +9,7 @@
 use super::search::{self, Rules, Scorer, SearchConfig};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperError,
@@ -138,6 +139,8 @@ pub struct DecodeSpec<'a> {
     pub window: Window,
     /// CPU threads.
     pub threads: usize,
+    /// Set while the encoder runs: the beam's result is no longer wanted, a greedy search does.
+    pub demote: Option<&'a AtomicBool>,
 }
 
 /// A decoded hypothesis with the scores used to reject hallucinations.
@@ -157,6 +160,8 @@ pub struct DecodeCost {
     pub encode: Duration,
     pub search: Duration,
     pub window_frames: usize,
+    /// Beam width searched.
+    pub beam: usize,
     /// Decoder passes of the search (one per beam and step).
     pub evals: usize,
 }
@@ -316,8 +321,9 @@ impl Decoder {
         head.extend_from_slice(prefix);
         head.extend_from_slice(spec.settled);
         let mut scorer = StateScorer::new(&mut self.state, &head, threads)?;
+        let demoted = spec.demote.is_some_and(|d| d.load(Ordering::Relaxed));
         let config = SearchConfig {
-            beam: spec.beam.max(1),
+            beam: if demoted { 1 } else { spec.beam.max(1) },
             max_tokens: (spec.own_samples / 16_000 * TOKENS_PER_SECOND + 16)
                 .min(self.ctx.n_text_ctx() as usize - head.len() - 1),
             margin: BEAM_MARGIN,
@@ -351,6 +357,7 @@ impl Decoder {
                 encode,
                 search: started.elapsed() - encode,
                 window_frames,
+                beam: config.beam,
                 evals: found.evals,
             },
         })

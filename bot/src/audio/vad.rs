@@ -29,6 +29,8 @@ impl Default for VadConfig {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Frame {
     pub voiced: bool,
+    /// The frame sounds voiced but the gate is not open yet: speech may be starting again.
+    pub opening: bool,
     pub score: f32,
     pub rms: f32,
 }
@@ -79,6 +81,7 @@ impl VoiceGate {
         }
         Frame {
             voiced: self.open,
+            opening: voiced_now && !self.open,
             score,
             rms,
         }

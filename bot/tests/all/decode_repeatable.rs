@@ -11,6 +11,7 @@ fn spec(audio: &[f32], beam: usize, window: Window) -> DecodeSpec<'_> {
         prefix: &[],
         settled: &[],
         own_samples: audio.len(),
+        demote: None,
         beam,
         window,
         threads: 2,

@@ -6,7 +6,7 @@ use parley_bot::asr::utterance::{Segmenter, SegmenterConfig, SegmenterOutput, Ut
 use parley_bot::audio::file::{AudioFile, FileFrame, read_16k};
 use parley_bot::audio::jitter::{JitterConfig, RtpPacket};
 use parley_bot::audio::track::{AudioChunk, RtpOpusTrack};
-use parley_bot::audio::vad::VadConfig;
+use parley_bot::audio::vad::{FRAME, VadConfig, VoiceGate};
 use parley_testkit::eval::Reference;
 
 use crate::common;
@@ -182,6 +182,62 @@ fn the_partials_of_a_long_turn_thin_out_as_it_grows() {
     }
     // Every 2 s would have been 9 over this turn.
     assert!(lengths.len() <= 5, "{seconds:?}");
+}
+
+/// A pause is decoded speculatively once it has lasted long enough, but not on the frame where
+/// the voice comes back: that frame already sounds voiced (the gate opens on the next one), so
+/// the speaker is going on and the decode would be wasted. Each threshold tried is the length
+/// of a real pause up to and including such a frame, the moment speculation used to fire.
+#[test]
+fn no_speculation_on_the_frame_where_the_voice_comes_back() {
+    let dir = testdata("meeting-dev");
+    let samples = read_16k(&dir.join("tom.opus"), 10 * 60 * 1000).expect("decode");
+    let config = SegmenterConfig::default();
+    let frame_ms = FRAME as u64 * 1000 / 16_000;
+    let mut gate = VoiceGate::new(VadConfig::default());
+    let mut opening = Vec::new();
+    let mut thresholds = std::collections::BTreeSet::new();
+    let (mut silence, mut heard) = (0, false);
+    for f in samples.chunks_exact(FRAME) {
+        let d = gate.classify(f);
+        opening.push(d.opening);
+        if d.voiced {
+            (silence, heard) = (0, true);
+            continue;
+        }
+        silence += 1;
+        let ms = silence * frame_ms;
+        if d.opening && heard && (config.speculate_after_ms..config.end_silence_ms).contains(&ms) {
+            thresholds.insert(ms);
+        }
+        if ms >= config.end_silence_ms {
+            heard = false;
+        }
+    }
+    assert!(!thresholds.is_empty(), "no pause ends where the test looks");
+    let mut speculated = 0;
+    for &after in &thresholds {
+        let mut seg = Segmenter::new(config, VadConfig::default());
+        seg.set_speculate_after(Some(after));
+        for (i, f) in samples.chunks_exact(FRAME).enumerate() {
+            seg.push(&AudioChunk {
+                start: (i * FRAME) as u64,
+                samples: f.to_vec(),
+            });
+            while let Some(out) = seg.poll() {
+                if let SegmenterOutput::Speculative(u) = out {
+                    speculated += 1;
+                    assert!(
+                        !opening[i],
+                        "speculated after {after} ms on frame {i}, where the voice came back \
+                         (utterance from {} s)",
+                        u.start / 16_000
+                    );
+                }
+            }
+        }
+    }
+    assert!(speculated > 0, "no speculation at {thresholds:?} ms");
 }
 
 #[test]

@@ -228,6 +228,53 @@ fn a_speculative_decode_becomes_the_final_without_a_second_decode() {
 }
 
 #[test]
+fn a_speculative_decode_is_marked_when_its_speaker_goes_on_and_only_then() {
+    let mut h = Harness::new(speculating());
+    let mut speculative: Vec<DecodeRequest> = Vec::new();
+    h.run_meeting_dev(&mut |h| {
+        let asked = h
+            .requests
+            .iter()
+            .filter(|r| r.purpose == Purpose::Speculative);
+        speculative.extend(asked.cloned());
+        h.answer_all(&|r| Ok(fake_decode(r)));
+    });
+    let finals: Vec<(String, u64, u64)> = h
+        .segments
+        .iter()
+        .filter(|s| s.is_final)
+        .map(|s| (s.speaker.key.as_str().to_owned(), s.start_ms, s.end_ms))
+        .collect();
+    let mut went_on = 0;
+    for r in &speculative {
+        let key =
+            h.t.speaker(r.stream)
+                .expect("speaker")
+                .key
+                .as_str()
+                .to_owned();
+        let ended = finals.contains(&(key, r.utterance / 16, r.end / 16));
+        let marked = r
+            .went_on
+            .as_ref()
+            .expect("a speculative decode's flag")
+            .is_set();
+        assert_eq!(
+            marked,
+            !ended,
+            "speculation at {} ms: ended {ended}",
+            r.end / 16
+        );
+        went_on += usize::from(marked);
+    }
+    assert!(went_on > 0, "no speaker went on after a speculative decode");
+    assert!(
+        went_on < speculative.len(),
+        "no speculative decode paid off"
+    );
+}
+
+#[test]
 fn a_dropped_speculative_decode_is_asked_for_again_as_the_final() {
     let mut answered = Harness::new(speculating());
     answered.run_meeting_dev(&mut |h| h.answer_all(&|r| Ok(fake_decode(r))));
