@@ -359,7 +359,12 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
         let went_on = r.went_on.as_ref();
         // A speculative decode whose speaker went on before it started can only be shown as a
         // partial: it is decoded as one.
-        let as_partial = next.purpose == Purpose::Partial || went_on.is_some_and(WentOn::is_set);
+        let decoded_as = if went_on.is_some_and(WentOn::is_set) {
+            Purpose::Partial
+        } else {
+            next.purpose
+        };
+        let as_partial = decoded_as == Purpose::Partial;
         let alone = next.quality == Quality::Alone || as_partial;
         let spec = DecodeSpec {
             audio: if alone { r.own_audio() } else { &r.samples },
@@ -370,10 +375,8 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
                 Quality::Full if !as_partial => config.final_beam,
                 _ => 1,
             },
-            window: if as_partial {
-                config.partial_window
-            } else if alone {
-                config.alone_window
+            window: if alone {
+                config.own_window(decoded_as)
             } else {
                 config.final_window
             },
@@ -422,7 +425,7 @@ fn worker(mut decoder: Decoder, shared: &Shared) {
                 };
             }
         }
-        let purpose = if alone && !as_partial && next.purpose.is_final() {
+        let purpose = if alone && decoded_as.is_final() {
             Purpose::Alone
         } else {
             next.purpose
