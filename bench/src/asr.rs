@@ -11,7 +11,9 @@ use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
 use parley_bot::local_run::{LocalRun, Progress, run_replay};
 use parley_bot::pipeline::PipelineConfig;
 use parley_shared::EventBody;
-use parley_testkit::eval::{HypSegment, Reference, Score, partial_revisions, percentile, score};
+use parley_testkit::eval::{
+    HypSegment, Reference, Score, partial_revisions, percentile, score, speech_shown,
+};
 use parley_testkit::procstat;
 use std::path::PathBuf;
 
@@ -183,6 +185,17 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
             partial.len()
         );
         println!("  (audio time at end of the segment's speech -> event published)");
+        let shown = speech_shown(&reference, published_segments(run));
+        println!(
+            "  speech shown     p50 {:>8}  p95 {:>8}  ({} moments shown, {} never)",
+            fmt(&shown.waits, 50.0),
+            fmt(&shown.waits, 95.0),
+            shown.waits.len(),
+            shown.missed
+        );
+        println!(
+            "  (each 100 ms of the reference's speech -> the first partial or final that reaches it)"
+        );
         let revised = partial_revisions(run.segments());
         println!(
             "  partial words the final changed  {:.1}% of {}  (each partial's words but its last)",
@@ -204,18 +217,24 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Each segment with when it was published, in seconds on the meeting clock.
+fn published_segments(run: &LocalRun) -> impl Iterator<Item = (f64, &parley_shared::Segment)> {
+    run.events.iter().filter_map(|e| match &e.event.body {
+        EventBody::Segment(s) => Some((e.at.as_secs_f64(), s)),
+        _ => None,
+    })
+}
+
 /// Seconds from the end of each segment's speech (audio time) to its event (wall time, same
 /// zero), for partials and finals.
 fn latencies(run: &LocalRun) -> (Vec<f64>, Vec<f64>) {
     let (mut partial, mut fin) = (Vec::new(), Vec::new());
-    for e in &run.events {
-        if let EventBody::Segment(s) = &e.event.body {
-            let lag = e.at.as_secs_f64() - s.end_ms as f64 / 1000.0;
-            if s.is_final {
-                fin.push(lag)
-            } else {
-                partial.push(lag)
-            }
+    for (at, s) in published_segments(run) {
+        let lag = at - s.end_ms as f64 / 1000.0;
+        if s.is_final {
+            fin.push(lag)
+        } else {
+            partial.push(lag)
         }
     }
     (partial, fin)

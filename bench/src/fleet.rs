@@ -12,11 +12,11 @@ use parley_bot::asr::settings::AsrConfig;
 use parley_bot::cli::flags::{AsrFlags, hand_over};
 use parley_bot::config::BotConfig;
 use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
-use parley_bot::local_run::{LocalRun, Progress, run_replay};
+use parley_bot::local_run::{Progress, run_replay};
 use parley_bot::pipeline::PipelineConfig;
 use parley_orchestrator::fleet::launchers::process::bot_program;
-use parley_shared::{Event, EventBody};
-use parley_testkit::eval::{HypSegment, Reference, percentile, score};
+use parley_shared::{Event, EventBody, Segment};
+use parley_testkit::eval::{HypSegment, Reference, SpeechShown, percentile, score, speech_shown};
 use parley_testkit::procstat;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -53,6 +53,7 @@ struct Meeting {
     /// Seconds from the end of each final's speech to its event.
     finals: Vec<f64>,
     partials: Vec<f64>,
+    shown: SpeechShown,
     wer: f64,
     final_count: usize,
 }
@@ -145,6 +146,7 @@ pub async fn run(args: BenchFleetArgs) -> anyhow::Result<()> {
 struct Summary {
     finals: Vec<f64>,
     partials: Vec<f64>,
+    shown: SpeechShown,
     wer_mean: f64,
     wer_max: f64,
     lost: usize,
@@ -160,6 +162,14 @@ impl Summary {
             .iter()
             .flat_map(|m| m.partials.clone())
             .collect();
+        let shown = SpeechShown {
+            waits: run
+                .meetings
+                .iter()
+                .flat_map(|m| m.shown.waits.clone())
+                .collect(),
+            missed: run.meetings.iter().map(|m| m.shown.missed).sum(),
+        };
         let n = run.meetings.len().max(1) as f64;
         let wer_mean = run.meetings.iter().map(|m| m.wer).sum::<f64>() / n;
         let wer_max = run.meetings.iter().map(|m| m.wer).fold(0.0, f64::max);
@@ -177,6 +187,7 @@ impl Summary {
         Self {
             finals,
             partials,
+            shown,
             wer_mean,
             wer_max,
             lost,
@@ -203,6 +214,16 @@ impl Summary {
             self.partials.len()
         );
         println!("  (audio time at the end of the segment's speech -> event published)");
+        println!(
+            "speech shown     p50 {:>8}  p95 {:>8}  ({} moments shown, {} never)",
+            fmt(&self.shown.waits, 50.0),
+            fmt(&self.shown.waits, 95.0),
+            self.shown.waits.len(),
+            self.shown.missed
+        );
+        println!(
+            "  (each 100 ms of the reference's speech -> the first partial or final that reaches it)"
+        );
         println!(
             "WER              mean {:.1}%  worst {:.1}%  | finals lost: {}",
             self.wer_mean * 100.0,
@@ -242,39 +263,30 @@ impl Summary {
     }
 }
 
-/// Seconds from the end of each segment's speech (audio time) to its event (wall time, from the
-/// replay's start), for finals and partials.
-fn latencies(
-    events: impl Iterator<Item = (Duration, Event)>,
-) -> (Vec<f64>, Vec<f64>, Vec<HypSegment>) {
-    let (mut finals, mut partials, mut segments) = (Vec::new(), Vec::new(), Vec::new());
-    for (at, event) in events {
-        if let EventBody::Segment(s) = &event.body {
-            let lag = at.as_secs_f64() - s.end_ms as f64 / 1000.0;
-            if s.is_final {
-                finals.push(lag);
-                segments.push(HypSegment {
-                    speaker: s.speaker.key.to_string(),
-                    start_ms: s.start_ms,
-                    end_ms: s.end_ms,
-                    text: s.text.clone(),
-                });
-            } else {
-                partials.push(lag);
-            }
-        }
-    }
-    (finals, partials, segments)
-}
-
-fn measured(reference: &Reference, run: &LocalRun) -> Meeting {
-    let events = run.events.iter().map(|e| (e.at, e.event.clone()));
-    let (finals, partials, segments) = latencies(events);
+/// One meeting's events (each with when it was published, from the replay's start) against
+/// its reference.
+fn measured(reference: &Reference, events: impl Iterator<Item = (Duration, Event)>) -> Meeting {
+    let published: Vec<(f64, Segment)> = events
+        .filter_map(|(at, event)| match event.body {
+            EventBody::Segment(s) => Some((at.as_secs_f64(), s)),
+            _ => None,
+        })
+        .collect();
+    // Seconds from the end of the segment's speech (audio time) to its event.
+    let lags = |finals: bool| -> Vec<f64> {
+        published
+            .iter()
+            .filter(|(_, s)| s.is_final == finals)
+            .map(|(at, s)| at - s.end_ms as f64 / 1000.0)
+            .collect()
+    };
+    let segments = HypSegment::finals(published.iter().map(|(_, s)| s));
     Meeting {
         final_count: segments.len(),
         wer: score(reference, &segments).overall.rate(),
-        finals,
-        partials,
+        finals: lags(true),
+        partials: lags(false),
+        shown: speech_shown(reference, published.iter().map(|(at, s)| (*at, s))),
     }
 }
 
@@ -319,7 +331,10 @@ async fn in_one_process(
     let cpu_s = procstat::cpu_seconds().unwrap_or(0.0) - cpu0;
     let mut meetings = Vec::new();
     for run in runs {
-        meetings.push(measured(reference, &run?));
+        meetings.push(measured(
+            reference,
+            run?.events.into_iter().map(|e| (e.at, e.event)),
+        ));
     }
     Ok(Run {
         meetings,
@@ -403,13 +418,7 @@ async fn in_processes(
         let status = c.process.wait().await?;
         anyhow::ensure!(status.success(), "parley-bot join exited with {status}");
         c.poll()?;
-        let (finals, partials, segments) = latencies(c.events.drain(..));
-        meetings.push(Meeting {
-            final_count: segments.len(),
-            wer: score(reference, &segments).overall.rate(),
-            finals,
-            partials,
-        });
+        meetings.push(measured(reference, c.events.drain(..)));
     }
     Ok(Run {
         meetings,

@@ -137,6 +137,53 @@ pub fn partial_revisions<'a>(segments: impl IntoIterator<Item = &'a Segment>) ->
     total
 }
 
+/// How long the reference's speech waited to be shown (see [`speech_shown`]).
+#[derive(Debug, Clone, Default)]
+pub struct SpeechShown {
+    /// Seconds each moment waited.
+    pub waits: Vec<f64>,
+    /// Moments no segment reached: the voice gate's edges, speech never transcribed.
+    pub missed: usize,
+}
+
+/// For each 100 ms of every reference utterance, the seconds from that moment to the first
+/// segment of its speaker, partial or final, whose audio reaches it (`published`: seconds on
+/// the meeting clock). Unlike a segment's latency, which counts from the end of the audio it
+/// covers, this also counts how long speech waited for the next partial to be asked for.
+pub fn speech_shown<'a>(
+    reference: &Reference,
+    published: impl IntoIterator<Item = (f64, &'a Segment)>,
+) -> SpeechShown {
+    let mut by_speaker: BTreeMap<&str, Vec<(f64, &Segment)>> = BTreeMap::new();
+    for (at, s) in published {
+        by_speaker
+            .entry(s.speaker.key.as_str())
+            .or_default()
+            .push((at, s));
+    }
+    let mut shown = SpeechShown::default();
+    for u in &reference.utterances {
+        let segments = by_speaker
+            .get(u.speaker.as_str())
+            .map_or(&[][..], Vec::as_slice);
+        for moment_ms in (u.start_ms + WAIT_STEP_MS / 2..u.end_ms).step_by(WAIT_STEP_MS as usize) {
+            let first = segments
+                .iter()
+                .filter(|(_, s)| (s.start_ms..=s.end_ms).contains(&moment_ms))
+                .map(|(at, _)| *at)
+                .min_by(f64::total_cmp);
+            match first {
+                Some(at) => shown.waits.push(at - moment_ms as f64 / 1000.0),
+                None => shown.missed += 1,
+            }
+        }
+    }
+    shown
+}
+
+/// The reference's speech is sampled every this many ms for [`speech_shown`].
+const WAIT_STEP_MS: u64 = 100;
+
 #[derive(Debug, Clone, Default)]
 pub struct Score {
     pub per_speaker: BTreeMap<String, WordErrors>,
@@ -340,6 +387,47 @@ mod tests {
                 words: 4
             }
         );
+    }
+
+    #[test]
+    fn speech_waits_for_the_first_segment_that_reaches_it() {
+        let meeting = parley_shared::MeetingId::new_random();
+        let speaker = |key: &str| parley_shared::Speaker {
+            key: parley_shared::SpeakerKey::parse(key).expect("key"),
+            name: key.to_uppercase(),
+        };
+        let seg = |key: &str, start_ms: u64, end_ms: u64, is_final| Segment {
+            segment_id: parley_shared::SegmentId::derive(meeting, &speaker(key).key, start_ms),
+            speaker: speaker(key),
+            start_ms,
+            end_ms,
+            text: "words".into(),
+            is_final,
+        };
+        let reference = Reference {
+            meeting: String::new(),
+            duration_ms: 10_000,
+            speakers: Vec::new(),
+            utterances: vec![RefUtterance {
+                speaker: "a".into(),
+                start_ms: 1000,
+                end_ms: 1400,
+                text: "one two".into(),
+            }],
+        };
+        let partial = seg("a", 1000, 1200, false);
+        let fin = seg("a", 1000, 1300, true);
+        // Another speaker's segment over the same moments shows none of A's speech.
+        let other = seg("b", 0, 2000, true);
+        let shown = speech_shown(&reference, [(1.25, &other), (1.5, &partial), (2.0, &fin)]);
+        // 1050 and 1150 ms by the partial, 1250 by the final; 1350 ms no segment reaches.
+        let rounded: Vec<i64> = shown
+            .waits
+            .iter()
+            .map(|w| (w * 1000.0).round() as i64)
+            .collect();
+        assert_eq!(rounded, vec![450, 350, 750]);
+        assert_eq!(shown.missed, 1);
     }
 
     #[test]
