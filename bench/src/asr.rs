@@ -10,7 +10,7 @@ use parley_bot::cli::flags::AsrFlags;
 use parley_bot::connector::replay::{Pace, ReplayConnector, ReplayTrack};
 use parley_bot::local_run::{LocalRun, Progress, run_replay};
 use parley_bot::pipeline::PipelineConfig;
-use parley_shared::EventBody;
+use parley_shared::Segment;
 use parley_testkit::eval::{
     HypSegment, Reference, Score, partial_revisions, percentile, score, speech_shown,
 };
@@ -167,7 +167,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     );
     println!(" CPU s/audio s: process CPU seconds per second of audio per speaker track)");
     if let Some(run) = &streaming {
-        let (partial, fin) = latencies(run);
+        let (partial, fin) = latencies(run.published());
         let fmt =
             |v: &[f64], p: f64| percentile(v, p).map_or("-".to_owned(), |x| format!("{x:.2} s"));
         println!();
@@ -185,7 +185,7 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
             partial.len()
         );
         println!("  (audio time at end of the segment's speech -> event published)");
-        let shown = speech_shown(&reference, published_segments(run));
+        let shown = speech_shown(&reference, run.published());
         println!(
             "  speech shown     p50 {:>8}  p95 {:>8}  ({} moments shown, {} never)",
             fmt(&shown.waits, 50.0),
@@ -217,19 +217,13 @@ pub async fn run(args: BenchAsrArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each segment with when it was published, in seconds on the meeting clock.
-fn published_segments(run: &LocalRun) -> impl Iterator<Item = (f64, &parley_shared::Segment)> {
-    run.events.iter().filter_map(|e| match &e.event.body {
-        EventBody::Segment(s) => Some((e.at.as_secs_f64(), s)),
-        _ => None,
-    })
-}
-
-/// Seconds from the end of each segment's speech (audio time) to its event (wall time, same
-/// zero), for partials and finals.
-fn latencies(run: &LocalRun) -> (Vec<f64>, Vec<f64>) {
+/// Seconds from the end of each segment's speech (audio time) to its publication (seconds on
+/// the same clock), for partials and finals.
+pub(crate) fn latencies<'a>(
+    published: impl IntoIterator<Item = (f64, &'a Segment)>,
+) -> (Vec<f64>, Vec<f64>) {
     let (mut partial, mut fin) = (Vec::new(), Vec::new());
-    for (at, s) in published_segments(run) {
+    for (at, s) in published {
         let lag = at - s.end_ms as f64 / 1000.0;
         if s.is_final {
             fin.push(lag)

@@ -5,7 +5,7 @@
 //! the same tracks (finals only) is the CPU reference and says how many finals each meeting
 //! must end with.
 
-use crate::asr::{print_decodes, settings_line, unpaced_pass};
+use crate::asr::{latencies, print_decodes, settings_line, unpaced_pass};
 use clap::Args;
 use parley_bot::asr::pool::{AsrPool, PoolStats};
 use parley_bot::asr::settings::AsrConfig;
@@ -272,20 +272,13 @@ fn measured(reference: &Reference, events: impl Iterator<Item = (Duration, Event
             _ => None,
         })
         .collect();
-    // Seconds from the end of the segment's speech (audio time) to its event.
-    let lags = |finals: bool| -> Vec<f64> {
-        published
-            .iter()
-            .filter(|(_, s)| s.is_final == finals)
-            .map(|(at, s)| at - s.end_ms as f64 / 1000.0)
-            .collect()
-    };
+    let (partials, finals) = latencies(published.iter().map(|(at, s)| (*at, s)));
     let segments = HypSegment::finals(published.iter().map(|(_, s)| s));
     Meeting {
         final_count: segments.len(),
         wer: score(reference, &segments).overall.rate(),
-        finals: lags(true),
-        partials: lags(false),
+        finals,
+        partials,
         shown: speech_shown(reference, published.iter().map(|(at, s)| (*at, s))),
     }
 }

@@ -31,8 +31,13 @@ pub struct LocalRun {
 impl LocalRun {
     /// The segments, partial and final, in the order they were published.
     pub fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.published().map(|(_, s)| s)
+    }
+
+    /// The segments with when each was published, in seconds on the meeting clock.
+    pub fn published(&self) -> impl Iterator<Item = (f64, &Segment)> {
         self.events.iter().filter_map(|e| match &e.event.body {
-            EventBody::Segment(s) => Some(s),
+            EventBody::Segment(s) => Some((e.at.as_secs_f64(), s)),
             _ => None,
         })
     }

@@ -142,7 +142,7 @@ pub fn partial_revisions<'a>(segments: impl IntoIterator<Item = &'a Segment>) ->
 pub struct SpeechShown {
     /// Seconds each moment waited.
     pub waits: Vec<f64>,
-    /// Moments no segment reached: the voice gate's edges, speech never transcribed.
+    /// Moments no segment of their speaker reached.
     pub missed: usize,
 }
 
