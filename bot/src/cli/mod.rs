@@ -62,6 +62,11 @@ struct WorkerArgs {
     /// Meetings served at once (by default two per CPU core).
     #[arg(long, env = "PARLEY_MAX_MEETINGS", default_value_t = default_max_meetings())]
     max_meetings: usize,
+    /// Leave as on SIGTERM (handing the meetings over) once process PID is no longer this
+    /// worker's parent. `parley serve --launcher process` sets it, so its workers never outlive
+    /// it, even when it is killed.
+    #[arg(long, env = "PARLEY_PARENT_PID", value_name = "PID")]
+    parent_pid: Option<u32>,
     #[command(flatten)]
     bot: BotFlags,
 }
@@ -103,6 +108,25 @@ fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// Resolves once `parent` is no longer this process's parent (it exited and this process was
+/// handed to another); never without a parent to watch. The parent is asked rather than told:
+/// a parent killed outright tells nobody.
+fn orphaned(parent: Option<u32>) -> impl Future<Output = ()> + Send + 'static {
+    /// How long a worker may outlive its parent.
+    const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+    async move {
+        let Some(parent) = parent else {
+            return std::future::pending().await;
+        };
+        loop {
+            if std::os::unix::process::parent_id() != parent {
+                return;
+            }
+            tokio::time::sleep(EVERY).await;
+        }
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Join(args) => join(args).await,
@@ -112,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let signal = shutdown_signal();
+    let orphaned = orphaned(args.parent_pid);
     let queue = RedisQueue::connect(&args.redis_url, &args.assignments_stream)
         .await
         .context("cannot connect to Redis")?;
@@ -141,7 +166,10 @@ async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let (_retire_tx, retire) = watch::channel(false);
     let (shutdown_tx, shutdown) = watch::channel(false);
     tokio::spawn(async move {
-        signal.await;
+        tokio::select! {
+            () = signal => {}
+            () = orphaned => eprintln!("parley-bot: the process that started this worker is gone; leaving"),
+        }
         let _ = shutdown_tx.send(true);
     });
     Worker::new(AnyQueue::Redis(queue), asr, bus, config)

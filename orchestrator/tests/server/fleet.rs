@@ -348,6 +348,93 @@ async fn a_bot_worker_killed_mid_meeting_is_replaced_and_the_transcript_stays_wh
     );
     assert!(after_gap >= 3, "the test must leave speech after the gap");
     assert!(recall >= 0.8, "recall {:.1} %", recall * 100.0);
+    app.stop().await;
+}
+
+/// A `parley serve --launcher process` child with a warm pool of one worker, its stderr (and
+/// its workers', which they inherit) read line by line; the channel closes when every process
+/// holding that stderr has exited.
+struct ServeWithWorkers {
+    serve: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl ServeWithWorkers {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("dir");
+        let stream = unique_stream();
+        let port = parley_testkit::servers::free_port().expect("port");
+        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
+            .args(["serve", "--launcher", "process", "--fleet-min-idle", "1"])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("--bot-program")
+            .arg(bot_program())
+            .args(["--redis-url", &crate::helpers::redis_url()])
+            .args(["--events-stream", &stream])
+            .args(["--assignments-stream", &format!("{stream}:assignments")])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start parley serve");
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        let stderr = serve.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if lines_tx.send(line).is_err() {
+                    // Keep draining, so the server and its bots never block on a full pipe.
+                    continue;
+                }
+            }
+        });
+        Self {
+            serve,
+            lines,
+            _dir: dir,
+        }
+    }
+
+    /// The first line of stderr that `wanted` accepts within `within`, else every line seen.
+    fn line(&self, within: Duration, wanted: impl Fn(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + within;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return Ok(line),
+                Ok(line) => seen.push(line),
+                Err(_) => return Err(seen.join("\n")),
+            }
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(self.serve.id()).expect("pid")),
+            signal,
+        )
+        .expect("signal the server");
+    }
+}
+
+/// A test that fails midway leaves no server behind (its workers then leave by themselves).
+impl Drop for ServeWithWorkers {
+    fn drop(&mut self) {
+        if let Ok(None) = self.serve.try_wait() {
+            let _ = self.serve.kill();
+            let _ = self.serve.wait();
+        }
+    }
 }
 
 /// `parley serve --launcher process` hands its bots its own settings: flags given to the server,
@@ -355,74 +442,36 @@ async fn a_bot_worker_killed_mid_meeting_is_replaced_and_the_transcript_stays_wh
 /// connector secrets, which the bot's report of its settings does not print.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_given_to_the_server_reach_the_bots_it_starts() {
-    use std::io::BufRead;
-    let dir = tempfile::tempdir().expect("dir");
-    let stream = unique_stream();
-    let port = parley_testkit::servers::free_port().expect("port");
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
-        .args(["serve", "--launcher", "process", "--fleet-min-idle", "1"])
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .arg("--bot-program")
-        .arg(bot_program())
-        .args(["--redis-url", &crate::helpers::redis_url()])
-        .args(["--events-stream", &stream])
-        .args(["--assignments-stream", &format!("{stream}:assignments")])
-        .args([
+    let mut server = ServeWithWorkers::start(
+        &[
             "--beam",
             "3",
             "--workers",
             "1",
             "--alone-timeout-secs",
             "17",
-        ])
-        .args(["--record-to", "off", "--livekit-api-key", "lk-key"])
-        .args(["--livekit-api-secret", "lk-secret-value"])
+            "--record-to",
+            "off",
+            "--livekit-api-key",
+            "lk-key",
+            "--livekit-api-secret",
+            "lk-secret-value",
+        ],
         // The server's own environment says otherwise; its flags win, and the bots must not
         // read these variables behind the server's back.
-        .env("PARLEY_ASR_WORKERS", "3")
-        .env("PARLEY_ALONE_TIMEOUT_SECS", "99")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start parley serve");
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    let stderr = serve.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if lines_tx.send(line).is_err() {
-                // Keep draining, so the server and its bots never block on a full pipe.
-                continue;
-            }
-        }
+        &[
+            ("PARLEY_ASR_WORKERS", "3"),
+            ("PARLEY_ALONE_TIMEOUT_SECS", "99"),
+        ],
+    );
+    let report = server.line(Duration::from_secs(60), |line| {
+        line.contains("parley-bot: worker") && line.contains("starting with")
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut seen = Vec::new();
-    let report = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) if line.contains("parley-bot: worker") && line.contains("starting with") => {
-                break Ok(line);
-            }
-            Ok(line) => seen.push(line),
-            Err(_) => break Err(seen.join("\n")),
-        }
-    };
     // SIGTERM (before any assertion, so no worker outlives the test): the server stops its
     // workers before it exits.
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(serve.id()).expect("pid")),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("signal the server");
+    server.signal(nix::sys::signal::Signal::SIGTERM);
     let exited = eventually(Duration::from_secs(60), "the server exits", || {
-        let status = serve.try_wait().expect("wait");
+        let status = server.serve.try_wait().expect("wait");
         async move { status }
     })
     .await;
@@ -444,4 +493,37 @@ async fn settings_given_to_the_server_reach_the_bots_it_starts() {
         !report.contains("lk-secret-value"),
         "a secret was printed: {report}"
     );
+}
+
+/// A server killed outright stops no worker itself: each notices its parent is gone and leaves
+/// as on SIGTERM, instead of serving meetings nobody sizes or logging into the void.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workers_of_a_killed_server_leave_by_themselves() {
+    let mut server = ServeWithWorkers::start(&[], &[]);
+    let ready = server.line(Duration::from_secs(120), |line| {
+        line.contains("parley-bot: worker") && line.contains("ready with model")
+    });
+    server.signal(nix::sys::signal::Signal::SIGKILL);
+    server.serve.wait().expect("wait for the server");
+    if let Err(said) = ready {
+        panic!("no bot worker got ready; the server said:\n{said}");
+    }
+    // The workers hold the server's stderr: it closes when the last of them has exited.
+    let left = server.line(Duration::from_secs(30), |line| {
+        line.contains("the process that started this worker is gone")
+    });
+    assert!(left.is_ok(), "no worker noticed: {left:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match server
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(_) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                panic!("a bot worker of the killed server still runs 30 s after leaving")
+            }
+        }
+    }
 }

@@ -31,6 +31,8 @@ pub struct ProcessLauncher {
 struct Workers {
     next: u64,
     running: Vec<Running>,
+    /// Set by `shutdown`: no worker is started after it took the running ones.
+    stopped: bool,
 }
 
 #[derive(Debug)]
@@ -74,6 +76,9 @@ impl ProcessLauncher {
             ),
             ("PARLEY_EVENTS_STREAM", events_stream.to_owned()),
             ("PARLEY_MAX_MEETINGS", fleet.meetings_per_worker.to_string()),
+            // Workers leave when this process is gone, however it ended: one killed outright
+            // never gets to stop them, and they must not serve meetings nobody sizes.
+            ("PARLEY_PARENT_PID", std::process::id().to_string()),
         ];
         Self {
             program,
@@ -86,6 +91,9 @@ impl ProcessLauncher {
 
     pub async fn scale(&self, desired: usize, bots: &[BotInfo]) -> anyhow::Result<()> {
         let mut w = self.workers.lock().await;
+        if w.stopped {
+            return Ok(());
+        }
         self.reap(&mut w).await;
         let current = w.running.iter().filter(|r| !r.stopping).count();
         if current < desired {
@@ -146,7 +154,11 @@ impl ProcessLauncher {
 
     /// Asks every worker to hand its meeting over and exit; kills those that do not in time.
     pub async fn shutdown(&self) {
-        let running = std::mem::take(&mut self.workers.lock().await.running);
+        let running = {
+            let mut w = self.workers.lock().await;
+            w.stopped = true;
+            std::mem::take(&mut w.running)
+        };
         for r in &running {
             terminate(&r.child);
         }
