@@ -39,7 +39,7 @@ impl Default for SegmenterConfig {
             preroll_ms: 200,
             end_silence_ms: 700,
             min_voiced_ms: 160,
-            partial_every_ms: 2000,
+            partial_every_ms: 2500,
             soft_max_ms: 12_000,
             split_silence_ms: 160,
             max_ms: 20_000,
@@ -353,7 +353,8 @@ fn partial_gap(partial_at: usize, cfg: &SegmenterConfig) -> usize {
     (ms_to_samples(cfg.partial_every_ms) as usize).max(partial_at / PARTIAL_GROWTH_DIVISOR)
 }
 
-/// Partials are at least half the utterance shown so far apart: 2, 4, 6, 9, 13.5 s into a turn.
+/// Partials are at least half the utterance shown so far apart: by default 2.5, 5, 7.5, 11.25 s
+/// into a turn.
 const PARTIAL_GROWTH_DIVISOR: usize = 2;
 
 /// How many of the utterance's samples its final decodes: up to the tail after the voice.

@@ -47,7 +47,7 @@ pub struct AsrFlags {
     pub end_silence_ms: Option<u64>,
     /// Live: a partial hypothesis after every this many ms of new speech, and in a long
     /// utterance after at least half its length so far (0 = none)
-    /// [default: 2000].
+    /// [default: 2500].
     #[arg(long)]
     pub partial_every_ms: Option<u64>,
     /// Live: after this many ms of silence the utterance is decoded as final in case the pause

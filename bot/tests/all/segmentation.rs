@@ -138,6 +138,7 @@ fn the_partials_of_a_long_turn_thin_out_as_it_grows() {
         soft_max_ms: 30_000,
         max_ms: 30_000,
         speculate_after_ms: 0,
+        partial_every_ms: 2_000,
         ..SegmenterConfig::default()
     };
     let mut seg = Segmenter::new(config, VadConfig::default());
